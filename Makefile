@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make run   - the CTG chatbot on the embedded offline default (sample data, local spool, no API keys)
+#   make test  - the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test bench flush clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ctg-app run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_tracking.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
