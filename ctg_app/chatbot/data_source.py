@@ -1,0 +1,145 @@
+"""Where the CTG data lives: the local sample SQLite database (default) or a Databricks SQL warehouse.
+
+A :class:`DataSource` runs read-only SQL and returns a DataFrame; ``dialect`` is the sqlglot dialect its SQL is written
+in and ``display_dialect`` the name Vanna puts into LLM prompts. :func:`make_data_source` picks one from the settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from ctg_app.chatbot.sample_data import ensure_sample_db
+from ctg_app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class DataSourceConfigError(ValueError):
+    """The data source settings cannot be used (message is safe to show to users)."""
+
+
+class DataSource(Protocol):
+    """Runs SQL against the CTG tables."""
+
+    dialect: str
+    display_dialect: str
+
+    def run_sql(self, sql: str) -> pd.DataFrame:
+        """Execute one statement and return its rows."""
+        ...
+
+    def describe(self) -> str:
+        """A short human description (no secrets)."""
+        ...
+
+
+def _date_part(fmt: str):
+    def fn(value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            day = dt.date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return None
+        return fmt_map[fmt](day)
+
+    fmt_map = {
+        "year": lambda d: d.year,
+        "month": lambda d: d.month,
+        "day": lambda d: d.day,
+        "quarter": lambda d: (d.month - 1) // 3 + 1,
+    }
+    return fn
+
+
+class SampleSQLiteSource:
+    """The embedded sample database, opened read-only; adds YEAR/MONTH/DAY/QUARTER functions SQLite lacks."""
+
+    dialect = "sqlite"
+    display_dialect = "SQLite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def _connect(self) -> sqlite3.Connection:
+        ensure_sample_db(self.path)
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        for name in ("year", "month", "day", "quarter"):
+            conn.create_function(name.upper(), 1, _date_part(name), deterministic=True)
+        return conn
+
+    def run_sql(self, sql: str) -> pd.DataFrame:
+        """Execute ``sql`` on a fresh read-only connection."""
+        conn = self._connect()
+        try:
+            return pd.read_sql_query(sql, conn)
+        finally:
+            conn.close()
+
+    def describe(self) -> str:
+        """Where the sample database is."""
+        return f"sample SQLite database at {self.path}"
+
+
+def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: str = "databricks") -> str:
+    """Prefix unqualified table names (not CTE names) with ``catalog.schema``."""
+    if not schema:
+        return sql
+    tree = sqlglot.parse_one(sql, read=dialect)
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not table.args.get("db") and table.name not in ctes:
+            table.set("db", exp.to_identifier(schema))
+            if catalog:
+                table.set("catalog", exp.to_identifier(catalog))
+    return tree.sql(dialect=dialect)
+
+
+class DatabricksSource:
+    """A Databricks SQL warehouse reached through ``ctg_app.tracking.db_connection.connect``."""
+
+    dialect = "databricks"
+    display_dialect = "Databricks SQL"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.data_schema or settings.data_schema.count(".") != 1:
+            raise DataSourceConfigError(
+                "CTG_DATA_SOURCE=databricks needs CTG_DATA_SCHEMA set to 'catalog.schema' (where the CTG tables live)."
+            )
+        self.settings = settings
+        self.catalog, self.schema = settings.data_schema.split(".")
+
+    def run_sql(self, sql: str) -> pd.DataFrame:
+        """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA."""
+        from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
+
+        statement = qualify_tables(sql, self.catalog, self.schema)
+        with connect(self.settings, catalog=self.catalog, schema=self.schema) as conn:
+            with conn.cursor() as cursor:
+                cursor.execute(statement)
+                rows = cursor.fetchall()
+                columns = [d[0] for d in (cursor.description or [])]
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+    def describe(self) -> str:
+        """The schema the tables are read from."""
+        return f"Databricks SQL warehouse, schema {self.catalog}.{self.schema}"
+
+
+def make_data_source(settings: Settings | None = None) -> DataSource:
+    """The data source the settings ask for (``CTG_DATA_SOURCE``: sample | databricks)."""
+    settings = settings or get_settings()
+    kind = (settings.data_source or "sample").strip().lower()
+    if kind in ("sample", "local", "sqlite"):
+        return SampleSQLiteSource(settings.sample_db_path)
+    if kind == "databricks":
+        return DatabricksSource(settings)
+    raise DataSourceConfigError(f"Unknown CTG_DATA_SOURCE {settings.data_source!r}: use 'sample' or 'databricks'.")
