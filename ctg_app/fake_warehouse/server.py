@@ -1,0 +1,463 @@
+"""Thrift-over-HTTP front end of the fake warehouse, built on the connector's own generated TCLIService classes.
+
+One HTTP POST carries one Thrift call (``TBinaryProtocol``). Statements run synchronously inside
+``ExecuteStatement``; the reply carries ``directResults`` (status, metadata and the first page of rows), further
+pages are served by ``FetchResults``. Rows are sent as ``COLUMN_BASED_SET`` (TColumn + nulls bitmap).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import decimal
+import json
+import logging
+import socket
+import struct
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from databricks.sql.thrift_api.TCLIService import TCLIService, ttypes
+from thrift.protocol.TBinaryProtocol import TBinaryProtocolAccelerated
+from thrift.transport import TTransport
+
+from .engine import Engine, Param, Result, SqlError
+from .faults import Fault, FaultPlan
+
+logger = logging.getLogger(__name__)
+
+_OK = ttypes.TStatus(statusCode=ttypes.TStatusCode.SUCCESS_STATUS)
+_T = ttypes.TTypeId
+
+# DuckDB type name -> (Thrift type id, TColumn field)
+_SIMPLE_TYPES: dict[str, tuple[int, str]] = {
+    "BOOLEAN": (_T.BOOLEAN_TYPE, "boolVal"),
+    "TINYINT": (_T.TINYINT_TYPE, "byteVal"),
+    "SMALLINT": (_T.SMALLINT_TYPE, "i16Val"),
+    "UTINYINT": (_T.SMALLINT_TYPE, "i16Val"),
+    "INTEGER": (_T.INT_TYPE, "i32Val"),
+    "USMALLINT": (_T.INT_TYPE, "i32Val"),
+    "BIGINT": (_T.BIGINT_TYPE, "i64Val"),
+    "UINTEGER": (_T.BIGINT_TYPE, "i64Val"),
+    "UBIGINT": (_T.BIGINT_TYPE, "i64Val"),
+    "FLOAT": (_T.FLOAT_TYPE, "doubleVal"),
+    "DOUBLE": (_T.DOUBLE_TYPE, "doubleVal"),
+    "DATE": (_T.DATE_TYPE, "stringVal"),
+    "TIMESTAMP": (_T.TIMESTAMP_TYPE, "stringVal"),
+    "TIMESTAMP_NS": (_T.TIMESTAMP_TYPE, "stringVal"),
+    "TIMESTAMP_MS": (_T.TIMESTAMP_TYPE, "stringVal"),
+    "TIMESTAMP_S": (_T.TIMESTAMP_TYPE, "stringVal"),
+    "TIMESTAMP WITH TIME ZONE": (_T.TIMESTAMP_TYPE, "stringVal"),
+    "BLOB": (_T.BINARY_TYPE, "binaryVal"),
+    "INTERVAL": (_T.INTERVAL_DAY_TIME_TYPE, "stringVal"),
+}
+_COLUMN_CLASSES = {
+    "boolVal": (ttypes.TBoolColumn, False), "byteVal": (ttypes.TByteColumn, 0), "i16Val": (ttypes.TI16Column, 0),
+    "i32Val": (ttypes.TI32Column, 0), "i64Val": (ttypes.TI64Column, 0), "doubleVal": (ttypes.TDoubleColumn, 0.0),
+    "stringVal": (ttypes.TStringColumn, ""), "binaryVal": (ttypes.TBinaryColumn, b""),
+}
+
+
+def _thrift_type(duck_type: str) -> tuple[int, str]:
+    t = duck_type.upper()
+    if t in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[t]
+    if t.startswith("DECIMAL"):
+        return _T.DECIMAL_TYPE, "stringVal"
+    if t.endswith("]"):
+        return _T.ARRAY_TYPE, "stringVal"
+    if t.startswith("STRUCT"):
+        return _T.STRUCT_TYPE, "stringVal"
+    if t.startswith("MAP"):
+        return _T.MAP_TYPE, "stringVal"
+    return _T.STRING_TYPE, "stringVal"
+
+
+def _schema(result: Result) -> ttypes.TTableSchema:
+    cols = []
+    for i, (name, duck_type) in enumerate(zip(result.table.column_names, result.duck_types)):
+        type_id, _ = _thrift_type(duck_type)
+        qualifiers = None
+        if type_id == _T.DECIMAL_TYPE:
+            m = re.search(r"\((\d+)\s*,\s*(\d+)\)", duck_type)
+            p, s = (int(m.group(1)), int(m.group(2))) if m else (38, 18)
+            qualifiers = ttypes.TTypeQualifiers(qualifiers={
+                "precision": ttypes.TTypeQualifierValue(i32Value=p), "scale": ttypes.TTypeQualifierValue(i32Value=s)})
+        entry = ttypes.TTypeEntry(primitiveEntry=ttypes.TPrimitiveTypeEntry(type=type_id, typeQualifiers=qualifiers))
+        cols.append(ttypes.TColumnDesc(columnName=name, typeDesc=ttypes.TTypeDesc(types=[entry]), position=i + 1))
+    return ttypes.TTableSchema(columns=cols)
+
+
+def _format(value: Any, type_id: int) -> Any:
+    if type_id == _T.TIMESTAMP_TYPE:
+        if isinstance(value, _dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(sep=" ") if isinstance(value, (_dt.datetime, _dt.date)) else str(value)
+    if type_id == _T.DATE_TYPE:
+        return value.isoformat() if isinstance(value, _dt.date) else str(value)
+    if type_id in (_T.ARRAY_TYPE, _T.STRUCT_TYPE, _T.MAP_TYPE):
+        return json.dumps(value, default=str)
+    if isinstance(value, (decimal.Decimal, _dt.timedelta, uuid.UUID)):
+        return str(value)
+    return value
+
+
+def _columns(result: Result, start: int, stop: int) -> list[ttypes.TColumn]:
+    """Encode rows ``start:stop`` of a result as Thrift TColumns with null bitmaps."""
+    out = []
+    table = result.table.slice(start, stop - start)
+    for col, duck_type in zip(table.columns, result.duck_types):
+        type_id, fld = _thrift_type(duck_type)
+        cls, default = _COLUMN_CLASSES[fld]
+        is_null = col.is_null().to_numpy(zero_copy_only=False)
+        nulls = np.packbits(is_null, bitorder="little").tobytes()
+        values = col.to_pylist()
+        if fld == "stringVal":
+            values = [default if v is None else (v if isinstance(v, str) and type_id == _T.STRING_TYPE else _format(v, type_id)) for v in values]
+        else:
+            values = [default if v is None else v for v in values]
+            if fld == "doubleVal":
+                values = [float(v) for v in values]
+        out.append(ttypes.TColumn(**{fld: cls(values=values, nulls=nulls)}))
+    return out
+
+
+def _guid() -> ttypes.THandleIdentifier:
+    return ttypes.THandleIdentifier(guid=uuid.uuid4().bytes, secret=uuid.uuid4().bytes)
+
+
+@dataclass
+class _Session:
+    cursor: duckdb.DuckDBPyConnection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Operation:
+    result: Result
+    offset: int = 0
+
+
+class ThriftHandler(TCLIService.Iface):
+    """Implements the TCLIService calls the connector makes, against an :class:`Engine`."""
+
+    def __init__(self, engine: Engine, page_rows: int, on_statement: Callable[[str], None]) -> None:
+        self.engine = engine
+        self.page_rows = page_rows
+        self.on_statement = on_statement
+        self.sessions: dict[bytes, _Session] = {}
+        self.operations: dict[bytes, _Operation] = {}
+        self._lock = threading.Lock()
+        self.local = threading.local()
+
+    # ---- sessions ----
+    def OpenSession(self, req: ttypes.TOpenSessionReq) -> ttypes.TOpenSessionResp:
+        handle = _guid()
+        cur = self.engine.cursor()
+        ns = req.initialNamespace
+        if ns and (ns.catalogName or ns.schemaName):
+            self.engine.use(cur, ns.catalogName, ns.schemaName)
+        with self._lock:
+            self.sessions[handle.guid] = _Session(cur)
+        return ttypes.TOpenSessionResp(
+            status=_OK,
+            serverProtocolVersion=ttypes.TProtocolVersion.SPARK_CLI_SERVICE_PROTOCOL_V8,
+            sessionHandle=ttypes.TSessionHandle(sessionId=handle),
+            configuration={},
+            initialNamespace=ns,
+            canUseMultipleCatalogs=True,
+        )
+
+    def CloseSession(self, req: ttypes.TCloseSessionReq) -> ttypes.TCloseSessionResp:
+        with self._lock:
+            sess = self.sessions.pop(req.sessionHandle.sessionId.guid, None)
+        if sess:
+            with sess.lock:
+                sess.cursor.close()
+        return ttypes.TCloseSessionResp(status=_OK)
+
+    # ---- statements ----
+    def ExecuteStatement(self, req: ttypes.TExecuteStatementReq) -> ttypes.TExecuteStatementResp:
+        handle = _guid()
+        op_handle = ttypes.TOperationHandle(operationId=handle, operationType=ttypes.TOperationType.EXECUTE_STATEMENT,
+                                            hasResultSet=True)
+        fault: Optional[Fault] = getattr(self.local, "fault", None)
+        try:
+            if fault is not None and fault.conflict:
+                raise SqlError(
+                    "ConcurrentAppendException: Files were added to the root of the table by a concurrent update. "
+                    "Please try the operation again.", "2D521", "DELTA_CONCURRENT_APPEND")
+            sess = self.sessions.get(req.sessionHandle.sessionId.guid)
+            if sess is None:
+                return ttypes.TExecuteStatementResp(status=ttypes.TStatus(
+                    statusCode=ttypes.TStatusCode.INVALID_HANDLE_STATUS, errorMessage="Invalid SessionHandle"))
+            params = [
+                Param(p.name, p.type or "STRING", p.value.stringValue if p.value else None, p.arguments)
+                for p in (req.parameters or [])
+            ]
+            with sess.lock:
+                self.on_statement(req.statement)
+                result = self.engine.execute(req.statement, params, sess.cursor)
+        except SqlError as e:
+            logger.info("statement failed: %s", e)
+            status = ttypes.TGetOperationStatusResp(
+                status=_OK, operationState=ttypes.TOperationState.ERROR_STATE, sqlState=e.sqlstate,
+                errorCode=0, errorMessage=str(e), displayMessage=str(e), errorDetailsJson=json.dumps(
+                    {"errorClass": e.error_class, "sqlState": e.sqlstate}))
+            return ttypes.TExecuteStatementResp(status=_OK, operationHandle=op_handle,
+                                                directResults=ttypes.TSparkDirectResults(operationStatus=status))
+        op_handle.modifiedRowCount = float(result.modified_rows) if result.modified_rows is not None else None
+        max_rows = (req.getDirectResults.maxRows if req.getDirectResults else None) or self.page_rows
+        page = min(max_rows, self.page_rows)
+        n = result.table.num_rows
+        first = min(n, page)
+        has_more = first < n
+        op = _Operation(result, offset=first)
+        if has_more:
+            with self._lock:
+                self.operations[handle.guid] = op
+        direct = ttypes.TSparkDirectResults(
+            operationStatus=ttypes.TGetOperationStatusResp(
+                status=_OK, operationState=ttypes.TOperationState.FINISHED_STATE, hasResultSet=True,
+                numModifiedRows=result.modified_rows),
+            resultSetMetadata=self._metadata(result),
+            resultSet=ttypes.TFetchResultsResp(status=_OK, hasMoreRows=has_more, results=ttypes.TRowSet(
+                startRowOffset=0, rows=[], columns=_columns(result, 0, first))),
+            closeOperation=None if has_more else ttypes.TCloseOperationResp(status=_OK),
+        )
+        return ttypes.TExecuteStatementResp(status=_OK, operationHandle=op_handle, directResults=direct)
+
+    @staticmethod
+    def _metadata(result: Result) -> ttypes.TGetResultSetMetadataResp:
+        return ttypes.TGetResultSetMetadataResp(status=_OK, schema=_schema(result),
+                                                resultFormat=ttypes.TSparkRowSetType.COLUMN_BASED_SET,
+                                                lz4Compressed=False, isStagingOperation=False)
+
+    def GetOperationStatus(self, req: ttypes.TGetOperationStatusReq) -> ttypes.TGetOperationStatusResp:
+        op = self.operations.get(req.operationHandle.operationId.guid)
+        return ttypes.TGetOperationStatusResp(
+            status=_OK, operationState=ttypes.TOperationState.FINISHED_STATE, hasResultSet=True,
+            numModifiedRows=op.result.modified_rows if op else None)
+
+    def GetResultSetMetadata(self, req: ttypes.TGetResultSetMetadataReq) -> ttypes.TGetResultSetMetadataResp:
+        op = self.operations.get(req.operationHandle.operationId.guid)
+        if op is None:
+            return ttypes.TGetResultSetMetadataResp(status=ttypes.TStatus(
+                statusCode=ttypes.TStatusCode.INVALID_HANDLE_STATUS, errorMessage="Invalid OperationHandle"))
+        return self._metadata(op.result)
+
+    def FetchResults(self, req: ttypes.TFetchResultsReq) -> ttypes.TFetchResultsResp:
+        op = self.operations.get(req.operationHandle.operationId.guid)
+        if op is None:
+            return ttypes.TFetchResultsResp(status=ttypes.TStatus(
+                statusCode=ttypes.TStatusCode.INVALID_HANDLE_STATUS, errorMessage="Invalid OperationHandle"))
+        start = op.offset
+        stop = min(op.result.table.num_rows, start + min(req.maxRows or self.page_rows, self.page_rows))
+        op.offset = stop
+        return ttypes.TFetchResultsResp(
+            status=_OK, hasMoreRows=stop < op.result.table.num_rows,
+            results=ttypes.TRowSet(startRowOffset=start, rows=[], columns=_columns(op.result, start, stop)),
+            resultSetMetadata=self._metadata(op.result) if req.includeResultSetMetadata else None)
+
+    def CloseOperation(self, req: ttypes.TCloseOperationReq) -> ttypes.TCloseOperationResp:
+        with self._lock:
+            self.operations.pop(req.operationHandle.operationId.guid, None)
+        return ttypes.TCloseOperationResp(status=_OK)
+
+    def CancelOperation(self, req: ttypes.TCancelOperationReq) -> ttypes.TCancelOperationResp:
+        return ttypes.TCancelOperationResp(status=_OK)
+
+    def GetInfo(self, req: ttypes.TGetInfoReq) -> ttypes.TGetInfoResp:
+        return ttypes.TGetInfoResp(status=_OK, infoValue=ttypes.TGetInfoValue(stringValue="Fake Databricks SQL"))
+
+
+def thrift_method_name(body: bytes) -> str:
+    """Name of the Thrift call in a TBinaryProtocol (strict) message, '' if unreadable."""
+    try:
+        (size,) = struct.unpack("!i", body[4:8])
+        return body[8:8 + size].decode("utf-8", "replace")
+    except Exception:
+        return ""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], owner: "WarehouseServer") -> None:
+        self.owner = owner
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(addr, _Handler)
+
+    def get_request(self):  # type: ignore[override]
+        sock, addr = super().get_request()
+        if self.owner.ssl_context is not None:
+            sock = self.owner.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.sockets_lock:
+            self.open_sockets.add(sock)
+        return sock, addr
+
+    def shutdown_request(self, request):  # type: ignore[override]
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:  # quiet: clients drop sockets on purpose
+        logger.debug("connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def do_GET(self) -> None:
+        self._send(404, b"Not Found")
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path.split("?")[0].rstrip("/") != owner.http_path.rstrip("/"):
+            self._send(404, b"Not Found", {"x-databricks-reason-phrase": "No such warehouse"})
+            return
+        if self.headers.get("Authorization") != f"Bearer {owner.token}":
+            self._send(401, b"Unauthorized", {"x-databricks-reason-phrase": "Invalid access token.",
+                                               "Content-Type": "text/plain"})
+            return
+        method = thrift_method_name(body)
+        owner.count_method(method)
+        fault = owner.faults.take(method)
+        if fault is not None:
+            if fault.http_status:
+                headers = {"Content-Type": "text/plain", "x-databricks-reason-phrase": f"Injected HTTP {fault.http_status}"}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
+                self._send(fault.http_status, f"injected HTTP {fault.http_status}".encode(), headers)
+                return
+            if fault.hang:
+                owner.faults.wait_released(fault.hang_timeout)
+                self._drop()
+                return
+        owner.handler.local.fault = fault
+        try:
+            itrans = TTransport.TMemoryBuffer(body)
+            otrans = TTransport.TMemoryBuffer()
+            owner.processor.process(TBinaryProtocolAccelerated(itrans), TBinaryProtocolAccelerated(otrans))
+            reply = otrans.getvalue()
+        finally:
+            owner.handler.local.fault = None
+        if fault is not None and fault.delay:
+            owner.stopping.wait(fault.delay)
+        if fault is not None and fault.drop_after_execute:
+            self._drop()
+            return
+        try:
+            self._send(200, reply, {"Content-Type": "application/x-thrift"})
+        except OSError:
+            logger.debug("client went away before the reply")
+            self.close_connection = True
+
+
+class WarehouseServer:
+    """The HTTP(S) listener plus Thrift handler; can be stopped and restarted on the same port."""
+
+    def __init__(self, engine: Engine, host: str, port: int, http_path: str, token: str,
+                 faults: FaultPlan, ssl_context: Any = None, page_rows: int = 4096) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.http_path = http_path
+        self.token = token
+        self.faults = faults
+        self.ssl_context = ssl_context
+        self.statements: list[str] = []
+        self.method_counts: collections.Counter[str] = collections.Counter()
+        self._stats_lock = threading.Lock()
+        self.handler = ThriftHandler(engine, page_rows, self._record_statement)
+        self.processor = TCLIService.Processor(self.handler)
+        self.stopping = threading.Event()
+        self._httpd: Optional[_HTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def _record_statement(self, sql: str) -> None:
+        with self._stats_lock:
+            self.statements.append(sql)
+
+    def count_method(self, method: str) -> None:
+        """Count one received Thrift call."""
+        with self._stats_lock:
+            self.method_counts[method] += 1
+
+    @property
+    def running(self) -> bool:
+        """True while the listener accepts connections."""
+        return self._httpd is not None
+
+    def start(self) -> None:
+        """Bind (to ``self.port``; 0 picks a free one, remembered for restarts) and serve in a thread."""
+        if self._httpd is not None:
+            return
+        self.stopping.clear()
+        self._httpd = _HTTPServer((self.host, self.port), self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fake-warehouse-{self.port}", daemon=True)
+        self._thread.start()
+        logger.info("fake warehouse listening on %s:%s", self.host, self.port)
+
+    def stop(self) -> None:
+        """Stop listening and drop every open (keep-alive) connection; the port is then closed."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self.stopping.set()
+        self.faults.release()
+        httpd.shutdown()
+        httpd.server_close()
+        with httpd.sockets_lock:
+            socks = list(httpd.open_sockets)
+            httpd.open_sockets.clear()
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        logger.info("fake warehouse on port %s stopped", self.port)
+
+
+__all__ = ["WarehouseServer", "ThriftHandler", "thrift_method_name"]
