@@ -25,7 +25,6 @@ from sqlglot import exp
 
 logger = logging.getLogger(__name__)
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
 
 MAX_PARAMETERS = 255
 MAX_PARAMETER_BYTES = 1024 * 1024
@@ -392,7 +391,9 @@ class Engine:
             return Result(pa.table({}))
         duck_types = [str(d[1]) for d in cur.description]
         fetch = getattr(cur, "to_arrow_table", None) or getattr(cur, "fetch_arrow_table")
-        table = fetch()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+            table = fetch()
         for i, t in enumerate(duck_types):
             if t == "HUGEINT":  # SUM(BIGINT) is BIGINT on Databricks
                 try:
@@ -426,7 +427,7 @@ class Engine:
         cur.register("__fw_load_df", df)
         try:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM __fw_load_df LIMIT 0")
-            for col, typ in cur.execute(f"SELECT column_name, data_type FROM (DESCRIBE {name})").fetchall():
+            for col, typ in cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall():
                 if typ == "TIMESTAMP WITH TIME ZONE":
                     cur.execute(f"ALTER TABLE {name} ALTER {_q(col)} TYPE TIMESTAMP")
             cur.execute(f"INSERT INTO {name} BY NAME SELECT * FROM __fw_load_df")
