@@ -1,0 +1,72 @@
+"""The CTG chatbot's Streamlit entry point: ``streamlit run ctg_app/app.py`` (or ``ctg-app run``).
+
+Records ``app_start`` once per browser session, shows who the user is, and runs the selected page. Add a page by
+appending an ``st.Page`` to :func:`pages`; page scripts live in ``ctg_app/app_pages/``.
+
+Why not ``ctg_app/pages/``: Streamlit treats a folder named ``pages`` next to the entry script as a legacy (v1)
+multipage app and may then run ``pages/<name>.py`` *without* this script (measured with AppTest on reruns: no
+``app_start`` bookkeeping, no identity, no debug sidebar). Any other folder name avoids that.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT.parent) not in sys.path:  # `streamlit run ctg_app/app.py` from a checkout that is not pip-installed
+    sys.path.insert(0, str(ROOT.parent))
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ctg_app.chatbot.operations import record_app_start  # noqa: E402
+from ctg_app.settings import get_settings  # noqa: E402
+from ctg_app.tracking import current_user, session_events  # noqa: E402
+
+APP_STARTED = "ctg_app_started"
+
+
+def pages() -> list[st.Page]:
+    """The app's pages, the first one the default."""
+    return [st.Page(str(ROOT / "app_pages" / "chat.py"), title="Chat", icon="💬", url_path="chat", default=True)]
+
+
+def start_session() -> None:
+    """Record ``app_start`` on the first run of a browser session (never on reruns)."""
+    if not st.session_state.get(APP_STARTED):
+        st.session_state[APP_STARTED] = True
+        record_app_start()
+
+
+def render_identity() -> None:
+    """Who the app thinks the user is."""
+    st.sidebar.caption("Signed in as")
+    st.sidebar.markdown(f"**{current_user()}**")
+
+
+def render_debug_events() -> None:
+    """In debug mode, the events this session recorded."""
+    if not get_settings().debug_logging:
+        return
+    with st.sidebar.expander("Tracked events (this session)", expanded=False):
+        events = session_events(limit=50)
+        if events:
+            frame = pd.DataFrame(events)
+            keep = [c for c in ("timestamp", "action", "operation", "status", "error_type", "duration_ms") if c in frame]
+            st.dataframe(frame[keep], hide_index=True, width="stretch")
+        else:
+            st.caption("No events yet.")
+
+
+def main() -> None:
+    """Run the app."""
+    st.set_page_config(page_title="CTG Chatbot", page_icon="💬", layout="wide")
+    start_session()
+    render_identity()
+    page = st.navigation(pages())
+    page.run()
+    render_debug_events()
+
+
+main()

@@ -1,0 +1,5 @@
+"""Chat page (registered in ``ctg_app/app.py``; see there why the folder is not named ``pages``)."""
+
+from ctg_app.chatbot.chat_page import render
+
+render()

@@ -1,0 +1,136 @@
+"""The chatbot's user-facing operations, each recorded by ``@tracked`` as exactly one usage event per call.
+
+Each function is called once per user intent (never on a plain Streamlit rerun). ``@tracked`` sits above
+``@st.cache_data`` (via the cached helpers below) so a cached answer is still recorded. On an exception the decorator
+records the classified error action and re-raises; the page turns it into a friendly message.
+
+What a question records (the decision for the spec's actions):
+
+- submitted → ``generate_question`` (the question is captured, bounded and redacted);
+- SQL generated and validated → ``sql_query`` with ``{"declined": false}``; SQL that is not a single read-only query
+  → ``sql_error``; the LLM failing → ``llm_error``;
+- the offline model declining an unknown question is not an error: ``sql_query`` with ``{"declined": true}``, status
+  ok, and nothing is executed (no ``execute_sql``);
+- the SQL run → ``execute_sql`` (or ``sql_error`` / ``database_error``);
+- then ``generate_chart`` and ``generate_summary`` when their sidebar toggles are on.
+
+Re-running SQL the user edited records ``edit_sql`` alone (the edit *and* its run are one user action; an extra
+``execute_sql`` would double-count executions and break "one action, one event").
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ctg_app.chatbot.charts import build_chart
+from ctg_app.chatbot.offline import SqlAnswer
+from ctg_app.tracking import Actions, tracked
+from ctg_app.tracking.errors import SqlValidationError
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL_S = 600
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
+def _cached_answer(question: str, vanna_key: str, _vn: Any) -> SqlAnswer:
+    return _vn.answer_question(question)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
+def _cached_run_sql(sql: str, source_key: str, _vn: Any) -> pd.DataFrame:
+    return _vn.run_sql(sql)
+
+
+def clear_caches() -> None:
+    """Forget cached answers and query results."""
+    _cached_answer.clear()
+    _cached_run_sql.clear()
+
+
+def _key(vn: Any) -> str:
+    return str(getattr(vn, "cache_key", id(vn)))
+
+
+@tracked(Actions.APP_START)
+def record_app_start() -> None:
+    """The browser session started the app (called once per session)."""
+
+
+@tracked(Actions.VIEW_RANDOM_QUESTIONS, details=lambda qs: {"shown": len(qs)})
+def suggest_questions(vn: Any, n: int = 5, rng: random.Random | None = None) -> list[str]:
+    """A random sample of ``n`` trained questions."""
+    questions = [q for q in vn.generate_questions() if q]
+    return (rng or random).sample(questions, min(n, len(questions)))
+
+
+@tracked(Actions.GENERATE_QUESTION, capture=("question",))
+def submit_question(question: str) -> str:
+    """The user asked ``question``; returns it trimmed (raises ValueError when empty)."""
+    cleaned = (question or "").strip()
+    if not cleaned:
+        raise ValueError("empty question")
+    return cleaned
+
+
+def _answer_details(answer: SqlAnswer) -> dict[str, Any]:
+    details: dict[str, Any] = {"declined": answer.declined}
+    if answer.score is not None:
+        details["similarity"] = round(answer.score, 3)
+    return details
+
+
+@tracked(Actions.SQL_QUERY, details=_answer_details)
+def generate_sql(vn: Any, question: str) -> SqlAnswer:
+    """SQL for ``question``, validated; a decline is returned as such. Raises SqlValidationError for bad SQL."""
+    answer = _cached_answer(question, _key(vn), vn)
+    if answer.declined:
+        return answer
+    if not vn.is_sql_valid(answer.sql or ""):
+        raise SqlValidationError("the generated text is not a single read-only SQL query")
+    return answer
+
+
+@tracked(Actions.EXECUTE_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
+def execute_sql(vn: Any, sql: str) -> pd.DataFrame:
+    """Run generated SQL against the data source."""
+    return _cached_run_sql(sql, _key(vn), vn)
+
+
+@tracked(Actions.EDIT_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
+def run_edited_sql(vn: Any, sql: str) -> pd.DataFrame:
+    """Validate and run SQL the user edited (one event: ``edit_sql``)."""
+    if not vn.is_sql_valid(sql):
+        raise SqlValidationError("the edited SQL is not a single read-only SQL query")
+    return _cached_run_sql(sql, _key(vn), vn)
+
+
+@tracked(Actions.SELECT_COLUMNS, details=lambda cols: {"selected": len(cols)})
+def select_columns(columns: Sequence[str]) -> list[str]:
+    """The user chose which result columns to include."""
+    return list(columns)
+
+
+@tracked(Actions.DOWNLOAD_RESULTS, details=lambda info: info)
+def record_download(rows: int, columns: int) -> dict[str, int]:
+    """The user downloaded the result as Excel."""
+    return {"rows": int(rows), "columns": int(columns)}
+
+
+@tracked(Actions.GENERATE_CHART)
+def generate_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """A Plotly chart of the result (ChartError when the data cannot be charted)."""
+    return build_chart(df, title=title)
+
+
+@tracked(Actions.GENERATE_SUMMARY)
+def generate_summary(vn: Any, question: str, df: pd.DataFrame) -> str:
+    """A short summary of the result."""
+    return vn.summarize(question, df)

@@ -1,0 +1,64 @@
+"""``ctg-app check-training``: execute every trained SQL against the configured data source.
+
+Exit status 0 when all run, 1 when any fails (each failure is reported with its question and error), 2 when the
+training file or data source cannot be used at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from ctg_app.chatbot.data_source import DataSource, make_data_source
+from ctg_app.chatbot.training import load_training
+from ctg_app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one trained question."""
+
+    question: str
+    ok: bool
+    rows: int = 0
+    error: str = ""
+
+
+def check_training(settings: Settings | None = None, source: DataSource | None = None) -> list[CheckResult]:
+    """Run every trained SQL (transpiled to the source's dialect) and collect the outcomes."""
+    settings = settings or get_settings()
+    source = source or make_data_source(settings)
+    results = []
+    for example in load_training(dialect=source.dialect).examples:
+        try:
+            df = source.run_sql(example.sql)
+        except Exception as exc:  # report every failure, whatever raised it
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            results.append(CheckResult(example.question, ok=False, error=f"{type(exc).__name__}: {first_line}"))
+        else:
+            results.append(CheckResult(example.question, ok=True, rows=len(df)))
+    return results
+
+
+def main(verbose: bool = False, out: TextIO | None = None) -> int:
+    """Print a report; exit status 0 all passed, 1 some failed, 2 could not check."""
+    out = out or sys.stdout
+    try:
+        source = make_data_source(get_settings())
+        results = check_training(source=source)
+    except Exception as exc:
+        print(f"check-training: cannot check: {type(exc).__name__}: {exc}", file=out)
+        return 2
+    failures = [r for r in results if not r.ok]
+    print(f"Checking {len(results)} trained questions against {source.describe()}", file=out)
+    for r in results:
+        if not r.ok:
+            print(f"FAIL  {r.question}\n      {r.error}", file=out)
+        elif verbose:
+            print(f"ok    {r.question} ({r.rows} rows)", file=out)
+    print(f"{len(results) - len(failures)} passed, {len(failures)} failed", file=out)
+    return 1 if failures else 0

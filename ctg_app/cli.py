@@ -1,0 +1,79 @@
+"""``ctg-app``: the command-line entry point.
+
+Each subcommand is registered by one small function ``add_<name>(subparsers)`` that adds its parser and sets
+``func``; add a command by writing such a function and listing it in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+APP_PATH = Path(__file__).resolve().parent / "app.py"
+
+
+def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
+    """The command line that serves the app (headless, no usage statistics), plus passthrough arguments."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", *extra]
+
+
+def _run(args: argparse.Namespace) -> int:
+    extra = list(args.streamlit_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    env = dict(os.environ)
+    root = str(APP_PATH.parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        return subprocess.call(streamlit_command(extra), env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+def add_run(subparsers: argparse._SubParsersAction) -> None:
+    """``ctg-app run [streamlit args…]``: serve the chatbot."""
+    parser = subparsers.add_parser("run", help="start the chatbot (Streamlit); extra arguments go to streamlit run")
+    parser.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="e.g. --server.port 8600")
+    parser.set_defaults(func=_run)
+
+
+def _check_training(args: argparse.Namespace) -> int:
+    from ctg_app.chatbot.training_check import main as check_main
+
+    return check_main(verbose=args.verbose)
+
+
+def add_check_training(subparsers: argparse._SubParsersAction) -> None:
+    """``ctg-app check-training``: run every trained SQL against the configured data source."""
+    parser = subparsers.add_parser("check-training", help="run every trained SQL against the configured data source")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every question, not only failures")
+    parser.set_defaults(func=_check_training)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_run, add_check_training]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="ctg-app", description="CTG chatbot with usage tracking")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Fixtures for the chatbot tests: an isolated sample DB, spool and settings; caches cleared; an AppTest factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from ctg_app.chatbot import operations
+from ctg_app.chatbot.sample_data import ensure_sample_db
+from ctg_app.settings import reload_settings
+from ctg_app.tracking import Spool, reset_tracker
+
+APP_PATH = Path(__file__).resolve().parents[2] / "ctg_app" / "app.py"
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sample database for the whole run (built once, opened read-only)."""
+    return ensure_sample_db(tmp_path_factory.mktemp("ctg-sample") / "ctg-sample.sqlite3")
+
+
+@pytest.fixture
+def spool(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """The project's ``tracking_spool`` fixture when present, else an equivalent local one."""
+    try:
+        yield request.getfixturevalue("tracking_spool")
+        return
+    except pytest.FixtureLookupError:
+        pass
+    path = tmp_path / "spool.sqlite3"
+    monkeypatch.setenv("TRACKING_SPOOL_PATH", str(path))
+    reload_settings()
+    reset_tracker()
+    reader = Spool(path)
+    yield reader
+    reset_tracker()
+
+
+@pytest.fixture
+def chatbot_env(sample_db: Path, spool: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Offline defaults on the sample DB; Streamlit caches cleared before and after. Yields the spool."""
+    for name in ("LLM_PROVIDER", "CTG_DATA_SOURCE", "TRUSTED_USER_HEADER", "DEBUG_LOGGING", "CTG_DATA_SCHEMA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CTG_SAMPLE_DB_PATH", str(sample_db))
+    reload_settings()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    operations.clear_caches()
+    yield spool
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    reload_settings()
+
+
+def actions(spool: object) -> list[tuple[str, str, str]]:
+    """(action, user, status) of every spooled event, in insertion order."""
+    return [(row["action"], row["user"], row["status"]) for row in spool.rows()]
