@@ -54,8 +54,10 @@ def new_id_and_timestamp() -> tuple[str, str]:
     second is cached; this function is on every tracked call's path.
     """
     global _clock_cache
-    ns = time.time_ns()
-    unix_ms = ns // 1_000_000
+    # Rounded to the nearest microsecond: freezegun's clock goes through a float, and truncating would turn
+    # .654321 into .654320.
+    micros = (time.time_ns() + 500) // 1000
+    unix_ms = micros // 1000
     cached_ms, id_prefix, second_text = _clock_cache
     if unix_ms != cached_ms:
         id_prefix = "%08x-%04x-7" % (unix_ms >> 16 & 0xFFFFFFFF, unix_ms & 0xFFFF)
@@ -63,7 +65,7 @@ def new_id_and_timestamp() -> tuple[str, str]:
         _clock_cache = (unix_ms, id_prefix, second_text)
     rand_b = "%016x" % (0x8000000000000000 | random.getrandbits(62))  # variant 0b10 in the top bits
     event_id = f"{id_prefix}{next(_counter) & 0xFFF:03x}-{rand_b[:4]}-{rand_b[4:]}"
-    return event_id, f"{second_text}.{ns // 1000 % 1_000_000:06d}"
+    return event_id, f"{second_text}.{micros % 1_000_000:06d}"
 
 
 def utc_now() -> datetime:

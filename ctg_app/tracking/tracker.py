@@ -16,7 +16,8 @@ from ctg_app.settings import Settings, get_settings, reload_settings
 from ctg_app.tracking.classify import ErrorClassifier
 from ctg_app.tracking.event import STATUS_ERROR, STATUS_OK, Event, new_id_and_timestamp
 from ctg_app.tracking.guard import fail_safe, health
-from ctg_app.tracking.identity import current_user, normalise_user, script_run_ctx
+from ctg_app.tracking import identity
+from ctg_app.tracking.identity import current_user, normalise_user
 from ctg_app.tracking.redact import Redactor
 from ctg_app.tracking.spool import Spool
 
@@ -79,7 +80,7 @@ class Tracker:
         if not self.enabled:
             return None
         event_id, timestamp = new_id_and_timestamp()
-        ctx = script_run_ctx()
+        ctx = identity.script_run_ctx()
         if ctx is None:
             session_id = None
             if user is None:

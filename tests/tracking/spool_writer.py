@@ -1,0 +1,45 @@
+"""A writer process for the concurrency and crash tests: ``python -m tests.tracking.spool_writer SPOOL THREADS N``.
+
+Each thread makes N tracked calls; after each call returns (the event is committed) the thread's running count is
+printed, so a parent that kills this process knows which events were committed. At the end it prints
+``DONE <failures>``, the number of tracking failures the guard swallowed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from ctg_app.settings import Settings
+from ctg_app.tracking import Actions, Tracker, health, set_tracker, tracked
+
+
+@tracked(Actions.EXECUTE_SQL, capture=("i",))
+def work(i: int) -> int:
+    return i
+
+
+def main() -> None:
+    path, threads, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    set_tracker(Tracker(Settings(spool_path=path, spool_busy_timeout_ms=30_000)))
+    lock = threading.Lock()
+    done = [0]
+
+    def run() -> None:
+        for i in range(count):
+            assert work(i) == i
+            with lock:
+                done[0] += 1
+                sys.stdout.write(f"{done[0]}\n")
+                sys.stdout.flush()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    print(f"DONE {sum(health.failures.values())}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
