@@ -85,13 +85,13 @@ class Settings:
     )
     flush_batch_size: int = _setting("FLUSH_BATCH_SIZE", 2000, doc="events per MERGE statement")
     spool_retention_days: int = _setting("SPOOL_RETENTION_DAYS", 7, doc="purge delivered events after N days")
-    spool_max_mb: int = _setting("SPOOL_MAX_MB", 512, doc="spool size cap (see README for the policy)")
+    spool_max_mb: int = _setting("SPOOL_MAX_MB", 512, doc="spool size cap in MB (policy: docs/flush-spool.md)")
     background_flush: bool = _setting("BACKGROUND_FLUSH", False, doc="run a flusher thread inside the app")
     background_flush_interval_s: float = _setting("BACKGROUND_FLUSH_INTERVAL_S", 30.0, doc="flusher interval")
 
     # --- chatbot ---
     llm_provider: str = _setting(
-        "LLM_PROVIDER", "offline", doc="offline | openai | azure_openai | anthropic | ollama"
+        "LLM_PROVIDER", "offline", doc="offline, openai, azure_openai, anthropic or ollama"
     )
     llm_model: str | None = _setting("LLM_MODEL", None, doc="model / deployment name for the LLM provider")
     openai_api_key: str | None = _setting("OPENAI_API_KEY", None, secret=True, doc="OpenAI / Azure OpenAI key")
@@ -99,7 +99,7 @@ class Settings:
     azure_openai_api_version: str = _setting("AZURE_OPENAI_API_VERSION", "2024-10-21", doc="Azure OpenAI API version")
     anthropic_api_key: str | None = _setting("ANTHROPIC_API_KEY", None, secret=True, doc="Anthropic key")
     ollama_host: str = _setting("OLLAMA_HOST", "http://127.0.0.1:11434", doc="Ollama server")
-    data_source: str = _setting("CTG_DATA_SOURCE", "sample", doc="sample (embedded SQLite) | databricks")
+    data_source: str = _setting("CTG_DATA_SOURCE", "sample", doc="sample (embedded SQLite) or databricks")
     sample_db_path: Path = _setting(
         "CTG_SAMPLE_DB_PATH", None, doc="sample database file (default: per-user state dir /ctg-sample.sqlite3)"
     )
