@@ -1,7 +1,8 @@
 """``ctg-app``: the command-line entry point.
 
 Each subcommand is registered by one small function ``add_<name>(subparsers)`` that adds its parser and sets
-``func``; add a command by writing such a function and listing it in :data:`COMMANDS`.
+``func`` (and ``passthrough=True`` if it accepts unknown arguments, given to it as ``args.streamlit_args``); add a
+command by writing such a function and listing it in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    extra = list(args.streamlit_args)
-    if extra and extra[0] == "--":
-        extra = extra[1:]
+    extra = [a for a in args.streamlit_args if a != "--"]
     env = dict(os.environ)
     root = str(APP_PATH.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -39,8 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 def add_run(subparsers: argparse._SubParsersAction) -> None:
     """``ctg-app run [streamlit args…]``: serve the chatbot."""
     parser = subparsers.add_parser("run", help="start the chatbot (Streamlit); extra arguments go to streamlit run")
-    parser.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="e.g. --server.port 8600")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, passthrough=True)  # unknown arguments are passed to streamlit, e.g. --server.port
 
 
 def _check_training(args: argparse.Namespace) -> int:
@@ -71,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.streamlit_args = unknown
     return int(args.func(args) or 0)
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 import sqlglot
@@ -79,8 +79,10 @@ class SampleSQLiteSource:
     def run_sql(self, sql: str) -> pd.DataFrame:
         """Execute ``sql`` on a fresh read-only connection."""
         conn = self._connect()
-        try:
-            return pd.read_sql_query(sql, conn)
+        try:  # a plain cursor, not pandas.read_sql: sqlite3's own exceptions reach the error classification
+            cursor = conn.execute(sql)
+            columns = [d[0] for d in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
         finally:
             conn.close()
 
@@ -103,6 +105,35 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
     return tree.sql(dialect=dialect)
 
 
+def _connect(settings: Settings, *, catalog: str, schema: str) -> Any:
+    """A databricks-sql connection: the project's ``ctg_app.tracking.db_connection.connect`` (bounded retries) when
+    available, else a direct ``databricks.sql.connect`` built from the same settings."""
+    try:
+        from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
+    except ImportError:
+        connect = None
+    if connect is not None:
+        return connect(settings, catalog=catalog, schema=schema)
+    from databricks import sql as dbsql
+
+    kwargs: dict[str, Any] = {
+        "server_hostname": settings.databricks_server_hostname or "localhost",
+        "http_path": settings.databricks_http_path or "",
+        "access_token": settings.databricks_access_token,
+        "catalog": catalog,
+        "schema": schema,
+        "enable_telemetry": False,
+        "_retry_stop_after_attempts_count": 3,
+        "_retry_stop_after_attempts_duration": settings.warehouse_timeout_s,
+        "_socket_timeout": settings.warehouse_timeout_s,
+    }
+    if settings.databricks_connection_uri:
+        kwargs["_connection_uri"] = settings.databricks_connection_uri
+    if settings.databricks_tls_ca_file:
+        kwargs["_tls_trusted_ca_file"] = settings.databricks_tls_ca_file
+    return dbsql.connect(**kwargs)
+
+
 class DatabricksSource:
     """A Databricks SQL warehouse reached through ``ctg_app.tracking.db_connection.connect``."""
 
@@ -119,10 +150,8 @@ class DatabricksSource:
 
     def run_sql(self, sql: str) -> pd.DataFrame:
         """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA."""
-        from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
-
         statement = qualify_tables(sql, self.catalog, self.schema)
-        with connect(self.settings, catalog=self.catalog, schema=self.schema) as conn:
+        with _connect(self.settings, catalog=self.catalog, schema=self.schema) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(statement)
                 rows = cursor.fetchall()

@@ -1,0 +1,62 @@
+"""The Databricks data source and `ctg-app check-training` against the local fake warehouse."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from ctg_app.chatbot.data_source import DatabricksSource, DataSourceConfigError, make_data_source
+from ctg_app.chatbot.sample_data import sample_tables
+from ctg_app.chatbot.training_check import check_training, main
+from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.settings import reload_settings
+
+SCHEMA = "ctg.project_controlling"
+
+
+@pytest.fixture
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The fake warehouse with the sample tables in ctg.project_controlling, and the app configured to use it."""
+    try:
+        wh = request.getfixturevalue("fake_warehouse")
+    except pytest.FixtureLookupError:
+        pytest.skip("the fake warehouse (ctg_app.fake_warehouse) is not available")
+    for table, df in sample_tables().items():
+        wh.load_dataframe(f"{SCHEMA}.{table}", df)
+    for name, value in wh.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
+    monkeypatch.setenv("CTG_DATA_SCHEMA", SCHEMA)
+    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "5")
+    reload_settings()
+    yield wh
+    reload_settings()
+
+
+def test_check_training_passes_against_the_fake_warehouse(warehouse):
+    results = check_training()
+    failures = [r for r in results if not r.ok]
+    assert not failures, failures
+    assert len(results) >= 30
+    out = io.StringIO()
+    assert main(out=out) == 0
+    assert "0 failed" in out.getvalue()
+    assert "Databricks SQL warehouse, schema ctg.project_controlling" in out.getvalue()
+
+
+def test_vanna_on_the_warehouse_uses_the_databricks_dialect(warehouse):
+    vn = build_vanna()
+    assert vn.dialect == "Databricks SQL" and vn.run_sql_is_set
+    answer = vn.answer_question("What is the total budget per fiscal year?")
+    df = vn.run_sql(answer.sql)
+    assert list(df.columns) == ["fiscal_year", "total_budget"] and len(df) >= 3
+    assert any("ctg.project_controlling.budget_lines" in s for s in warehouse.statements)
+
+
+def test_databricks_source_needs_a_schema(monkeypatch):
+    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
+    with pytest.raises(DataSourceConfigError, match="CTG_DATA_SCHEMA"):
+        make_data_source(reload_settings())
+    monkeypatch.setenv("CTG_DATA_SCHEMA", "a.b")
+    assert isinstance(make_data_source(reload_settings()), DatabricksSource)
