@@ -42,7 +42,7 @@ def start_session() -> None:
 def render_identity() -> None:
     """Who the app thinks the user is."""
     st.sidebar.caption("Signed in as")
-    st.sidebar.markdown(f"**{current_user()}**")
+    st.sidebar.text(current_user())  # plain text: the value may come from a request header
 
 
 def render_debug_events() -> None:

@@ -52,7 +52,7 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     assert not at.exception
     at.run()  # a plain rerun records nothing
     assert actions(spool) == ok("app_start")
-    assert any(USER in m.value for m in at.sidebar.markdown)  # the entry script ran again, not only the page
+    assert any(USER in m.value for m in at.sidebar.text)  # the entry script ran again, not only the page
 
     button(at, "Suggest questions").click().run()
     assert len([b for b in at.button if b.key and b.key.startswith("suggested_")]) == 5
@@ -196,13 +196,13 @@ def test_identity_header_only_when_trusted(chatbot_env, monkeypatch):
     monkeypatch.setattr("ctg_app.tracking.identity.request_headers", lambda: {"X-Forwarded-Email": " Boss@Elevio.COM "})
     at = new_app().run()
     assert actions(spool)[-1] == ("app_start", USER, OK)  # header ignored: trust not configured
-    assert any(USER in m.value for m in at.sidebar.markdown)
+    assert any(USER in m.value for m in at.sidebar.text)
 
     monkeypatch.setenv("TRUSTED_USER_HEADER", "X-Forwarded-Email")
     reconfigure()
     at = new_app().run()
     assert actions(spool)[-1] == ("app_start", "boss@elevio.com", OK)
-    assert any("boss@elevio.com" in m.value for m in at.sidebar.markdown)
+    assert any("boss@elevio.com" in m.value for m in at.sidebar.text)
 
 
 def test_missing_llm_key_is_a_clear_message(chatbot_env, monkeypatch):
