@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ctg_app.tracking.event import STATUS_INTERRUPTED, STATUS_OK
-from ctg_app.tracking.guard import fail_safe
+from ctg_app.tracking.guard import absorb, fail_safe
 from ctg_app.tracking.tracker import get_tracker
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,12 +34,6 @@ _STREAMLIT_CONTROL_FLOW = ("StopException", "RerunException")
 
 def _is_streamlit_control_flow(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("streamlit.") and type(exc).__name__ in _STREAMLIT_CONTROL_FLOW
-
-
-@fail_safe("track")
-def _record_plain_success(action: str, operation: str, started: float) -> None:
-    # The common case (nothing captured, no details) in as few steps as possible: it runs on every tracked call.
-    get_tracker().record_unguarded(action, operation, STATUS_OK, None, None, (time.perf_counter() - started) * 1000)
 
 
 def tracked(
@@ -124,8 +118,12 @@ def tracked(
                 except BaseException as exc:
                     on_exception(exc, started, args, kwargs)
                     raise
-                if plain:
-                    _record_plain_success(action, op, started)
+                if plain:  # the common case in as few steps as possible: it runs on every tracked call
+                    try:
+                        get_tracker().record_unguarded(action, op, STATUS_OK, None, None,
+                                                       (time.perf_counter() - started) * 1000)
+                    except Exception as exc:  # noqa: BLE001 - the guard, inlined
+                        absorb("track", exc)
                 else:
                     on_success(result, started, args, kwargs)
                 return result

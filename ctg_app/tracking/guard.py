@@ -1,6 +1,7 @@
 """The one fail-safe guard: tracking never breaks the app, and never loses an event without counting it.
 
-Every tracking step that runs inside the app goes through :func:`fail_safe`. A failure inside it (unwritable directory, disk
+Every tracking step that runs inside the app goes through :func:`fail_safe` (or, on the decorator's hottest path, ends
+in :func:`absorb` directly, which is what ``fail_safe`` calls). A failure inside it (unwritable directory, disk
 full, corrupt file, lock timeout, absurd input, a bug of ours) is logged once per kind with a count, counted in
 :data:`health`, and swallowed; the caller gets the fallback value. This is the only place tracking catches broad exceptions
 on the app's behalf.
@@ -67,8 +68,16 @@ def _safe_text(exc: BaseException) -> str:
         return "<message withheld>"
 
 
+def absorb(step: str, exc: Exception, events: int = 1) -> None:
+    """Count and log a failure of tracking step ``step`` that lost ``events`` events. The one place failures end."""
+    count = health.count_failure(step, exc, events)
+    if _should_log(count):
+        log.warning("tracking step %r failed (%s: %s; %d so far); the app continues",
+                    step, type(exc).__name__, _safe_text(exc), count)
+
+
 def fail_safe(step: str, *, fallback: Any = None, events: int = 1) -> Callable[[F], F]:
-    """Decorate a tracking step so no ``Exception`` escapes it.
+    """Decorate a tracking step so no ``Exception`` escapes it (failures go to :func:`absorb`).
 
     ``events`` is how many events are lost when the step fails (1 for recording, 0 for a read such as a status query).
     Only ``Exception`` is caught: ``KeyboardInterrupt`` and ``SystemExit`` still stop the program.
@@ -80,10 +89,7 @@ def fail_safe(step: str, *, fallback: Any = None, events: int = 1) -> Callable[[
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - this is the guard
-                count = health.count_failure(step, exc, events)
-                if _should_log(count):
-                    log.warning("tracking step %r failed (%s: %s; %d so far); the app continues",
-                                step, type(exc).__name__, _safe_text(exc), count)
+                absorb(step, exc, events)
                 return fallback
 
         return guarded  # type: ignore[return-value]
