@@ -29,8 +29,11 @@ def _run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     root = str(APP_PATH.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    command = streamlit_command(extra)
+    if os.name == "posix":  # become streamlit: signals reach it directly and no orphan is left behind
+        os.execve(command[0], command, env)
     try:
-        return subprocess.call(streamlit_command(extra), env=env)
+        return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 130
 

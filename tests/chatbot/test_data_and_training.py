@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import tomllib
 
@@ -95,9 +96,11 @@ def test_check_training_cannot_check(monkeypatch, capsys):
 
 def test_run_command_starts_streamlit_headless(monkeypatch):
     calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda path, cmd, env: calls.append((cmd, env)))
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
     assert cli.main(["run", "--server.port", "8765"]) == 0
     cmd, env = calls[0]
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(cli.APP_PATH.parent.parent)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ctg_app/app.py")
     assert cmd[5:] == ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.port", "8765"]
 
