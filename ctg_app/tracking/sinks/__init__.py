@@ -1,0 +1,1 @@
+"""Where the flush ships spooled events (one module per destination)."""
