@@ -1,0 +1,76 @@
+"""The in-app background flusher: off unless configured, one per process, backs off while down, concurrent-safe."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ctg_app.fake_warehouse import FakeWarehouse
+from ctg_app.tracking import background, flush_cli
+from ctg_app.tracking.background import start_background_flusher, stop_background_flusher
+from tests.flush.conftest import fill, make_events, warehouse_ids
+
+
+@pytest.fixture(autouse=True)
+def _stop_flusher():
+    yield
+    stop_background_flusher()
+
+
+def _wait(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_off_by_default_and_without_a_warehouse(settings) -> None:
+    assert start_background_flusher(settings) is None
+    assert start_background_flusher(settings.replace(background_flush=True, databricks_connection_uri=None,
+                                                     databricks_server_hostname=None)) is None
+
+
+def test_one_per_process_delivers_and_stops(settings, spool, flush_env: FakeWarehouse) -> None:
+    on = settings.replace(background_flush=True, background_flush_interval_s=0.1)
+    first = start_background_flusher(on)
+    assert first is not None and first.alive
+    assert start_background_flusher(on) is first  # e.g. a Streamlit rerun
+    events = make_events(500)
+    fill(spool, events)
+    assert _wait(lambda: spool.counts()["delivered"] == 500)
+    stop_background_flusher()
+    assert not first.alive
+    assert sorted(warehouse_ids(flush_env)) == sorted(e[0] for e in events)
+
+
+def test_backs_off_while_down_then_recovers(settings, spool, flush_env: FakeWarehouse) -> None:
+    flush_env.stop()
+    fill(spool, make_events(50))
+    flusher = start_background_flusher(settings.replace(background_flush=True, background_flush_interval_s=0.2))
+    assert _wait(lambda: flusher.failures >= 1)
+    assert flusher.next_delay() >= 0.2
+    flush_env.start()
+    flusher.flusher.delivery.spool.connection().execute("UPDATE events SET next_attempt_at = 0")  # skip row backoff
+    assert _wait(lambda: spool.counts()["delivered"] == 50, timeout=30)
+    assert _wait(lambda: flusher.failures == 0)
+
+
+def test_runs_alongside_the_ops_command_without_duplicates(settings, spool, flush_env: FakeWarehouse) -> None:
+    events = make_events(15000)
+    fill(spool, events)
+    start_background_flusher(settings.replace(background_flush=True, background_flush_interval_s=0.05,
+                                              flush_batch_size=500))
+    codes = []
+    cli = threading.Thread(target=lambda: codes.append(flush_cli.main(["--batch-size", "500"])))
+    cli.start()
+    cli.join(60)
+    assert _wait(lambda: spool.counts()["delivered"] == 15000, timeout=60)
+    stop_background_flusher()
+    assert codes == [0]
+    ids = warehouse_ids(flush_env)
+    assert len(ids) == len(set(ids)) == 15000
+    assert background._current is None
