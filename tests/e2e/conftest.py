@@ -40,9 +40,12 @@ def _require_browser() -> None:
         pytest.skip(f"browser test skipped: {problem}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A headless Debian chromium (never a downloaded browser)."""
+    """A headless Debian chromium (never a downloaded browser).
+
+    Module-scoped on purpose: while playwright's sync API is open it leaves an event loop marked as running in this
+    thread, which would make ``asyncio.run`` in later test modules fail."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
