@@ -65,7 +65,13 @@ class Settings:
 
     # --- warehouse (shipping) ---
     databricks_server_hostname: str | None = _setting("DATABRICKS_SERVER_HOSTNAME", None, doc="SQL warehouse host")
+    databricks_host: str | None = _setting(
+        "DATABRICKS_HOST", None, doc="workspace URL as Databricks Apps sets it (used when the hostname is unset)"
+    )
     databricks_http_path: str | None = _setting("DATABRICKS_HTTP_PATH", None, doc="SQL warehouse HTTP path")
+    databricks_warehouse_id: str | None = _setting(
+        "DATABRICKS_WAREHOUSE_ID", None, doc="SQL warehouse id (as a Databricks Apps resource gives it)"
+    )
     databricks_access_token: str | None = _setting(
         "DATABRICKS_ACCESS_TOKEN", None, secret=True, doc="personal access token"
     )
@@ -118,15 +124,27 @@ class Settings:
             object.__setattr__(self, "spool_path", default_state_dir() / "usage-spool.sqlite3")
         if self.sample_db_path is None:
             object.__setattr__(self, "sample_db_path", default_state_dir() / "ctg-sample.sqlite3")
+        if not self.databricks_server_hostname and self.databricks_host:
+            host = self.databricks_host.removeprefix("https://").removeprefix("http://").rstrip("/")
+            object.__setattr__(self, "databricks_server_hostname", host)
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
+
+    @property
+    def warehouse_http_path(self) -> str | None:
+        """``DATABRICKS_HTTP_PATH``, or the path derived from ``DATABRICKS_WAREHOUSE_ID``."""
+        if self.databricks_http_path:
+            return self.databricks_http_path
+        if self.databricks_warehouse_id:
+            return f"/sql/1.0/warehouses/{self.databricks_warehouse_id}"
+        return None
 
     @property
     def warehouse_configured(self) -> bool:
         """True when enough is set to reach a Databricks SQL warehouse."""
         has_location = bool(self.databricks_connection_uri or self.databricks_server_hostname)
         has_auth = bool(self.databricks_access_token or (self.databricks_client_id and self.databricks_client_secret))
-        return has_location and bool(self.databricks_http_path or self.databricks_connection_uri) and has_auth
+        return has_location and bool(self.warehouse_http_path or self.databricks_connection_uri) and has_auth
 
     def secret_values(self) -> tuple[str, ...]:
         """The configured secret values, so redaction can remove them verbatim wherever they appear."""

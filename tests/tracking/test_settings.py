@@ -46,3 +46,18 @@ def test_typed_values():
 def test_bad_values_name_the_setting(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_sources({name: value})
+
+
+def test_warehouse_id_gives_the_http_path():
+    settings = Settings.from_sources({"DATABRICKS_SERVER_HOSTNAME": "adb-1.net", "DATABRICKS_WAREHOUSE_ID": "abc123",
+                                      "DATABRICKS_CLIENT_ID": "sp", "DATABRICKS_CLIENT_SECRET": "s3cret"})
+    assert settings.warehouse_http_path == "/sql/1.0/warehouses/abc123"
+    assert settings.warehouse_configured
+    assert Settings(databricks_http_path="/x", databricks_warehouse_id="y").warehouse_http_path == "/x"
+
+
+def test_databricks_apps_host_variable_is_the_fallback_hostname():
+    assert Settings.from_sources({"DATABRICKS_HOST": "https://adb-9.azuredatabricks.net/"}).databricks_server_hostname \
+        == "adb-9.azuredatabricks.net"
+    both = Settings.from_sources({"DATABRICKS_HOST": "https://a.net", "DATABRICKS_SERVER_HOSTNAME": "b.net"})
+    assert both.databricks_server_hostname == "b.net"
