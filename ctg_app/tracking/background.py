@@ -16,7 +16,7 @@ import random
 import threading
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.flush import OK, Flusher, new_owner
+from ctg_app.tracking.flush import OK, Flusher, FlushReport, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class BackgroundFlusher:
         self.pid = os.getpid()
         self.failures = 0
         self.runs = 0
-        self.last_report = None
+        self.last_report: FlushReport | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ctg-background-flusher", daemon=True)
 

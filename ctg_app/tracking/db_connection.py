@@ -84,7 +84,7 @@ def is_auth_error(exc: BaseException) -> bool:
 def is_conflict(exc: BaseException) -> bool:
     """True for a Delta concurrent-write conflict (``ConcurrentAppendException`` & co.): retry the statement."""
     text = str(exc)
-    return "Concurrent" in text and "Exception" in text or "DELTA_CONCURRENT" in text
+    return ("Concurrent" in text and "Exception" in text) or "DELTA_CONCURRENT" in text
 
 
 def is_rejection(exc: BaseException) -> bool:
