@@ -176,8 +176,10 @@ def connect_kwargs(
     uri = settings.databricks_connection_uri
     host = settings.databricks_server_hostname
     if not (uri or host):
-        raise WarehouseConfigError("DATABRICKS_SERVER_HOSTNAME (or DATABRICKS_CONNECTION_URI) is not set")
-    http_path = settings.databricks_http_path
+        raise WarehouseConfigError(
+            "DATABRICKS_SERVER_HOSTNAME (or DATABRICKS_HOST, or DATABRICKS_CONNECTION_URI) is not set")
+    # DATABRICKS_HTTP_PATH, else the path derived from DATABRICKS_WAREHOUSE_ID (Databricks Apps resources)
+    http_path = getattr(settings, "warehouse_http_path", None) or settings.databricks_http_path
     if uri:
         parts = urlsplit(uri)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -185,7 +187,7 @@ def connect_kwargs(
         http_path = http_path or parts.path or "/"
         host = host or parts.hostname
     if not http_path:
-        raise WarehouseConfigError("DATABRICKS_HTTP_PATH is not set")
+        raise WarehouseConfigError("DATABRICKS_HTTP_PATH (or DATABRICKS_WAREHOUSE_ID) is not set")
     kwargs: dict[str, Any] = {
         "server_hostname": host,
         "http_path": http_path,

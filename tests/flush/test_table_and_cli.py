@@ -86,6 +86,18 @@ def test_connect_from_settings_only(settings, flush_env: FakeWarehouse) -> None:
         assert cur.fetchone()[0] == 42
 
 
+def test_connect_kwargs_from_databricks_apps_style_settings() -> None:
+    from ctg_app.settings import Settings
+
+    apps = Settings.from_sources({"DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net/",
+                                  "DATABRICKS_WAREHOUSE_ID": "abc123", "DATABRICKS_ACCESS_TOKEN": "t" * 10})
+    kwargs = connect_kwargs(apps)
+    assert kwargs["server_hostname"] == "adb-1.2.azuredatabricks.net"
+    assert kwargs["http_path"] == "/sql/1.0/warehouses/abc123" and "_connection_uri" not in kwargs
+    with pytest.raises(WarehouseConfigError, match="DATABRICKS_HTTP_PATH"):
+        connect_kwargs(Settings.from_sources({"DATABRICKS_SERVER_HOSTNAME": "h", "DATABRICKS_ACCESS_TOKEN": "t"}))
+
+
 def test_connect_without_credentials_is_a_config_error(settings) -> None:
     with pytest.raises(WarehouseConfigError, match="DATABRICKS_ACCESS_TOKEN"):
         connect(settings.replace(databricks_access_token=None))
