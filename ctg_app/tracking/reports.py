@@ -13,7 +13,7 @@ Time windows are computed in Python, in UTC, and passed as parameters (never ``C
 engines and freezegun agree. A window of ``days=N`` starts at midnight UTC N days before today and has no upper
 bound — the spec's ``timestamp >= CURRENT_DATE - INTERVAL N DAY``. ``days=None`` means all time.
 
-Query shape: each report first aggregates by a prefix of ``(day, action, user, ...)`` — the order of the spool's report
+Query shape: each report first aggregates by a prefix of ``(day, user, action, ...)`` — the order of the spool's report
 index, so SQLite streams the index without a sort — then aggregates that much smaller result. Percentiles are computed in Python by
 nearest rank over the fetched durations, identically for both engines.
 
@@ -134,6 +134,8 @@ class ReportSpec:
     default_days: int | None
     columns: tuple[str, ...]
     finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    #: SQLite-only replacement of the fetch (same rows, packed); None: translate ``sql``
+    spool_fetch: str | None = None
     extra_where: str = ""
     spec_query: str | None = None  # the SPEC_QUERIES entry this report equals
 
@@ -216,6 +218,8 @@ def nearest_rank(sorted_values: Sequence[float], p: float) -> float | None:
 
 def _finish_percentiles(raw: pd.DataFrame) -> pd.DataFrame:
     records = []
+    if not raw.empty and isinstance(raw["duration_ms"].iloc[0], str):
+        raw = _unpack_durations(raw)
     if not raw.empty:
         raw = raw.dropna(subset=["duration_ms"])
         for action, durations in raw.groupby("action", sort=True)["duration_ms"]:
@@ -243,6 +247,20 @@ def _finish_error_trend(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _unpack_durations(packed: pd.DataFrame) -> pd.DataFrame:
+    import numpy as np
+
+    parts: dict[str, list] = {}
+    for action, text in zip(packed["action"], packed["duration_ms"]):
+        parts.setdefault(action, []).append(text)
+    actions, values = [], []
+    for action, texts in parts.items():
+        array = np.array(",".join(texts).split(","), dtype=np.float64)
+        actions.append(np.full(len(array), action, dtype=object))
+        values.append(array)
+    return pd.DataFrame({"action": np.concatenate(actions), "duration_ms": np.concatenate(values)})
+
+
 _IN_STEPS = ", ".join(f"'{a}'" for a in FUNNEL_STEPS)
 _IN_EDITING = ", ".join(f"'{a}'" for a in SQL_EDITING_ACTIONS)
 
@@ -258,9 +276,8 @@ _register(ReportSpec(
     name="daily_active_users",
     title="Daily active users",
     description="Distinct users per UTC day, newest first (spec example query 1; all time by default).",
-    sql="""SELECT date, COUNT(DISTINCT user) AS active_users
-FROM (SELECT DATE(timestamp) AS date, action, user FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action, user) AS d
+    sql="""SELECT date, COUNT(*) AS active_users
+FROM (SELECT DISTINCT DATE(timestamp) AS date, user FROM {events} WHERE {where}) AS d
 GROUP BY date
 ORDER BY date DESC""",
     default_days=None,
@@ -273,8 +290,8 @@ _register(ReportSpec(
     title="Most popular actions",
     description="Events per action (spec example query 2; last 7 days).",
     sql="""SELECT action, SUM(n) AS count
-FROM (SELECT DATE(timestamp) AS d, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action) AS g
+FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
+      GROUP BY DATE(timestamp), user, action) AS g
 GROUP BY action
 ORDER BY count DESC, action""",
     default_days=7,
@@ -287,8 +304,8 @@ _register(ReportSpec(
     title="SQL editing patterns",
     description="Generated, edited and executed SQL (spec example query 3; last 7 days).",
     sql="""SELECT action, SUM(n) AS count
-FROM (SELECT DATE(timestamp) AS d, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action) AS g
+FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
+      GROUP BY DATE(timestamp), user, action) AS g
 GROUP BY action
 ORDER BY count DESC, action""",
     default_days=7,
@@ -302,8 +319,8 @@ _register(ReportSpec(
     title="Error analysis",
     description="Error actions by count (spec example query 4; last day).",
     sql="""SELECT action, SUM(n) AS error_count
-FROM (SELECT DATE(timestamp) AS d, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action) AS g
+FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
+      GROUP BY DATE(timestamp), user, action) AS g
 GROUP BY action
 ORDER BY error_count DESC, action""",
     default_days=1,
@@ -330,8 +347,8 @@ FROM (
     SUM(CASE WHEN action = '{FUNNEL_STEPS[1]}' THEN n ELSE 0 END) AS e2,
     SUM(CASE WHEN action = '{FUNNEL_STEPS[2]}' THEN n ELSE 0 END) AS e3,
     SUM(CASE WHEN action = '{FUNNEL_STEPS[3]}' THEN n ELSE 0 END) AS e4
-  FROM (SELECT DATE(timestamp) AS d, action, user, COUNT(*) AS n FROM {{events}} WHERE {{where}}
-        GROUP BY DATE(timestamp), action, user) AS g
+  FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {{events}} WHERE {{where}}
+        GROUP BY DATE(timestamp), user, action) AS g
   GROUP BY user
 ) AS u""",
     default_days=7,
@@ -357,9 +374,9 @@ _register(ReportSpec(
                  "none); a failure is status 'error' (recorded under the classified error action)."),
     sql="""SELECT COALESCE(operation, action) AS action, SUM(n) AS events,
        SUM(CASE WHEN status = 'error' THEN n ELSE 0 END) AS errors
-FROM (SELECT DATE(timestamp) AS d, action, user, operation, status, COUNT(*) AS n
+FROM (SELECT DATE(timestamp) AS d, user, action, operation, status, COUNT(*) AS n
       FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action, user, operation, status) AS g
+      GROUP BY DATE(timestamp), user, action, operation, status) AS g
 GROUP BY COALESCE(operation, action)
 ORDER BY events DESC, action""",
     default_days=7,
@@ -386,10 +403,10 @@ _register(ReportSpec(
     description="Events, active days, first and last seen, and errors per user, most active first.",
     sql="""SELECT user, SUM(n) AS events, COUNT(DISTINCT d) AS active_days, MIN(first_ts) AS first_seen,
        MAX(last_ts) AS last_seen, SUM(e) AS errors
-FROM (SELECT DATE(timestamp) AS d, action, user, COUNT(*) AS n, MIN(timestamp) AS first_ts,
+FROM (SELECT DATE(timestamp) AS d, user, COUNT(*) AS n, MIN(timestamp) AS first_ts,
              MAX(timestamp) AS last_ts, SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS e
       FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), action, user) AS g
+      GROUP BY DATE(timestamp), user) AS g
 GROUP BY user
 ORDER BY events DESC, user""",
     default_days=30,
@@ -474,7 +491,12 @@ def spool_sql(name: str, *, since: date | None = None, user: str | None = None, 
     key = (name, since is not None, user is not None, action is not None)
     sql = _SQLITE_CACHE.get(key)
     if sql is None:
-        sql = to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
+        spec = REPORTS[name]
+        if spec.spool_fetch:
+            where = _where(spec.extra_where, since=since, user=user, action=action)
+            sql = to_sqlite(spec.spool_fetch.format(where=where))
+        else:
+            sql = to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
         _SQLITE_CACHE[key] = sql
     return sql
 

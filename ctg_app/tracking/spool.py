@@ -73,11 +73,11 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
-    """The usage reports' covering index (``ctg_app.tracking.reports``): ordered by app, UTC day, action, user so a
+    """The usage reports' covering index (``ctg_app.tracking.reports``): ordered by app, UTC day, user, action so a
     report's first aggregation streams it without sorting; every column a report reads is in it (no table lookups)."""
     db.execute(
         f"CREATE INDEX IF NOT EXISTS idx_events_report ON {TABLE} "
-        "(app_name, substr(timestamp, 1, 10), action, user, operation, status, timestamp, duration_ms)"
+        "(app_name, substr(timestamp, 1, 10), user, action, operation, status, timestamp, duration_ms)"
     )
 
 

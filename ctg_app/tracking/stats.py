@@ -43,12 +43,12 @@ SOURCE_WAREHOUSE_AND_SPOOL = "warehouse+spool"
 SOURCE_SPOOL = "spool"
 
 #: One row per (UTC day, user, action): every statistic below is derived from this small "cube".
-CUBE_SQL = """SELECT DATE(timestamp) AS date, action, user, COUNT(*) AS events,
+CUBE_SQL = """SELECT DATE(timestamp) AS date, user, action, COUNT(*) AS events,
        SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
        MIN(timestamp) AS first_ts, MAX(timestamp) AS last_ts
 FROM {events} WHERE {where}
-GROUP BY DATE(timestamp), action, user"""
-CUBE_COLUMNS = ["date", "action", "user", "events", "errors", "first_ts", "last_ts"]
+GROUP BY DATE(timestamp), user, action"""
+CUBE_COLUMNS = ["date", "user", "action", "events", "errors", "first_ts", "last_ts"]
 DEDUPE_BATCH = 20_000  # event ids per warehouse statement (~0.8 MB of JSON, under the 1 MiB parameter limit)
 
 
