@@ -57,7 +57,22 @@ def add_check_training(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_check_training)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_run, add_check_training]
+def add_selftest(subparsers: argparse._SubParsersAction) -> None:
+    """``ctg-app selftest``: tracking checklist for this environment (ctg_app.tracking.selftest)."""
+    from ctg_app.tracking.selftest import add_selftest as add
+
+    add(subparsers)
+
+
+def add_usage_report(subparsers: argparse._SubParsersAction) -> None:
+    """``ctg-app usage-report``: usage statistics and named reports (ctg_app.tracking.report_cli)."""
+    from ctg_app.tracking.report_cli import add_usage_report as add
+
+    add(subparsers)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_run, add_check_training, add_selftest,
+                                                               add_usage_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
