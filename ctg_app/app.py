@@ -23,6 +23,7 @@ import streamlit as st  # noqa: E402
 from ctg_app.chatbot.operations import record_app_start  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402
+from ctg_app.tracking.guard import fail_safe  # noqa: E402
 
 APP_STARTED = "ctg_app_started"
 
@@ -37,6 +38,18 @@ def start_session() -> None:
     if not st.session_state.get(APP_STARTED):
         st.session_state[APP_STARTED] = True
         record_app_start()
+
+
+@fail_safe("background_flusher", events=0)
+def start_shipping() -> None:
+    """Start the in-app background flusher when ``BACKGROUND_FLUSH`` is on (one per process; later calls are no-ops).
+
+    Imported lazily: the flush pulls in the Databricks connector, which the request path never needs.
+    """
+    if get_settings().background_flush:
+        from ctg_app.tracking.background import start_background_flusher
+
+        start_background_flusher()
 
 
 def render_identity() -> None:
@@ -63,6 +76,7 @@ def main() -> None:
     """Run the app."""
     st.set_page_config(page_title="CTG Chatbot", page_icon="💬", layout="wide")
     start_session()
+    start_shipping()
     render_identity()
     page = st.navigation(pages())
     page.run()

@@ -16,6 +16,7 @@ import random
 import threading
 
 from ctg_app.settings import Settings, get_settings
+from ctg_app.tracking.db_connection import describe_error
 from ctg_app.tracking.flush import OK, Flusher, FlushReport, new_owner
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,10 @@ class BackgroundFlusher:
                 report = self.flusher.run(stop=self._stop)
                 self.last_report = report
                 self.failures = 0 if report.outcome == OK else self.failures + 1
-            except Exception:  # noqa: BLE001 - the app must never see the flusher fail
+            except Exception as exc:  # noqa: BLE001 - the app must never see the flusher fail
                 self.failures += 1
-                log.warning("background flush failed", exc_info=True)
+                # describe_error, not the traceback: a connection error's text may quote the connection settings.
+                log.warning("background flush failed: %s", describe_error(exc, self.settings))
             self.runs += 1
             delay = self.next_delay()
         log.info("background flusher stopped")
