@@ -1,0 +1,192 @@
+"""The "Usage analytics" page: who uses the chatbot, for what, how fast, and how often it fails — admins only.
+
+Register it in ``app.py`` with :func:`analytics_pages` (empty for anyone not in ``ADMIN_EMAILS``, so the page is
+unreachable for them); the page checks again itself. Data: the warehouse when configured and reachable (plus the
+pending spool rows for the headline numbers), otherwise the local spool, with a notice saying so.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT.parent) not in sys.path:  # run as a page script from a checkout that is not pip-installed
+    sys.path.insert(0, str(ROOT.parent))
+
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ctg_app.settings import get_settings  # noqa: E402
+from ctg_app.tracking.identity import current_user  # noqa: E402
+
+PAGE_PATH = Path(__file__).resolve()
+DAY_CHOICES = (1, 7, 14, 30, 90)
+ALL = "All"
+
+
+def is_admin() -> bool:
+    """True when the current user is one of ``ADMIN_EMAILS``."""
+    admins = {email.strip().lower() for email in get_settings().admin_emails}
+    return bool(admins) and current_user() in admins
+
+
+def analytics_pages() -> list:
+    """``[st.Page(...)]`` for admins, ``[]`` for everyone else: add to the app's ``st.navigation`` list."""
+    if not is_admin():
+        return []
+    return [st.Page(str(PAGE_PATH), title="Usage analytics", icon="📊", url_path="analytics")]
+
+
+def _filters(known_users: list[str], known_actions: list[str]) -> tuple[int, str | None, str | None]:
+    cols = st.columns(3)
+    days = cols[0].selectbox("Days", DAY_CHOICES, index=1, key="analytics_days",
+                             help="Today plus this many previous days (UTC)")
+    user = cols[1].selectbox("User", [ALL, *known_users], key="analytics_user")
+    action = cols[2].selectbox("Action", [ALL, *known_actions], key="analytics_action")
+    return int(days), (None if user == ALL else user), (None if action == ALL else action)
+
+
+def probe_source() -> tuple[str, str | None]:
+    """``("warehouse", None)`` when the warehouse answers, else ``("spool", why)``: probed once per script run, so a
+    dead warehouse costs one bounded wait, not one per chart."""
+    from ctg_app.tracking.reports import SOURCE_SPOOL, SOURCE_WAREHOUSE, WarehouseReader, WarehouseUnavailable
+
+    settings = get_settings()
+    if not settings.warehouse_configured:
+        return SOURCE_SPOOL, None
+    try:
+        with WarehouseReader(settings) as reader:
+            reader.columns()
+    except WarehouseUnavailable as exc:
+        return SOURCE_SPOOL, str(exc)
+    return SOURCE_WAREHOUSE, None
+
+
+def _health(warehouse_error: str | None = None) -> None:
+    from ctg_app.tracking.delivery import Delivery
+    from ctg_app.tracking.reports import WarehouseReader, WarehouseUnavailable, spool_for
+
+    settings = get_settings()
+    st.subheader("Tracker health")
+    try:
+        status = Delivery(spool_for(settings)).status()
+    except Exception as exc:  # noqa: BLE001 - show the problem instead of breaking the page
+        st.error(f"The local spool cannot be read: {type(exc).__name__}: {exc}")
+        return
+    age = status.get("oldest_pending_age_s")
+    cols = st.columns(5)
+    cols[0].metric("Pending", status["pending"])
+    cols[1].metric("Oldest pending", "-" if age is None else f"{age / 60:.0f} min")
+    cols[2].metric("Dead letters", status["dead"])
+    cols[3].metric("Dropped", status["dropped"])
+    cols[4].metric("Last flush", status.get("last_success_at") or "never")
+    if status.get("last_error"):
+        st.caption(f"Last flush error ({status.get('last_error_at')}): {status['last_error']}")
+    if not settings.warehouse_configured:
+        st.caption("Databricks is not configured: events stay in the local spool (offline mode).")
+        return
+    if warehouse_error:
+        st.caption(f"Central table not checked: {warehouse_error}")
+        return
+    try:
+        with WarehouseReader(settings) as reader:
+            rows = reader.row_count()
+            detail = reader.detail() if rows is not None else None
+    except WarehouseUnavailable as exc:
+        st.warning(f"Warehouse unreachable: {exc}")
+        return
+    if rows is None:
+        st.caption(f"Central table {settings.tracking_table} does not exist yet (nothing delivered).")
+        return
+    size = (detail or {}).get("sizeInBytes")
+    files = (detail or {}).get("numFiles")
+    text = f"Central table {settings.tracking_table}: {rows:,} rows"
+    if size is not None:
+        text += f", {int(size) / 1e6:.1f} MB in {files} files (DESCRIBE DETAIL)"
+    st.caption(text)
+
+
+def render() -> None:
+    """The page body."""
+    from ctg_app.tracking.reports import run_report
+    from ctg_app.tracking.stats import get_usage_stats
+
+    st.title("Usage analytics")
+    if not is_admin():
+        st.error("This page is only available to administrators (ADMIN_EMAILS).")
+        st.stop()
+
+    source, warehouse_error = probe_source()
+    if warehouse_error:
+        st.warning(f"Warehouse unavailable ({warehouse_error}): showing the events still in the local spool "
+                   f"(delivered events older than {get_settings().spool_retention_days} days may be missing).")
+    everyone = run_report("activity_per_user", days=90, source=source)
+    actions_all = run_report("popular_actions", days=90, source=source)
+    days, user, action = _filters(sorted(everyone.frame["user"]) if not everyone.empty else [],
+                                  sorted(actions_all.frame["action"]) if not actions_all.empty else [])
+    if warehouse_error:  # already said; read the spool only
+        stats = get_usage_stats(user, days, settings=get_settings().replace(databricks_connection_uri=None,
+                                                                           databricks_server_hostname=None))
+    else:
+        stats = get_usage_stats(user, days)
+    if stats.notice:
+        st.warning(stats.notice)
+    st.caption(f"Since {stats.since} (UTC) · source: {stats.source}")
+
+    if stats.empty:
+        st.info("No events yet in this window. Events appear here once people use the chatbot "
+                "(every question, SQL run, download and error is tracked); try a longer window or another user.")
+        _health(warehouse_error)
+        return
+
+    cols = st.columns(5)
+    cols[0].metric("Events", f"{stats.total_events:,}")
+    cols[1].metric("Users", stats.unique_users)
+    cols[2].metric("Active days", stats.active_days)
+    cols[3].metric("Errors", stats.error_count)
+    cols[4].metric("Error rate", f"{stats.error_count / stats.total_events:.1%}")
+
+    common = {"days": days, "user": user, "action": action, "source": source}
+    dau = run_report("daily_active_users", **common)
+    if dau.notice and not stats.notice:
+        st.info(dau.notice)
+    left, right = st.columns(2)
+    frame = dau.frame.sort_values("date")
+    left.plotly_chart(px.line(frame, x="date", y="active_users", markers=True, title="Daily active users"),
+                      key="chart_dau")
+    popular = run_report("popular_actions", **common).frame
+    right.plotly_chart(px.bar(popular, x="action", y="count", title="Actions"), key="chart_actions")
+
+    left, right = st.columns(2)
+    trend = run_report("error_trend", **common).frame
+    fig = go.Figure()
+    fig.add_bar(x=trend["date"], y=trend["errors"], name="errors")
+    fig.add_scatter(x=trend["date"], y=trend["error_rate"], name="error rate", yaxis="y2", mode="lines+markers")
+    fig.update_layout(title="Errors per day", yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%"})
+    left.plotly_chart(fig, key="chart_errors")
+    funnel = run_report("funnel", days=days, user=user, source=source).frame
+    right.plotly_chart(go.Figure(go.Funnel(y=funnel["action"], x=funnel["users"], textinfo="value+percent initial"))
+                       .update_layout(title="Question → download funnel (users)"), key="chart_funnel")
+
+    pct = run_report("duration_percentiles", **common).frame
+    if not pct.empty:
+        long = pct.melt(id_vars=["action"], value_vars=["p50_ms", "p95_ms"], var_name="percentile",
+                        value_name="ms")
+        st.plotly_chart(px.bar(long, x="action", y="ms", color="percentile", barmode="group",
+                               title="Duration per action (ms)"), key="chart_durations")
+    else:
+        st.caption("No durations recorded in this window.")
+
+    with st.expander("Tables"):
+        st.dataframe(run_report("error_rate", **common).frame, hide_index=True)
+        st.dataframe(run_report("activity_per_user", **common).frame, hide_index=True)
+        st.dataframe(funnel, hide_index=True)
+        st.dataframe(pd.DataFrame(list(stats.errors_by_type.items()), columns=["error", "count"]), hide_index=True)
+    _health(warehouse_error)
+
+
+if __name__ == "__main__":  # Streamlit runs page scripts as __main__; importing analytics_pages must not render
+    render()
