@@ -34,7 +34,8 @@ class FakeWarehouse:
 
     def __init__(self, db_path: Optional[str] = None, tls: bool = False, token: str = DEFAULT_TOKEN,
                  port: int = 0, host: str = "127.0.0.1", http_path: str = DEFAULT_HTTP_PATH,
-                 page_rows: int = 4096) -> None:
+                 page_rows: int = 4096, oauth_clients: Optional[dict[str, str]] = None,
+                 oauth_token_ttl_s: int = 3600) -> None:
         self.db_path = db_path
         self.tls = tls
         self.token = token
@@ -53,6 +54,11 @@ class FakeWarehouse:
         self.engine = Engine(db_path)
         self.faults = FaultPlan()
         self._server = WarehouseServer(self.engine, host, port, http_path, token, self.faults, ssl_context, page_rows)
+        self.oauth = None
+        if oauth_clients:  # OAuth M2M mode: OIDC discovery + token endpoint, issued tokens accepted as Bearer
+            from .oauth import OAuthServer
+
+            self.oauth = self._server.oauth = OAuthServer(oauth_clients, oauth_token_ttl_s)
 
     # ---- lifecycle ----
     def start(self) -> "FakeWarehouse":
@@ -105,6 +111,22 @@ class FakeWarehouse:
         if self.tls and self.ca_file:
             env["DATABRICKS_TLS_CA_FILE"] = self.ca_file
         return env
+
+    def oauth_env(self, client_id: Optional[str] = None) -> dict[str, str]:
+        """Like :meth:`env` but for a service principal: ``DATABRICKS_CLIENT_ID`` / ``DATABRICKS_CLIENT_SECRET``
+        (the first registered client unless ``client_id`` is given) and no access token."""
+        if self.oauth is None:
+            raise RuntimeError("FakeWarehouse(oauth_clients={...}) is needed for oauth_env()")
+        client_id = client_id or next(iter(self.oauth.clients))
+        env = {k: v for k, v in self.env().items() if k != "DATABRICKS_ACCESS_TOKEN"}
+        env["DATABRICKS_CLIENT_ID"] = client_id
+        env["DATABRICKS_CLIENT_SECRET"] = self.oauth.clients[client_id]
+        return env
+
+    @property
+    def tokens_issued(self) -> int:
+        """OAuth access tokens issued by the token endpoint (0 without OAuth mode)."""
+        return self.oauth.tokens_issued if self.oauth is not None else 0
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for ``databricks.sql.connect`` with fast-fail retry settings."""

@@ -339,17 +339,32 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _oauth_reply(self, reply: Any) -> bool:
+        if reply is None:
+            return False
+        from .oauth import encode
+
+        status, body, headers = encode(reply)
+        self._send(status, body, headers)
+        return True
+
     def do_GET(self) -> None:
+        oauth = self.server.owner.oauth
+        if oauth is not None and self._oauth_reply(oauth.handle_get(self.path, self.server.owner.base_url)):
+            return
         self._send(404, b"Not Found")
 
     def do_POST(self) -> None:
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        auth = self.headers.get("Authorization")
+        if owner.oauth is not None and self._oauth_reply(owner.oauth.handle_post(self.path, auth, body)):
+            return
         if self.path.split("?")[0].rstrip("/") != owner.http_path.rstrip("/"):
             self._send(404, b"Not Found", {"x-databricks-reason-phrase": "No such warehouse"})
             return
-        if self.headers.get("Authorization") != f"Bearer {owner.token}":
+        if auth != f"Bearer {owner.token}" and not (owner.oauth is not None and owner.oauth.accepts(auth)):
             self._send(401, b"Unauthorized", {"x-databricks-reason-phrase": "Invalid access token.",
                                                "Content-Type": "text/plain"})
             return
@@ -399,6 +414,7 @@ class WarehouseServer:
         self.token = token
         self.faults = faults
         self.ssl_context = ssl_context
+        self.oauth: Any = None  # an oauth.OAuthServer when the OAuth M2M mode is on
         self.statements: list[str] = []
         self.method_counts: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
@@ -411,6 +427,11 @@ class WarehouseServer:
     def _record_statement(self, sql: str) -> None:
         with self._stats_lock:
             self.statements.append(sql)
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port`` of this listener (what OAuth discovery documents point at)."""
+        return f"{'https' if self.ssl_context is not None else 'http'}://{self.host}:{self.port}"
 
     def count_method(self, method: str) -> None:
         """Count one received Thrift call."""

@@ -5,9 +5,10 @@
 - location: ``DATABRICKS_SERVER_HOSTNAME`` + ``DATABRICKS_HTTP_PATH``, or ``DATABRICKS_CONNECTION_URI`` (a full
   ``http(s)://host:port/path`` passed to the connector as ``_connection_uri``; how a local stand-in warehouse is
   reached), plus ``DATABRICKS_TLS_CA_FILE`` for a private CA;
-- auth: ``DATABRICKS_ACCESS_TOKEN``. OAuth M2M for a service principal (``DATABRICKS_CLIENT_ID`` /
-  ``DATABRICKS_CLIENT_SECRET``) needs the ``databricks-sdk`` package; it is used when installed, otherwise
-  :class:`WarehouseConfigError` explains what to install;
+- auth: ``DATABRICKS_ACCESS_TOKEN``, or OAuth M2M for a service principal (``DATABRICKS_CLIENT_ID`` /
+  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s OAuth code against
+  the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the scheme://host:port of
+  ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
 - waits: the connector's defaults take ~14 minutes to give up on a dead warehouse. The retry knobs are derived from
   ``WAREHOUSE_TIMEOUT_S`` so an unreachable warehouse fails in seconds.
 
@@ -17,8 +18,10 @@ The connector leaks ``urllib3`` errors besides its own classes: catch :data:`WAR
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,6 +81,8 @@ def is_auth_error(exc: BaseException) -> bool:
     """True when the warehouse rejected the credentials (HTTP 401 / 403)."""
     from databricks.sql.exc import RequestError
 
+    if isinstance(_oauth_error(exc), ServicePrincipalRejected):
+        return True
     return isinstance(exc, RequestError) and http_status_of(exc) in (401, 403)
 
 
@@ -102,8 +107,13 @@ def describe_error(exc: BaseException, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     redact = Redactor(settings.secret_values(), max_length=300)
     status = http_status_of(exc) if isinstance(exc, RequestError) else None
+    oauth_error = _oauth_error(exc)
     if isinstance(exc, WarehouseConfigError):
         message = str(exc)
+    elif isinstance(oauth_error, ServicePrincipalRejected):  # from the token source, maybe wrapped by the connector
+        message = str(oauth_error)
+    elif oauth_error is not None:
+        message = f"warehouse unreachable: {oauth_error}"
     elif status == 401:
         message = "token rejected (HTTP 401): check DATABRICKS_ACCESS_TOKEN (or the service principal credentials)"
     elif status == 403:
@@ -171,7 +181,10 @@ def retry_kwargs(timeout_s: float) -> dict[str, Any]:
 def connect_kwargs(
     settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None
 ) -> dict[str, Any]:
-    """The keyword arguments :func:`connect` passes to ``databricks.sql.connect`` (includes the credential)."""
+    """The keyword arguments :func:`connect` passes to ``databricks.sql.connect`` (includes the credential).
+
+    With a service principal this runs the OAuth discovery (once per process and client, see
+    :func:`_oauth_m2m_provider`)."""
     settings = settings or get_settings()
     uri = settings.databricks_connection_uri
     host = settings.databricks_server_hostname
@@ -213,25 +226,130 @@ def connect_kwargs(
     return kwargs
 
 
+# ----- OAuth machine-to-machine (service principal) ---------------------------------------------------------------
+
+
+class ServicePrincipalRejected(PermissionError):
+    """The workspace's token endpoint refused the service principal (``invalid_client`` & co.; never the secret)."""
+
+
+class OAuthUnavailable(ConnectionError):
+    """OIDC discovery or the token endpoint could not be reached or answered nonsense (try again later)."""
+
+
+_REJECTION_CODES = ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied", "invalid_scope",
+                    "invalid_request")
+_token_sources: dict[tuple[str, str, str], Any] = {}
+_token_sources_lock = threading.Lock()
+
+
+def oauth_base_url(settings: Settings, host: str | None = None) -> str:
+    """``scheme://host[:port]`` of the workspace for OAuth: from ``DATABRICKS_CONNECTION_URI`` when set (the local
+    fake warehouse: ``http://127.0.0.1:PORT``), else ``https://{DATABRICKS_SERVER_HOSTNAME}``."""
+    uri = settings.databricks_connection_uri
+    if uri:
+        parts = urlsplit(uri)
+        name = parts.hostname or ""
+        name = f"[{name}]" if ":" in name else name
+        return f"{parts.scheme}://{name}" + (f":{parts.port}" if parts.port else "")
+    host = (host or settings.databricks_server_hostname or "").strip().rstrip("/")
+    return host if "://" in host else f"https://{host}"
+
+
 def _oauth_m2m_provider(settings: Settings, host: str) -> Any:
-    """A ``credentials_provider`` for OAuth machine-to-machine auth, built on ``databricks-sdk`` (when installed)."""
+    """A connector ``credentials_provider`` for a service principal, built on ``databricks-sdk``'s OAuth code.
+
+    OIDC discovery (``{base}/oidc/.well-known/oauth-authorization-server``) with the SDK's
+    ``oauth.get_workspace_endpoints``, then the SDK's ``oauth.ClientCredentials`` (the token source its own
+    ``oauth-m2m`` auth uses: ``client_credentials`` grant, HTTP Basic client auth, scope ``all-apis``; cached until
+    40 s before expiry). ``databricks.sdk.core.Config`` is deliberately not used: it reads ``DATABRICKS_*``
+    variables and ``~/.databrickscfg`` profiles (a ``DATABRICKS_TOKEN`` next to the client secret makes it fail with
+    "more than one authorization method"), probes ``/.well-known/databricks-config`` and fetches the discovery
+    document with a client that retries connection errors for 300 s, which would defeat ``WAREHOUSE_TIMEOUT_S``.
+    One token source per (workspace, client) is kept for the process, so reconnects reuse a valid token.
+
+    Discovery runs here (once per process and client); the token is fetched on the first request. Errors:
+    :class:`WarehouseConfigError` (no discovery document), :class:`OAuthUnavailable` (discovery or token endpoint
+    unreachable), :class:`ServicePrincipalRejected` (wrong id/secret; the connector wraps it in a ``RequestError``).
+    """
     try:
-        from databricks.sdk.core import Config, oauth_service_principal
+        from databricks.sdk import oauth
+        from databricks.sdk._base_client import _BaseClient
+        from databricks.sdk.errors import NotFound
     except ImportError:
         raise WarehouseConfigError(
             "DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET need the databricks-sdk package "
             "(pip install databricks-sdk), or set DATABRICKS_ACCESS_TOKEN instead"
         ) from None
 
-    def provider() -> Any:  # pragma: no cover - needs a real workspace
-        config = Config(
-            host=f"https://{host}",
-            client_id=settings.databricks_client_id,
-            client_secret=settings.databricks_client_secret,
-        )
-        return oauth_service_principal(config)
+    base = oauth_base_url(settings, host)
+    client_id = settings.databricks_client_id or ""
+    client_secret = settings.databricks_client_secret or ""
+    # discovery retries connection errors (sleeping 1 s, 2 s, ...) within this budget, then gives up
+    timeout = max(1.0, float(settings.warehouse_timeout_s) / 2)
+    key = (base, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
+
+    def token_source() -> Any:
+        with _token_sources_lock:
+            source = _token_sources.get(key)
+        if source is not None:
+            return source
+        client = _BaseClient(retry_timeout_seconds=timeout, http_timeout_seconds=timeout)
+        try:
+            endpoints = oauth.get_workspace_endpoints(base, client=client)
+        except Exception as exc:  # noqa: BLE001 - the SDK raises DatabricksError, TimeoutError, requests errors
+            if isinstance(exc, NotFound):
+                raise WarehouseConfigError(
+                    f"no OAuth discovery document at {base}/oidc/.well-known/oauth-authorization-server: check "
+                    "DATABRICKS_SERVER_HOSTNAME / DATABRICKS_CONNECTION_URI, or set DATABRICKS_ACCESS_TOKEN instead"
+                ) from None
+            raise OAuthUnavailable(f"OAuth discovery at {base} failed: {_short(exc)}") from exc
+        if not endpoints or not endpoints.token_endpoint:
+            raise OAuthUnavailable(f"OAuth discovery at {base} gave no token_endpoint")
+        source = oauth.ClientCredentials(
+            client_id=client_id, client_secret=client_secret, token_url=endpoints.token_endpoint,
+            scopes="all-apis", use_header=True, disable_async=True)
+        with _token_sources_lock:
+            return _token_sources.setdefault(key, source)
+
+    source = token_source()  # discovery now, so a bad host fails here rather than inside the connector
+
+    def provider() -> Any:
+        def headers() -> dict[str, str]:
+            try:
+                token = source.token()
+            except Exception as exc:  # noqa: BLE001 - ValueError("invalid_client: ..."), requests errors, ...
+                text = _short(exc)
+                if isinstance(exc, ValueError) and text.split(":", 1)[0].strip() in _REJECTION_CODES:
+                    raise ServicePrincipalRejected(
+                        f"service principal rejected: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET "
+                        f"(OAuth {text.split(':', 1)[0].strip()})") from None
+                raise OAuthUnavailable(f"OAuth token request failed: {text}") from None
+            return {"Authorization": f"{token.token_type or 'Bearer'} {token.access_token}"}
+
+        return headers
 
     return provider
+
+
+def _short(exc: BaseException) -> str:
+    """First line of an exception's text, at most 200 characters (the SDK's texts carry no secret; redacted later)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text[:200]
+
+
+def _oauth_error(exc: BaseException) -> BaseException | None:
+    """The :class:`ServicePrincipalRejected` / :class:`OAuthUnavailable` behind ``exc`` (the connector wraps it)."""
+    todo, seen = [exc], 0
+    while todo and seen < 12:
+        current = todo.pop(0)
+        seen += 1
+        if isinstance(current, (ServicePrincipalRejected, OAuthUnavailable)):
+            return current
+        context = getattr(current, "context", None)
+        nested = [context.get("original-exception")] if isinstance(context, dict) else []
+        todo += [e for e in (*nested, *current.args, current.__cause__) if isinstance(e, BaseException)]
+    return None
 
 
 def connect(settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None) -> Any:
