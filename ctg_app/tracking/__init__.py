@@ -20,6 +20,7 @@ from ctg_app.tracking.guard import health
 from ctg_app.tracking.identity import current_session_id, current_user
 from ctg_app.tracking.redact import Redactor
 from ctg_app.tracking.spool import Spool
+from ctg_app.tracking.stats import UsageStats, get_usage_stats
 from ctg_app.tracking.tracker import Tracker, get_tracker, reset_tracker, set_tracker
 
 __all__ = [
@@ -34,9 +35,11 @@ __all__ = [
     "Spool",
     "SqlValidationError",
     "Tracker",
+    "UsageStats",
     "current_session_id",
     "current_user",
     "get_tracker",
+    "get_usage_stats",
     "health",
     "reset_tracker",
     "session_events",

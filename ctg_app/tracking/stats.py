@@ -22,20 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.reports import (
-    WarehouseReader,
-    WarehouseUnavailable,
-    _params,
-    _where,
-    normalise_frame,
-    spool_for,
-    to_sqlite,
-    window_start,
-)
 from ctg_app.tracking.spool import STATE_DEAD, STATE_PENDING, Spool
+
+if TYPE_CHECKING:  # pandas, sqlglot and the connector load only when statistics are asked for
+    import pandas as pd
+
+    from ctg_app.tracking.reports import WarehouseReader
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +79,8 @@ class UsageStats:
     error_count: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     errors_by_type: dict[str, int] = field(default_factory=dict)
-    daily: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["date", "events", "errors",
-                                                                              "active_users"]))
-    by_action: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["action", "count"]))
+    daily: pd.DataFrame = field(default_factory=lambda: _frame(["date", "events", "errors", "active_users"]))
+    by_action: pd.DataFrame = field(default_factory=lambda: _frame(["action", "count"]))
     notice: str | None = None
     warehouse_error: str | None = None
     warehouse_events: int = 0
@@ -114,10 +108,18 @@ class UsageStats:
         }
 
 
+def _frame(columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=columns)
+
+
 def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: Settings | None = None,
                     spool: Spool | None = None, reader: WarehouseReader | None = None,
                     now: datetime | None = None) -> UsageStats:
     """Usage statistics for ``user_email`` (None: everyone) over the last ``days`` days (see the module docstring)."""
+    from ctg_app.tracking.reports import WarehouseReader, WarehouseUnavailable, _where, spool_for, window_start
+
     settings = settings or get_settings()
     days = int(days)
     since = window_start(days, now)
@@ -160,6 +162,10 @@ def _normalise(user_email: str, settings: Settings) -> str:
 
 def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user: str | None,
                 days: int, now: datetime | None = None) -> UsageStats:
+    import pandas as pd
+
+    from ctg_app.tracking.reports import _params, normalise_frame, to_sqlite
+
     sql = to_sqlite(CUBE_SQL.format(events="events", where=where))
     rows = spool.connection().execute(sql, _params(settings.app_name, since, user, None, for_spool=True)).fetchall()
     cube = normalise_frame(pd.DataFrame.from_records(rows, columns=CUBE_COLUMNS))
@@ -170,6 +176,10 @@ def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user:
 
 def _warehouse_cube(reader: WarehouseReader, where: str, settings: Settings, since: date,
                     user: str | None) -> tuple[pd.DataFrame, int, str | None]:
+    import pandas as pd
+
+    from ctg_app.tracking.reports import _params, normalise_frame
+
     relation = reader.events_relation()
     if relation is None:
         return _empty_cube(), 0, "The central table does not exist yet: only events still in the local spool count."
@@ -182,6 +192,8 @@ def _warehouse_cube(reader: WarehouseReader, where: str, settings: Settings, sin
 def _pending_rows(spool: Spool, settings: Settings, since: date, user: str | None,
                   reader: WarehouseReader) -> tuple[pd.DataFrame, int]:
     """Spool rows not delivered yet in the window, minus those the warehouse already has (by ``event_id``)."""
+    import pandas as pd
+
     sql = ("SELECT event_id, timestamp, user, action, status FROM events "
            f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND app_name = :app_name "
            "AND timestamp >= :since_ts")
@@ -211,10 +223,12 @@ def _pending_rows(spool: Spool, settings: Settings, since: date, user: str | Non
 
 
 def _empty_cube() -> pd.DataFrame:
-    return pd.DataFrame(columns=CUBE_COLUMNS)
+    return _frame(CUBE_COLUMNS)
 
 
 def _cube_of_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    from ctg_app.tracking.reports import normalise_frame
+
     if rows.empty:
         return _empty_cube()
     frame = rows.assign(date=rows["timestamp"].str.slice(0, 10), errors=(rows["status"] == "error").astype("int64"))
@@ -226,6 +240,10 @@ def _cube_of_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _build(user: str | None, days: int, since: date, source: str, cubes: list[pd.DataFrame],
            now: datetime | None = None) -> UsageStats:
+    import pandas as pd
+
+    from ctg_app.tracking.reports import window_start
+
     parts = [c for c in cubes if not c.empty]
     stats = UsageStats(user_email=user, days=days, since=since, source=source)
     today = window_start(0, now)
