@@ -30,7 +30,10 @@ APP_STARTED = "ctg_app_started"
 
 def pages() -> list[st.Page]:
     """The app's pages, the first one the default."""
-    return [st.Page(str(ROOT / "app_pages" / "chat.py"), title="Chat", icon="💬", url_path="chat", default=True)]
+    from ctg_app.app_pages.analytics import analytics_pages  # "Usage analytics": only for ADMIN_EMAILS
+
+    return [st.Page(str(ROOT / "app_pages" / "chat.py"), title="Chat", icon="💬", url_path="chat", default=True),
+            *analytics_pages()]
 
 
 def start_session() -> None:
