@@ -86,13 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.streamlit_args = unknown
-    return int(args.func(args) or 0)
+    root = logging.getLogger()
+    handler = None
+    if not root.handlers:  # a console script: log to stderr; in-process callers (tests) keep their own logging
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        if handler is not None:
+            root.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 EXIT_OK = 0
@@ -87,18 +88,32 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def _setup_logging(verbose: bool, redact: Any, stream: TextIO) -> None:
+@contextmanager
+def _logging_to(stream: TextIO, verbose: bool, redact: Any) -> Iterator[None]:
+    """Send all log records, redacted, to ``stream`` while the command runs; restore the previous logging after
+    (``main()`` is also called in-process, by tests and ``ctg-app selftest``)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(_RedactingFilter(redact))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    noisy = [logging.getLogger("databricks"), logging.getLogger("urllib3")]
+    saved = (list(root.handlers), root.level, [logger.level for logger in noisy])
+    for old in saved[0]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:  # the connector logs each failed HTTP attempt at ERROR; our own message says it better
-        logging.getLogger("databricks").setLevel(logging.CRITICAL)
-        logging.getLogger("urllib3").setLevel(logging.CRITICAL)
+        for logger in noisy:
+            logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for old in saved[0]:
+            root.addHandler(old)
+        root.setLevel(saved[1])
+        for logger, level in zip(noisy, saved[2]):
+            logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,18 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = reload_settings()
     except SettingsError as exc:
-        _setup_logging(args.verbose, Redactor(), sys.stderr)
-        return _config_error(args, str(exc), out)
+        with _logging_to(sys.stderr, args.verbose, Redactor()):
+            return _config_error(args, str(exc), out)
     redact = Redactor(settings.secret_values(), max_length=2000)
-    _setup_logging(args.verbose, redact, sys.stderr)
-    try:
-        return _run(args, settings, out)
-    except KeyboardInterrupt:
-        log.warning("interrupted; claimed events were released and will be sent next time")
-        return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: a short, redacted message and a distinct code
-        log.error("unexpected error: %s: %s", type(exc).__name__, redact(exc), exc_info=args.verbose)
-        return EXIT_ERROR
+    with _logging_to(sys.stderr, args.verbose, redact):
+        try:
+            return _run(args, settings, out)
+        except KeyboardInterrupt:
+            log.warning("interrupted; claimed events were released and will be sent next time")
+            return 130
+        except Exception as exc:  # noqa: BLE001 - last resort: a short, redacted message and a distinct code
+            log.error("unexpected error: %s: %s", type(exc).__name__, redact(exc), exc_info=args.verbose)
+            return EXIT_ERROR
 
 
 def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:

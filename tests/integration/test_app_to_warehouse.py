@@ -56,7 +56,10 @@ def test_a_question_in_the_app_reaches_the_central_table_once(app_with_warehouse
     assert [a for _, a in spooled][:4] == ["app_start", "generate_question", "sql_query", "execute_sql"]
 
     def delivered():
-        rows = wh.query(f"SELECT event_id, action, user, app_name FROM {SPEC_TABLE}")
+        try:
+            rows = wh.query(f"SELECT event_id, action, user, app_name FROM {SPEC_TABLE}")
+        except Exception:  # the flusher has not created the table yet
+            return None
         return rows if len(rows) >= len(spooled) else None
 
     rows = wait_for(delivered)
