@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ctg-app run
+	$(BIN)/ctg-app run --server.address 127.0.0.1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -20,6 +20,7 @@ Re-running SQL the user edited records ``edit_sql`` alone (the edit *and* its ru
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
@@ -40,8 +41,14 @@ CACHE_TTL_S = 600
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
-def _cached_answer(question: str, vanna_key: str, _vn: Any) -> SqlAnswer:
-    return _vn.answer_question(question)
+def _cached_answer_fields(question: str, vanna_key: str, _vn: Any) -> dict[str, Any]:
+    # A plain dict, not the SqlAnswer itself: st.cache_data pickles what it stores, and pickling an instance fails
+    # once Streamlit has reloaded the module that defines its class (what a developer's file save does).
+    return dataclasses.asdict(_vn.answer_question(question))
+
+
+def _cached_answer(question: str, vanna_key: str, vn: Any) -> SqlAnswer:
+    return SqlAnswer(**_cached_answer_fields(question, vanna_key, vn))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
@@ -51,7 +58,7 @@ def _cached_run_sql(sql: str, source_key: str, _vn: Any) -> pd.DataFrame:
 
 def clear_caches() -> None:
     """Forget cached answers and query results."""
-    _cached_answer.clear()
+    _cached_answer_fields.clear()
     _cached_run_sql.clear()
 
 
