@@ -27,6 +27,21 @@ DAY_CHOICES = (1, 7, 14, 30, 90)
 ALL = "All"
 
 
+def _daily(fig: go.Figure, days: int | None) -> go.Figure:
+    """Day ticks (plotly would otherwise show hours when the data spans a single day); one per day for short windows."""
+    fig.update_xaxes(type="date", tickformat="%b %d")
+    if days is not None and days <= 14:
+        fig.update_xaxes(dtick=86_400_000)
+    return fig
+
+
+def _counts(fig: go.Figure, values: pd.Series) -> go.Figure:
+    """Counts start at zero and, when small, tick in whole numbers."""
+    fig.update_yaxes(rangemode="tozero")
+    if len(values) and values.max() <= 10:
+        fig.update_yaxes(dtick=1)
+    return fig
+
 def is_admin() -> bool:
     """True when the current user is one of ``ADMIN_EMAILS``."""
     admins = {email.strip().lower() for email in get_settings().admin_emails}
@@ -155,10 +170,11 @@ def render() -> None:
         st.info(dau.notice)
     left, right = st.columns(2)
     frame = dau.frame.sort_values("date")
-    left.plotly_chart(px.line(frame, x="date", y="active_users", markers=True, title="Daily active users"),
-                      key="chart_dau")
+    left.plotly_chart(_counts(_daily(px.line(frame, x="date", y="active_users", markers=True,
+                                             title="Daily active users"), days), frame["active_users"]), key="chart_dau")
     popular = run_report("popular_actions", **common).frame
-    right.plotly_chart(px.bar(popular, x="action", y="count", title="Actions"), key="chart_actions")
+    right.plotly_chart(_counts(px.bar(popular, x="action", y="count", title="Actions"), popular["count"]),
+                       key="chart_actions")
 
     left, right = st.columns(2)
     trend = run_report("error_trend", **common).frame
@@ -166,7 +182,7 @@ def render() -> None:
     fig.add_bar(x=trend["date"], y=trend["errors"], name="errors")
     fig.add_scatter(x=trend["date"], y=trend["error_rate"], name="error rate", yaxis="y2", mode="lines+markers")
     fig.update_layout(title="Errors per day", yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%"})
-    left.plotly_chart(fig, key="chart_errors")
+    left.plotly_chart(_counts(_daily(fig, days), trend["errors"]), key="chart_errors")
     funnel = run_report("funnel", days=days, user=user, source=source).frame
     right.plotly_chart(go.Figure(go.Funnel(y=funnel["action"], x=funnel["users"], textinfo="value+percent initial"))
                        .update_layout(title="Question → download funnel (users)"), key="chart_funnel")
