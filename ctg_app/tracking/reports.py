@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -136,6 +136,8 @@ class ReportSpec:
     finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     #: SQLite-only replacement of the fetch (same rows, packed); None: translate ``sql``
     spool_fetch: str | None = None
+    #: Streams the fetched rows (both engines) into the raw frame, instead of building a frame of every row first
+    reduce_rows: Callable[[Iterable[tuple]], pd.DataFrame] | None = None
     extra_where: str = ""
     spec_query: str | None = None  # the SPEC_QUERIES entry this report equals
 
@@ -231,6 +233,33 @@ def _finish_percentiles(raw: pd.DataFrame) -> pd.DataFrame:
                 "p95_ms": round(float(nearest_rank(values, 95)), 3),
                 "max_ms": round(float(values[-1]), 3),
             })
+    frame = pd.DataFrame.from_records(records, columns=["action", "count", "p50_ms", "p95_ms", "max_ms"])
+    return frame.sort_values(["count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _percentiles_of_rows(rows: Iterable[tuple]) -> pd.DataFrame:
+    """``(action, duration_ms)`` rows → the percentile table, without a frame of every row: one list of durations per
+    action, sorted with numpy, nearest rank (the same code for both engines, so the answers are identical)."""
+    import numpy as np
+
+    per_action: dict[str, list[float]] = {}
+    for action, duration in rows:
+        if duration is None or duration != duration:  # NULL / NaN: not a duration
+            continue
+        values = per_action.get(action)
+        if values is None:
+            values = per_action[action] = []
+        values.append(duration)
+    records = []
+    for action in sorted(per_action):
+        values = np.sort(np.array(per_action[action], dtype=np.float64), kind="stable")
+        records.append({
+            "action": action,
+            "count": int(len(values)),
+            "p50_ms": round(float(nearest_rank(values, 50)), 3),
+            "p95_ms": round(float(nearest_rank(values, 95)), 3),
+            "max_ms": round(float(values[-1]), 3),
+        })
     frame = pd.DataFrame.from_records(records, columns=["action", "count", "p50_ms", "p95_ms", "max_ms"])
     return frame.sort_values(["count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
@@ -364,7 +393,7 @@ _register(ReportSpec(
     sql="""SELECT action, duration_ms FROM {events} WHERE {where} AND duration_ms IS NOT NULL""",
     default_days=7,
     columns=("action", "count", "p50_ms", "p95_ms", "max_ms"),
-    finish=_finish_percentiles,
+    reduce_rows=_percentiles_of_rows,
 ))
 
 _register(ReportSpec(
@@ -401,13 +430,21 @@ _register(ReportSpec(
     name="activity_per_user",
     title="Activity per user",
     description="Events, active days, first and last seen, and errors per user, most active first.",
-    sql="""SELECT user, SUM(n) AS events, COUNT(DISTINCT d) AS active_days, MIN(first_ts) AS first_seen,
-       MAX(last_ts) AS last_seen, SUM(e) AS errors
-FROM (SELECT DATE(timestamp) AS d, user, COUNT(*) AS n, MIN(timestamp) AS first_ts,
-             MAX(timestamp) AS last_ts, SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS e
-      FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), user) AS g
-GROUP BY user
+    # One streaming pass over the (day, user) prefix of the index counts events and errors; first/last seen are then
+    # looked up only on each user's first and last active day (an index seek on (app, day, user) per user), instead
+    # of comparing every row's timestamp.
+    sql="""SELECT u.user AS user, u.events AS events, u.active_days AS active_days,
+       (SELECT MIN(timestamp) FROM {events} WHERE {where} AND DATE(timestamp) = u.first_day AND user = u.user)
+         AS first_seen,
+       (SELECT MAX(timestamp) FROM {events} WHERE {where} AND DATE(timestamp) = u.last_day AND user = u.user)
+         AS last_seen,
+       u.errors AS errors
+FROM (SELECT user, SUM(n) AS events, COUNT(*) AS active_days, MIN(d) AS first_day, MAX(d) AS last_day,
+             SUM(e) AS errors
+      FROM (SELECT DATE(timestamp) AS d, user, COUNT(*) AS n, SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS e
+            FROM {events} WHERE {where}
+            GROUP BY DATE(timestamp), user) AS g
+      GROUP BY user) AS u
 ORDER BY events DESC, user""",
     default_days=30,
     columns=("user", "events", "active_days", "first_seen", "last_seen", "errors"),
@@ -713,6 +750,8 @@ def run_on_spool(name: str, spool: Spool, *, days: int | None = ..., user: str |
     app_name = app_name or get_settings().app_name
     sql = spool_sql(name, since=since, user=user, action=action)
     cursor = spool.connection().execute(sql, _params(app_name, since, user, action, for_spool=True))
+    if spec.reduce_rows is not None:
+        return _finish(spec, spec.reduce_rows(cursor))
     names = [d[0] for d in cursor.description]
     return _finish(spec, _frame(name, names, cursor.fetchall()))
 
@@ -727,10 +766,14 @@ def run_on_warehouse(name: str, reader: WarehouseReader, *, days: int | None = .
     app_name = app_name or reader.settings.app_name
     relation = reader.events_relation()
     if relation is None:  # no table yet: nothing was ever delivered
+        if spec.reduce_rows is not None:
+            return _finish(spec, spec.reduce_rows([]))
         names = list(_raw_columns(spec))
         return _finish(spec, _frame(name, names, []))
     sql = databricks_sql(name, events=relation, since=since, user=user, action=action)
     names, rows = reader.fetch(sql, _params(app_name, since, user, action, for_spool=False))
+    if spec.reduce_rows is not None:
+        return _finish(spec, spec.reduce_rows(rows))
     return _finish(spec, _frame(name, names, rows))
 
 

@@ -160,16 +160,62 @@ def _normalise(user_email: str, settings: Settings) -> str:
     return normalise_user(user_email, settings.default_user)
 
 
+#: The spool's cube: the same groups without per-row MIN/MAX(timestamp) (first/last seen come from two small queries on
+#: the window's first and last day), so one streaming pass over the report index's (day, user, action) prefix suffices.
+SPOOL_CUBE_SQL = """SELECT DATE(timestamp) AS date, user, action, COUNT(*) AS events,
+       SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors
+FROM {events} WHERE {where}
+GROUP BY DATE(timestamp), user, action"""
+SPOOL_EDGE_SQL = "SELECT {agg}(timestamp) FROM {events} WHERE {where} AND DATE(timestamp) = :edge_day"
+_SPOOL_SQL_CACHE: dict[str, str] = {}
+
+
+def _spool_sql(databricks: str) -> str:
+    """``to_sqlite`` once per distinct statement (the filters are parameters, so there are only a few)."""
+    sql = _SPOOL_SQL_CACHE.get(databricks)
+    if sql is None:
+        from ctg_app.tracking.reports import to_sqlite
+
+        sql = _SPOOL_SQL_CACHE[databricks] = to_sqlite(databricks)
+    return sql
+
+
 def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user: str | None,
                 days: int, now: datetime | None = None) -> UsageStats:
     import pandas as pd
 
-    from ctg_app.tracking.reports import _params, normalise_frame, to_sqlite
+    from ctg_app.tracking.reports import _as_naive_utc, _params
 
-    sql = to_sqlite(CUBE_SQL.format(events="events", where=where))
-    rows = spool.connection().execute(sql, _params(settings.app_name, since, user, None, for_spool=True)).fetchall()
-    cube = normalise_frame(pd.DataFrame.from_records(rows, columns=CUBE_COLUMNS))
+    conn = spool.connection()
+    params = _params(settings.app_name, since, user, None, for_spool=True)
+    rows = conn.execute(_spool_sql(SPOOL_CUBE_SQL.format(events="events", where=where)), params).fetchall()
+    day_of: dict[str, date] = {}
+    days_col, users, actions, events, errors = [], [], [], [], []
+    for day_text, row_user, action, count, error_count in rows:
+        day = day_of.get(day_text)
+        if day is None:
+            day = day_of[day_text] = date.fromisoformat(day_text[:10])
+        days_col.append(day)
+        users.append(row_user)
+        actions.append(action)
+        events.append(count)
+        errors.append(error_count or 0)
+    cube = pd.DataFrame({"date": days_col, "user": users, "action": actions,
+                         "events": pd.array(events, dtype="int64"), "errors": pd.array(errors, dtype="int64")},
+                        columns=CUBE_COLUMNS[:5])
+    first_seen = last_seen = None
+    if day_of:
+        texts = sorted(day_of)
+        for agg, edge in (("MIN", texts[0]), ("MAX", texts[-1])):
+            sql = _spool_sql(SPOOL_EDGE_SQL.format(agg=agg, events="events", where=where))
+            value = conn.execute(sql, {**params, "edge_day": edge}).fetchone()[0]
+            if agg == "MIN":
+                first_seen = _as_naive_utc(value)
+            else:
+                last_seen = _as_naive_utc(value)
     stats = _build(user, days, since, SOURCE_SPOOL, [cube], now)
+    if not stats.empty:
+        stats.first_seen, stats.last_seen = first_seen, last_seen
     stats.spool_events = stats.total_events
     return stats
 
@@ -258,8 +304,9 @@ def _build(user: str | None, days: int, since: date, source: str, cubes: list[pd
     stats.error_count = int(cube["errors"].sum())
     stats.unique_users = int(cube["user"].nunique())
     stats.active_days = int(cube["date"].nunique())
-    stats.first_seen = pd.Timestamp(cube["first_ts"].min()).to_pydatetime()
-    stats.last_seen = pd.Timestamp(cube["last_ts"].max()).to_pydatetime()
+    if "first_ts" in cube.columns:  # the spool-only path finds first/last seen itself
+        stats.first_seen = pd.Timestamp(cube["first_ts"].min()).to_pydatetime()
+        stats.last_seen = pd.Timestamp(cube["last_ts"].max()).to_pydatetime()
     by_action = (cube.groupby("action", as_index=False)["events"].sum()
                  .rename(columns={"events": "count"})
                  .sort_values(["count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True))
