@@ -68,8 +68,6 @@ def tracked(
 
         @fail_safe("details", fallback=None, events=0)
         def result_details(result: Any, base: dict[str, Any] | None) -> dict[str, Any] | None:
-            if details is None:
-                return base
             extra = details(result)
             return {**(base or {}), **extra} if extra else base
 
@@ -91,8 +89,8 @@ def tracked(
             elif _is_streamlit_control_flow(exc):
                 tracker.record_unguarded(action, operation=op, status=STATUS_OK, duration_ms=elapsed, details=info)
             else:
-                tracker.record_unguarded(action, operation=op, status=STATUS_INTERRUPTED, error_type=type(exc).__name__,
-                               duration_ms=elapsed, details=info)
+                tracker.record_unguarded(action, operation=op, status=STATUS_INTERRUPTED,
+                                         error_type=type(exc).__name__, duration_ms=elapsed, details=info)
 
         if inspect.iscoroutinefunction(fn):
 
