@@ -712,7 +712,7 @@ def run_on_spool(name: str, spool: Spool, *, days: int | None = ..., user: str |
     since = window_start(days, now)
     app_name = app_name or get_settings().app_name
     sql = spool_sql(name, since=since, user=user, action=action)
-    cursor = spool.connection().execute(sql, _params(app_name, since, user, action, for_spool=True))
+    cursor = spool.scan_connection().execute(sql, _params(app_name, since, user, action, for_spool=True))
     if spec.reduce_rows is not None:
         return _finish(spec, spec.reduce_rows(cursor))
     names = [d[0] for d in cursor.description]

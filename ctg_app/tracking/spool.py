@@ -94,8 +94,9 @@ def _migration_3(db: sqlite_utils.Database) -> None:
 #: files stay readable.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 
-#: Reads of a large spool (the usage reports walk up to a million index entries) go through a memory map rather than
-#: one read() system call per page. Address space only; SQLite maps no more than the file's size.
+#: Scans of a large spool (the usage reports walk up to a million index entries) read through a memory map rather
+#: than one read() system call per page. Only scanning connections map the file: mapped pages count in a process's
+#: resident size, and the flush and the request path have no use for them.
 MMAP_BYTES = 1 << 30
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -138,7 +139,15 @@ class Spool:
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
             conn = self._open()
-            local.conn, local.generation = conn, _fork_generation
+            local.conn, local.generation, local.mapped = conn, _fork_generation, False
+        return conn
+
+    def scan_connection(self) -> sqlite3.Connection:
+        """This thread's connection, set up for large read-only scans (memory-mapped reads; see :data:`MMAP_BYTES`)."""
+        conn = self.connection()
+        if not getattr(self._local, "mapped", False):
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            self._local.mapped = True
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -159,7 +168,6 @@ class Spool:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             if self._schema_ready_generation != _fork_generation:
                 with self._lock:
                     self._migrate(conn)

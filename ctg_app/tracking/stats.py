@@ -186,7 +186,7 @@ def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user:
 
     from ctg_app.tracking.reports import _as_naive_utc, _params
 
-    conn = spool.connection()
+    conn = spool.scan_connection()
     params = _params(settings.app_name, since, user, None, for_spool=True)
     rows = conn.execute(_spool_sql(SPOOL_CUBE_SQL.format(events="events", where=where)), params).fetchall()
     day_of: dict[str, date] = {}
@@ -247,7 +247,7 @@ def _pending_rows(spool: Spool, settings: Settings, since: date, user: str | Non
     if user is not None:
         sql += " AND user = :user"
         params["user"] = user
-    rows = spool.connection().execute(sql, params).fetchall()
+    rows = spool.scan_connection().execute(sql, params).fetchall()
     frame = pd.DataFrame.from_records(rows, columns=["event_id", "timestamp", "user", "action", "status"])
     frame = frame.drop_duplicates(subset=["event_id"])
     if frame.empty or "event_id" not in reader.columns():
