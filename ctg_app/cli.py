@@ -98,9 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+    # The connector logs every HTTP round trip at INFO; our commands say what matters themselves.
+    quiet = [logging.getLogger(name) for name in ("databricks", "urllib3")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
         return int(args.func(args) or 0)
     finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
         if handler is not None:
             root.removeHandler(handler)
 
