@@ -278,15 +278,19 @@ ORDER BY date DESC""",
     spec_query="daily_active_users",
 ))
 
+#: Events per action, counted along the report index's (day, user, action) prefix so SQLite streams it without a sort.
+#: Shared by the spec's example queries 2-4, which differ only in their filter and the count's name.
+_COUNT_PER_ACTION = """SELECT action, SUM(n) AS {count}
+FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {{events}} WHERE {{where}}
+      GROUP BY DATE(timestamp), user, action) AS g
+GROUP BY action
+ORDER BY {count} DESC, action"""
+
 _register(ReportSpec(
     name="popular_actions",
     title="Most popular actions",
     description="Events per action (spec example query 2; last 7 days).",
-    sql="""SELECT action, SUM(n) AS count
-FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), user, action) AS g
-GROUP BY action
-ORDER BY count DESC, action""",
+    sql=_COUNT_PER_ACTION.format(count="count"),
     default_days=7,
     columns=("action", "count"),
     spec_query="popular_actions",
@@ -296,11 +300,7 @@ _register(ReportSpec(
     name="sql_editing",
     title="SQL editing patterns",
     description="Generated, edited and executed SQL (spec example query 3; last 7 days).",
-    sql="""SELECT action, SUM(n) AS count
-FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), user, action) AS g
-GROUP BY action
-ORDER BY count DESC, action""",
+    sql=_COUNT_PER_ACTION.format(count="count"),
     default_days=7,
     columns=("action", "count"),
     extra_where=f"action IN ({_IN_EDITING})",
@@ -311,11 +311,7 @@ _register(ReportSpec(
     name="error_analysis",
     title="Error analysis",
     description="Error actions by count (spec example query 4; last day).",
-    sql="""SELECT action, SUM(n) AS error_count
-FROM (SELECT DATE(timestamp) AS d, user, action, COUNT(*) AS n FROM {events} WHERE {where}
-      GROUP BY DATE(timestamp), user, action) AS g
-GROUP BY action
-ORDER BY error_count DESC, action""",
+    sql=_COUNT_PER_ACTION.format(count="error_count"),
     default_days=1,
     columns=("action", "error_count"),
     extra_where="action LIKE '%_error%'",
