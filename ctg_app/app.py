@@ -10,6 +10,7 @@ multipage app and may then run ``pages/<name>.py`` *without* this script (measur
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -41,6 +42,30 @@ def start_session() -> None:
     if not st.session_state.get(APP_STARTED):
         st.session_state[APP_STARTED] = True
         record_app_start()
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it between tests)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: D102 - StreamHandler.__init__ assigns it; the property ignores that
+        pass
+
+
+def configure_logging() -> None:
+    """Console logging for the app's own loggers: every event at DEBUG when ``DEBUG_LOGGING`` is on (spec: "Debug
+    Mode"), INFO otherwise. The handler is added once per process (this script re-runs on every interaction)."""
+    logger = logging.getLogger("ctg_app")
+    if not any(getattr(h, "ctg_app_console", False) for h in logger.handlers):
+        handler = _ConsoleHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.ctg_app_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if get_settings().debug_logging else logging.INFO)
 
 
 @fail_safe("background_flusher", events=0)
@@ -78,6 +103,7 @@ def render_debug_events() -> None:
 def main() -> None:
     """Run the app."""
     st.set_page_config(page_title="CTG Chatbot", page_icon="💬", layout="wide")
+    configure_logging()
     start_session()
     start_shipping()
     render_identity()

@@ -66,11 +66,18 @@ def friendly_message(exc: BaseException, operation: str) -> str:
     """A short message for the user; the classified error was already recorded by ``@tracked``."""
     if isinstance(exc, (LlmConfigError, DataSourceConfigError)):
         return str(exc)
+    tracker = get_tracker()
     try:
-        action = get_tracker().classify(exc, operation)
+        action = tracker.classify(exc, operation)
     except Exception:  # classification is best effort: fall back to a generic message
         action = Actions.APP_ERROR
-    return FRIENDLY.get(action, FRIENDLY[Actions.APP_ERROR])
+    detail = f"{type(exc).__name__}: {tracker.redact(exc)}"
+    # Spec: errors are logged to the console but shown to users only in debug mode; both texts are redacted.
+    log.warning("%s during %s (%s)", action, operation, detail)
+    message = FRIENDLY.get(action, FRIENDLY[Actions.APP_ERROR])
+    if get_settings().debug_logging:
+        message = f"{message}\n\nDebug: {detail}"
+    return message
 
 
 def _new_turn(question: str) -> dict[str, Any]:

@@ -160,6 +160,25 @@ def test_llm_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
     assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in (rows[-1]["error_message"] or "")
 
 
+def test_errors_show_details_only_in_debug_mode_and_always_redacted(chatbot_env, monkeypatch, caplog):
+    def boom(self, question):
+        raise RuntimeError("upstream model overloaded (sk-abcdefghijklmnopqrstuvwxyz123456)")
+
+    monkeypatch.setattr(CTGVanna, "answer_question", boom)
+    at = new_app().run()
+    at.chat_input[0].set_value("How many projects are there?").run()
+    assert "RuntimeError" not in at.error[0].value  # not shown to users...
+    assert "llm_error during sql_query (RuntimeError: upstream model overloaded" in caplog.text  # ...but logged
+
+    monkeypatch.setenv("DEBUG_LOGGING", "true")
+    reconfigure()
+    at = new_app().run()
+    at.chat_input[0].set_value("How many projects are there?").run()
+    shown = at.error[0].value
+    assert "language model could not answer" in shown and "Debug: RuntimeError: upstream model overloaded" in shown
+    assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in shown + caplog.text
+
+
 def test_database_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
     spool = chatbot_env
 
