@@ -21,7 +21,7 @@ APP_PATH = Path(__file__).resolve().parent / "app.py"
 def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
     """The command line that serves the app (headless, no usage statistics), plus passthrough arguments."""
     return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", *extra]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", *extra]
 
 
 def _run(args: argparse.Namespace) -> int:

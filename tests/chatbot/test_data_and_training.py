@@ -102,7 +102,8 @@ def test_run_command_starts_streamlit_headless(monkeypatch):
     cmd, env = calls[0]
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(cli.APP_PATH.parent.parent)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ctg_app/app.py")
-    assert cmd[5:] == ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.port", "8765"]
+    assert cmd[5:] == ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+                       "--server.port", "8765"]
 
 
 def test_subcommands_are_registered_one_function_each():
