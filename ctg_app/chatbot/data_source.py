@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,35 +106,6 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
     return tree.sql(dialect=dialect)
 
 
-def _connect(settings: Settings, *, catalog: str, schema: str) -> Any:
-    """A databricks-sql connection: the project's ``ctg_app.tracking.db_connection.connect`` (bounded retries) when
-    available, else a direct ``databricks.sql.connect`` built from the same settings."""
-    try:
-        from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
-    except ImportError:
-        connect = None
-    if connect is not None:
-        return connect(settings, catalog=catalog, schema=schema)
-    from databricks import sql as dbsql
-
-    kwargs: dict[str, Any] = {
-        "server_hostname": settings.databricks_server_hostname or "localhost",
-        "http_path": settings.databricks_http_path or "",
-        "access_token": settings.databricks_access_token,
-        "catalog": catalog,
-        "schema": schema,
-        "enable_telemetry": False,
-        "_retry_stop_after_attempts_count": 3,
-        "_retry_stop_after_attempts_duration": settings.warehouse_timeout_s,
-        "_socket_timeout": settings.warehouse_timeout_s,
-    }
-    if settings.databricks_connection_uri:
-        kwargs["_connection_uri"] = settings.databricks_connection_uri
-    if settings.databricks_tls_ca_file:
-        kwargs["_tls_trusted_ca_file"] = settings.databricks_tls_ca_file
-    return dbsql.connect(**kwargs)
-
-
 class DatabricksSource:
     """A Databricks SQL warehouse reached through ``ctg_app.tracking.db_connection.connect``."""
 
@@ -147,15 +119,42 @@ class DatabricksSource:
             )
         self.settings = settings
         self.catalog, self.schema = settings.data_schema.split(".")
+        # One warehouse session per thread, reused across queries (opening one is a round trip, about a second on a
+        # cold warehouse); a connection is not shared between threads (PEP 249 thread safety level 1).
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not conn.open:
+            from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
+
+            conn = self._local.conn = connect(self.settings, catalog=self.catalog, schema=self.schema)
+        return conn
+
+    def _discard_connection(self) -> None:
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is broken already; a fresh one is opened next time
+                log.debug("closing a broken warehouse connection failed", exc_info=True)
 
     def run_sql(self, sql: str) -> pd.DataFrame:
-        """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA."""
+        """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA (on this thread's session)."""
+        from databricks.sql.exc import ServerOperationError
+
         statement = qualify_tables(sql, self.catalog, self.schema)
-        with _connect(self.settings, catalog=self.catalog, schema=self.schema) as conn:
+        conn = self._connection()
+        try:
             with conn.cursor() as cursor:
                 cursor.execute(statement)
                 rows = cursor.fetchall()
                 columns = [d[0] for d in (cursor.description or [])]
+        except ServerOperationError:
+            raise  # the statement failed; the session is fine
+        except Exception:
+            self._discard_connection()  # transport or session trouble: start afresh next time
+            raise
         return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
     def describe(self) -> str:

@@ -60,3 +60,22 @@ def test_databricks_source_needs_a_schema(monkeypatch):
         make_data_source(reload_settings())
     monkeypatch.setenv("CTG_DATA_SCHEMA", "a.b")
     assert isinstance(make_data_source(reload_settings()), DatabricksSource)
+
+
+def test_databricks_source_reuses_its_session_and_recovers_after_an_outage(warehouse):
+    from databricks.sql.exc import ServerOperationError
+
+    source = make_data_source(reload_settings())
+    warehouse.reset_stats()
+    for _ in range(3):
+        assert len(source.run_sql("SELECT * FROM projects")) > 0
+    with pytest.raises(ServerOperationError):  # a bad statement keeps the session
+        source.run_sql("SELECT nope FROM projects")
+    assert warehouse.method_counts.get("OpenSession") == 1
+
+    warehouse.stop()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises; the app classifies it
+        source.run_sql("SELECT * FROM projects")
+    warehouse.start()
+    assert len(source.run_sql("SELECT * FROM projects")) > 0  # a fresh session after the failure
+    assert warehouse.method_counts.get("OpenSession") == 2
