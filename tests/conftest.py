@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import pytest
@@ -22,7 +23,10 @@ _SETTINGS_ENV = {f.metadata["env"] for f in Settings.__dataclass_fields__.values
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory, monkeypatch):
-    """No test reads the developer's configuration or writes to their home directory."""
+    """No test reads the developer's configuration or writes to their home directory, and none leaves logging changed
+    (the app configures the ``ctg_app`` logger when AppTest runs it in this process)."""
+    app_logger = logging.getLogger("ctg_app")
+    saved_logging = (app_logger.level, list(app_logger.handlers))
     for name in _SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
@@ -33,6 +37,8 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
     yield
     set_tracker(None)
     get_settings.cache_clear()
+    app_logger.setLevel(saved_logging[0])
+    app_logger.handlers[:] = saved_logging[1]
 
 
 @pytest.fixture

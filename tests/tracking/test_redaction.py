@@ -53,7 +53,7 @@ def test_no_secret_reaches_the_spool_file_or_the_logs(tracking_spool, monkeypatc
     def run(sql):
         raise RuntimeError(f"401 for token my-odd-shaped-workspace-token and {DATABRICKS_PAT}")
 
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="ctg_app"):
         with pytest.raises(RuntimeError):
             run(f"SELECT '{OPENAI_KEY}'")
         track_error("a@b.c", Actions.LLM_ERROR, f"bad key {OPENAI_KEY}")
