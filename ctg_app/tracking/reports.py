@@ -17,7 +17,7 @@ Query shape: each report first aggregates by a prefix of ``(day, user, action, .
 index, so SQLite streams the index without a sort — then aggregates that much smaller result. Percentiles are computed in Python by
 nearest rank over the fetched durations, identically for both engines.
 
-The spec's four example queries are kept verbatim in :data:`SPEC_QUERIES`; ``tests/analytics`` proves they return the
+The spec's four example queries are kept verbatim in :data:`ctg_app.tracking.spec_sql.SPEC_QUERIES`; ``tests/analytics`` proves they return the
 same rows as :func:`run_report` on the same data.
 
     from ctg_app.tracking.reports import run_report
@@ -42,6 +42,7 @@ from sqlglot import exp
 
 from ctg_app.settings import SPEC_APP_NAME, SPEC_TABLE, Settings, get_settings
 from ctg_app.tracking.actions import Actions
+from ctg_app.tracking.spec_sql import SPEC_QUERIES
 from ctg_app.tracking.spool import TABLE as SPOOL_TABLE
 from ctg_app.tracking.spool import Spool
 
@@ -58,37 +59,7 @@ SOURCE_WAREHOUSE = "warehouse"
 SOURCE_SPOOL = "spool"
 SOURCE_AUTO = "auto"
 
-# ----- the spec's example queries, verbatim ----------------------------------------------------------------------
-
-#: The four example queries of ``usage-tracking.md``, character for character. ``spec_query()`` runs them on another
-#: table name when ``TRACKING_TABLE`` differs; the matching named report is given for each.
-SPEC_QUERIES: dict[str, str] = {
-    "daily_active_users": """SELECT DATE(timestamp) as date, COUNT(DISTINCT user) as active_users
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-GROUP BY DATE(timestamp)
-ORDER BY date DESC;""",
-    "popular_actions": """SELECT action, COUNT(*) as count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;""",
-    "sql_editing": """SELECT action, COUNT(*) as count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action IN ('sql_query', 'edit_sql', 'execute_sql')
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;""",
-    "error_analysis": """SELECT action, COUNT(*) as error_count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action LIKE '%_error%'
-  AND timestamp >= CURRENT_DATE - INTERVAL 1 DAY
-GROUP BY action
-ORDER BY error_count DESC;""",
-}
+# ----- the spec's example queries, verbatim (ctg_app.tracking.spec_sql) ------------------------------------------
 
 
 def spec_query(name: str, table: str = SPEC_TABLE, app_name: str = SPEC_APP_NAME) -> str:

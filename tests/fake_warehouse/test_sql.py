@@ -15,47 +15,14 @@ from databricks import sql
 from databricks.sql.exc import RequestError, ServerOperationError
 
 from ctg_app.fake_warehouse import FakeWarehouse
+from ctg_app.tracking.spec_sql import SPEC_CREATE_TABLE, SPEC_QUERIES
 
 TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
 APP = "elevio-ctg-chatbot-vanna"
 
-# ---- verbatim from the spec (docs: usage-tracking.md) ----
-SPEC_CREATE = """CREATE TABLE IF NOT EXISTS elevio_group___rag_pilot.rag_core_blocks.central_app_usage (
-  timestamp TIMESTAMP,
-  app_name STRING,
-  user STRING,
-  action STRING
-)
-USING DELTA;"""
-
-SPEC_DAILY_ACTIVE = """SELECT DATE(timestamp) as date, COUNT(DISTINCT user) as active_users
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-GROUP BY DATE(timestamp)
-ORDER BY date DESC;"""
-
-SPEC_POPULAR = """SELECT action, COUNT(*) as count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;"""
-
-SPEC_SQL_EDITING = """SELECT action, COUNT(*) as count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action IN ('sql_query', 'edit_sql', 'execute_sql')
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;"""
-
-SPEC_ERRORS = """SELECT action, COUNT(*) as error_count
-FROM elevio_group___rag_pilot.rag_core_blocks.central_app_usage
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action LIKE '%_error%'
-  AND timestamp >= CURRENT_DATE - INTERVAL 1 DAY
-GROUP BY action
-ORDER BY error_count DESC;"""
+# ---- verbatim from the spec (one copy: ctg_app.tracking.spec_sql) ----
+SPEC_CREATE = SPEC_CREATE_TABLE
+SPEC_DAILY_ACTIVE, SPEC_POPULAR, SPEC_SQL_EDITING, SPEC_ERRORS = SPEC_QUERIES.values()
 
 MERGE_EVENTS = """MERGE INTO elevio_group___rag_pilot.rag_core_blocks.central_app_usage AS t
 USING (SELECT inline(from_json(:events, 'ARRAY<STRUCT<event_id: STRING, timestamp: TIMESTAMP, app_name: STRING, user: STRING, action: STRING, operation: STRING, status: STRING, error_type: STRING, error_message: STRING, duration_ms: DOUBLE, session_id: STRING, details: STRING>>'))) AS s

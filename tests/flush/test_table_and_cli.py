@@ -22,43 +22,10 @@ from ctg_app.tracking.db_connection import (
 )
 from ctg_app.tracking.flush import Flusher
 from ctg_app.tracking.sinks.databricks import DatabricksSink
+from ctg_app.tracking.spec_sql import SPEC_CREATE_TABLE as SPEC_CREATE
+from ctg_app.tracking.spec_sql import SPEC_QUERIES
 from tests.flush.conftest import APP, TABLE, fill, make_events, warehouse_ids
 
-SPEC_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-  timestamp TIMESTAMP,
-  app_name STRING,
-  user STRING,
-  action STRING
-)
-USING DELTA;"""
-
-SPEC_QUERIES = [
-    f"""SELECT DATE(timestamp) as date, COUNT(DISTINCT user) as active_users
-FROM {TABLE}
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-GROUP BY DATE(timestamp)
-ORDER BY date DESC;""",
-    f"""SELECT action, COUNT(*) as count
-FROM {TABLE}
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;""",
-    f"""SELECT action, COUNT(*) as count
-FROM {TABLE}
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action IN ('sql_query', 'edit_sql', 'execute_sql')
-  AND timestamp >= CURRENT_DATE - INTERVAL 7 DAY
-GROUP BY action
-ORDER BY count DESC;""",
-    f"""SELECT action, COUNT(*) as error_count
-FROM {TABLE}
-WHERE app_name = 'elevio-ctg-chatbot-vanna'
-  AND action LIKE '%_error%'
-  AND timestamp >= CURRENT_DATE - INTERVAL 1 DAY
-GROUP BY action
-ORDER BY error_count DESC;""",
-]
 
 
 # ----- connection module ------------------------------------------------------------------------------------------
@@ -131,7 +98,7 @@ def test_flush_creates_the_spec_table_and_the_spec_queries_work(settings, spool,
     assert columns[:4] == ["timestamp", "app_name", "user", "action"] and "event_id" in columns
     with sql.connect(**flush_env.connect_kwargs()) as conn, conn.cursor() as cur:
         results = []
-        for query in SPEC_QUERIES:
+        for query in SPEC_QUERIES.values():
             cur.execute(query)
             results.append([tuple(r) for r in cur.fetchall()])
     assert results[0][0][1] == 13  # 13 distinct users today
