@@ -11,7 +11,7 @@ import streamlit as st
 from ctg_app.chatbot import operations
 from ctg_app.chatbot.sample_data import ensure_sample_db
 from ctg_app.settings import reload_settings
-from ctg_app.tracking import Spool, reset_tracker
+from ctg_app.tracking import Spool
 
 APP_PATH = Path(__file__).resolve().parents[2] / "ctg_app" / "app.py"
 
@@ -23,20 +23,9 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def spool(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """The project's ``tracking_spool`` fixture when present, else an equivalent local one."""
-    try:
-        yield request.getfixturevalue("tracking_spool")
-        return
-    except pytest.FixtureLookupError:
-        pass
-    path = tmp_path / "spool.sqlite3"
-    monkeypatch.setenv("TRACKING_SPOOL_PATH", str(path))
-    reload_settings()
-    reset_tracker()
-    reader = Spool(path)
-    yield reader
-    reset_tracker()
+def spool(tracking_spool: Spool) -> Spool:
+    """The project's ``tracking_spool``: a fresh spool the app's tracker records into."""
+    return tracking_spool
 
 
 @pytest.fixture

@@ -16,12 +16,9 @@ SCHEMA = "ctg.project_controlling"
 
 
 @pytest.fixture
-def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+def warehouse(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
     """The fake warehouse with the sample tables in ctg.project_controlling, and the app configured to use it."""
-    try:
-        wh = request.getfixturevalue("fake_warehouse")
-    except pytest.FixtureLookupError:
-        pytest.skip("the fake warehouse (ctg_app.fake_warehouse) is not available")
+    wh = fake_warehouse
     for table, df in sample_tables().items():
         wh.load_dataframe(f"{SCHEMA}.{table}", df)
     for name, value in wh.env().items():
