@@ -119,8 +119,7 @@ class Flusher:
         sink_factory: Callable[[Settings], DatabricksSink] = DatabricksSink,
     ) -> None:
         self.settings = settings or get_settings()
-        self.spool = spool or Spool(self.settings.spool_path, synchronous=self.settings.spool_synchronous,
-                                    busy_timeout_ms=self.settings.spool_busy_timeout_ms)
+        self.spool = spool or Spool.from_settings(self.settings)
         self.delivery = Delivery(self.spool)
         self.owner = owner or new_owner()
         self.batch_size = max(1, int(batch_size or self.settings.flush_batch_size))

@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
         from ctg_app.tracking.delivery import Delivery
         from ctg_app.tracking.spool import Spool
 
-        status = Delivery(Spool(settings.spool_path, busy_timeout_ms=settings.spool_busy_timeout_ms)).status()
+        status = Delivery(Spool.from_settings(settings)).status()
         _print_status(status, args.json, out)
         return EXIT_OK
 

@@ -615,8 +615,7 @@ def spool_for(settings: Settings | None = None) -> Spool:
     settings = settings or get_settings()
     if tracker.spool.path == settings.spool_path:
         return tracker.spool
-    return Spool(settings.spool_path, synchronous=settings.spool_synchronous,
-                 busy_timeout_ms=settings.spool_busy_timeout_ms)
+    return Spool.from_settings(settings)
 
 
 def _frame(name: str, names: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame:

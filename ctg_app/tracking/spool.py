@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ctg_app.settings import Settings
 from ctg_app.tracking.event import EVENT_COLUMNS, Event
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,12 @@ class Spool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._schema_ready_generation: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Spool:
+        """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout)."""
+        return cls(settings.spool_path, synchronous=settings.spool_synchronous,
+                   busy_timeout_ms=settings.spool_busy_timeout_ms)
 
     # ----- connections -------------------------------------------------------------------------------------------
 

@@ -43,9 +43,7 @@ class Tracker:
         redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
-        self.spool = spool or Spool(
-            settings.spool_path, synchronous=settings.spool_synchronous, busy_timeout_ms=settings.spool_busy_timeout_ms
-        )
+        self.spool = spool or Spool.from_settings(settings)
         self.classifier = classifier or ErrorClassifier()
         self.redact = redactor or Redactor(settings.secret_values())
         self.enabled = settings.tracking_enabled
