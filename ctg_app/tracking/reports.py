@@ -213,13 +213,8 @@ def _percentiles_of_rows(rows: Iterable[tuple]) -> pd.DataFrame:
     return frame.sort_values(["count", "action"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def _finish_error_rate(raw: pd.DataFrame) -> pd.DataFrame:
-    frame = raw.copy()
-    frame["error_rate"] = [round(e / n, 4) if n else 0.0 for e, n in zip(frame["errors"], frame["events"])]
-    return frame
-
-
-def _finish_error_trend(raw: pd.DataFrame) -> pd.DataFrame:
+def _with_error_rate(raw: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``error_rate`` = errors / events (0 where there were no events), rounded to 4 places."""
     frame = raw.copy()
     frame["error_rate"] = [round(e / n, 4) if n else 0.0 for e, n in zip(frame["errors"], frame["events"])]
     return frame
@@ -341,7 +336,7 @@ GROUP BY COALESCE(operation, action)
 ORDER BY events DESC, action""",
     default_days=7,
     columns=("action", "events", "errors", "error_rate"),
-    finish=_finish_error_rate,
+    finish=_with_error_rate,
 ))
 
 _register(ReportSpec(
@@ -358,7 +353,7 @@ LEFT JOIN (SELECT DATE(timestamp) AS date, COUNT(*) AS errors FROM {events} WHER
 ORDER BY date""",
     default_days=30,
     columns=("date", "events", "errors", "error_rate"),
-    finish=_finish_error_trend,
+    finish=_with_error_rate,
 ))
 
 _register(ReportSpec(
