@@ -11,14 +11,14 @@ import logging
 from typing import Any
 
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
 from ctg_app.chatbot.data_source import DataSource, make_data_source
 from ctg_app.chatbot.llm import create_vanna
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
+from ctg_app.chatbot.sql_policy import validate_chat_sql
 from ctg_app.chatbot.training import load_training
 from ctg_app.settings import Settings, get_settings
+from ctg_app.tracking.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,22 @@ class CTGVanna:
         """Vanna's chatter (prompts may hold data) goes to DEBUG logging instead of stdout."""
         log.debug("%s: %s", title, message)
 
+    def validate_sql(self, sql: str, *, check_columns: bool = False) -> str:
+        """The SQL to run for ``sql`` under the source's read-only policy (row cap applied); SqlValidationError else."""
+        policy = self.data_source.sql_policy()
+        return validate_chat_sql(sql, policy.with_columns_checked() if check_columns else policy)
+
     def is_sql_valid(self, sql: str) -> bool:
-        """Exactly one read-only query (SELECT / WITH … SELECT / set operation) that parses in the source dialect."""
-        if not sql or not sql.strip():
-            return False
+        """True when :meth:`validate_sql` accepts ``sql`` (Vanna's own flows call this)."""
         try:
-            statements = [s for s in sqlglot.parse(sql, read=self.sql_dialect) if s is not None]
-        except sqlglot.errors.ParseError:
+            self.validate_sql(sql)
+        except SqlValidationError:
             return False
-        return len(statements) == 1 and isinstance(statements[0], exp.Query)
+        return True
+
+    def run_chat_sql(self, sql: str) -> pd.DataFrame:
+        """Validate and run ``sql`` (bound in time and rows by the source); installed as Vanna's ``run_sql``."""
+        return self.data_source.run_sql(self.validate_sql(sql))
 
     def answer_question(self, question: str) -> SqlAnswer:
         """SQL for ``question`` (the offline model may decline instead)."""
@@ -85,7 +92,7 @@ def build_vanna(settings: Settings | None = None, data_source: DataSource | None
     vn.data_source = source
     vn.sql_dialect = source.dialect
     vn.dialect = source.display_dialect
-    vn.run_sql = source.run_sql
+    vn.run_sql = vn.run_chat_sql  # every query the chat runs passes the read-only policy first
     vn.run_sql_is_set = True
     train(vn, source.dialect)
     return vn
