@@ -127,12 +127,13 @@ class SampleSQLiteSource:
             conn.close()
 
     def sql_policy(self) -> SqlPolicy:
-        """The database's own tables (not ``sqlite_*``), unqualified or under ``main``."""
+        """The database's own data tables (not ``sqlite_*`` nor internal ``_*`` ones), unqualified or under ``main``."""
         if self._policy is None:
             conn = self._connect()
             try:
                 names = [r[0] for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%'")]
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%' "
+                    "AND name NOT LIKE '\\_%' ESCAPE '\\'")]
                 tables = {n.lower(): frozenset(r[1].lower() for r in conn.execute(f'PRAGMA table_info("{n}")'))
                           for n in names}
             finally:

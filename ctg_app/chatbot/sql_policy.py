@@ -181,7 +181,8 @@ def _check_columns(tree: exp.Expression, policy: SqlPolicy) -> None:
         qualify(plain, schema=schema, dialect=policy.dialect, validate_qualify_columns=True, quote_identifiers=False)
     except OptimizeError as exc:
         message = _first_line(exc)
-        match = re.search(r"[Cc]olumn '?\"?([^'\"]+)\"?'? could not be resolved", message)
+        match = re.search(r"[Cc]olumn '?\"?([^'\"]+)\"?'? could not be resolved", message) or re.search(
+            r"Unknown column: '?\"?([\w.]+)", message)
         if match:
             raise SqlValidationError(f"unknown column {match.group(1)!r}: {message}") from None
         raise SqlValidationError(f"the query does not fit the schema: {message}") from None
