@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from ctg_app.tracking.errors import ChartError
+from ctg_app.tracking.recording.errors import ChartError
 
 _TIME_WORDS = ("date", "month", "quarter", "year", "week", "day")
 

@@ -161,7 +161,7 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
 
 
 class DatabricksSource:
-    """A Databricks SQL warehouse reached through ``ctg_app.tracking.db_connection.connect``."""
+    """A Databricks SQL warehouse reached through ``ctg_app.databricks.connection.connect``."""
 
     dialect = "databricks"
     display_dialect = "Databricks SQL"
@@ -185,7 +185,7 @@ class DatabricksSource:
         if conn is None or not conn.open:
             from databricks import sql  # lazy: only this source needs the connector
 
-            from ctg_app.tracking.db_connection import connect_kwargs
+            from ctg_app.databricks.connection import connect_kwargs
 
             kwargs = connect_kwargs(self.data_settings(), catalog=self.catalog, schema=self.schema)
             # enforced by the warehouse itself; the connector (4.x) has no per-statement timeout argument

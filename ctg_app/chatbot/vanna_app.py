@@ -18,7 +18,7 @@ from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
 from ctg_app.chatbot.sql_policy import validate_chat_sql
 from ctg_app.chatbot.training import load_training
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.errors import SqlValidationError
+from ctg_app.tracking.recording.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from ctg_app.chatbot.sample_data import sample_tables
 from ctg_app.chatbot.sql_policy import SqlPolicy, validate_chat_sql
 from ctg_app.chatbot.training import load_training
 from ctg_app.chatbot.vanna_app import build_vanna
-from ctg_app.fake_warehouse import FakeWarehouse
+from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, SettingsError
-from ctg_app.tracking.errors import SqlValidationError
-from ctg_app.tracking.spec_sql import SPEC_CREATE_TABLE
+from ctg_app.tracking.recording.errors import SqlValidationError
+from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE
 
 CENTRAL = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
 SCHEMA = "ctg.project_controlling"
