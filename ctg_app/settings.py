@@ -101,6 +101,9 @@ class Settings:
     )
     llm_model: str | None = _setting("LLM_MODEL", None, doc="model / deployment name for the LLM provider")
     openai_api_key: str | None = _setting("OPENAI_API_KEY", None, secret=True, doc="OpenAI / Azure OpenAI key")
+    openai_base_url: str | None = _setting(
+        "OPENAI_BASE_URL", None, doc="OpenAI-compatible endpoint, e.g. a proxy or local server (default: api.openai.com)"
+    )
     azure_openai_endpoint: str | None = _setting("AZURE_OPENAI_ENDPOINT", None, doc="Azure OpenAI endpoint")
     azure_openai_api_version: str = _setting("AZURE_OPENAI_API_VERSION", "2024-10-21", doc="Azure OpenAI API version")
     anthropic_api_key: str | None = _setting("ANTHROPIC_API_KEY", None, secret=True, doc="Anthropic key")

@@ -104,6 +104,11 @@ def validate_chat_sql(sql: str, policy: SqlPolicy) -> str:
     return tree.sql(dialect=policy.dialect)
 
 
+def probe_sql(sql: str, dialect: str) -> str:
+    """``sql`` (already validated) with ``LIMIT 0``: the database compiles it — names, types — but returns nothing."""
+    return sqlglot.parse_one(sql, read=dialect).limit(0, copy=False).sql(dialect=dialect)
+
+
 def is_chat_sql_valid(sql: str, policy: SqlPolicy) -> bool:
     """True when :func:`validate_chat_sql` accepts ``sql``."""
     try:

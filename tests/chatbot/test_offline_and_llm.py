@@ -139,13 +139,14 @@ def test_openai_provider_is_built_lazily_without_network(monkeypatch, tmp_path):
     with pytest.raises(LlmConfigError, match="OPENAI_API_KEY"):
         build_vanna(Settings(llm_provider="openai", sample_db_path=db))
     vn = build_vanna(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=db))
-    assert created == [{"api_key": "sk-test"}]
+    assert created == [{"api_key": "sk-test", "timeout": 60.0, "max_retries": 2}]  # never the client's 600 s
     assert vn.config["model"] == "gpt-4o-mini" and vn.dialect == "SQLite"
     with pytest.raises(LlmConfigError, match="AZURE_OPENAI_ENDPOINT"):
         build_vanna(Settings(llm_provider="azure_openai", openai_api_key="k", sample_db_path=db))
     vn = build_vanna(Settings(llm_provider="azure_openai", openai_api_key="k", llm_model="dep",
                               azure_openai_endpoint="https://x.openai.azure.com", sample_db_path=db))
     assert created[-1]["azure_endpoint"] == "https://x.openai.azure.com" and vn.config["model"] == "dep"
+    assert (created[-1]["timeout"], created[-1]["max_retries"]) == (60.0, 2)
 
 
 def test_llm_answers_go_through_vanna_generate_sql(monkeypatch, tmp_path):
