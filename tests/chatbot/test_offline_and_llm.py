@@ -181,3 +181,26 @@ def test_ollama_is_not_contacted_at_build(monkeypatch, tmp_path):
     assert calls == [("init", "http://127.0.0.1:11434")]
     assert vn.model == "llama3.1:latest"
     reload_settings()
+
+
+def test_anthropic_and_ollama_clients_get_the_timeout_and_retries(monkeypatch, tmp_path):
+    created = []
+
+    class Client:
+        def __init__(self, *args, **kwargs):
+            created.append((args, kwargs))
+
+    for name in ("anthropic", "ollama"):
+        module = types.ModuleType(name)
+        module.Anthropic = module.Client = Client
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in ("vanna.legacy.anthropic.anthropic_chat", "vanna.legacy.anthropic", "vanna.legacy.ollama.ollama",
+                 "vanna.legacy.ollama"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    db = tmp_path / "s.sqlite3"
+    build_vanna(Settings(llm_provider="anthropic", anthropic_api_key="k", llm_timeout_s=12.5, llm_max_retries=1,
+                         sample_db_path=db))
+    assert created[-1][1] == {"api_key": "k", "timeout": 12.5, "max_retries": 1}
+    vn = build_vanna(Settings(llm_provider="ollama", llm_timeout_s=12.5, sample_db_path=db))
+    assert vn.ollama_timeout == 12.5  # vanna's own default is 240 s
+    assert created[-1][1]["timeout"].read == 12.5
