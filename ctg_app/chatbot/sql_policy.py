@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError, TokenError
+from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import TokenType
 
 from ctg_app.tracking.recording.errors import SqlValidationError
@@ -101,12 +101,20 @@ def validate_chat_sql(sql: str, policy: SqlPolicy) -> str:
         _check_columns(tree, policy)
     if policy.max_rows is not None:
         tree = _apply_row_cap(tree, policy.max_rows)
-    return tree.sql(dialect=policy.dialect)
+    return _render(tree, policy.dialect)
 
 
 def probe_sql(sql: str, dialect: str) -> str:
     """``sql`` (already validated) with ``LIMIT 0``: the database compiles it — names, types — but returns nothing."""
-    return sqlglot.parse_one(sql, read=dialect).limit(0, copy=False).sql(dialect=dialect)
+    return _render(sqlglot.parse_one(sql, read=dialect).limit(0, copy=False), dialect)
+
+
+def _render(tree: exp.Expression, dialect: str) -> str:
+    # what runs is sqlglot's rendering of the checked tree; refuse rather than run a lossy rendering
+    try:
+        return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlValidationError(f"the SQL uses a construct {dialect} cannot run: {_first_line(exc)}") from None
 
 
 def is_chat_sql_valid(sql: str, policy: SqlPolicy) -> bool:
