@@ -27,6 +27,7 @@ same rows as :func:`run_report` on the same data.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -43,15 +44,12 @@ from sqlglot import exp
 from ctg_app.settings import SPEC_APP_NAME, SPEC_TABLE, Settings, get_settings
 from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.analytics.spec_sql import SPEC_QUERIES
+from ctg_app.tracking.recording.event import TABLE_COLUMNS
 from ctg_app.tracking.recording.spool import TABLE as SPOOL_TABLE
 from ctg_app.tracking.recording.spool import Spool
 
 log = logging.getLogger(__name__)
 
-#: The central table's columns, in order (what the flush writes; a legacy table may only have the first four).
-EVENT_COLUMNS = ("timestamp", "app_name", "user", "action", "event_id", "operation", "status", "error_type",
-                 "error_message", "duration_ms", "session_id", "details")
-SPEC_COLUMNS = EVENT_COLUMNS[:4]
 FUNNEL_STEPS = (Actions.GENERATE_QUESTION, Actions.SQL_QUERY, Actions.EXECUTE_SQL, Actions.DOWNLOAD_RESULTS)
 SQL_EDITING_ACTIONS = (Actions.SQL_QUERY, Actions.EDIT_SQL, Actions.EXECUTE_SQL)
 
@@ -443,24 +441,18 @@ def _like_to_glob(pattern: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=256)
 def to_sqlite(databricks: str) -> str:
-    """Translate a report's Databricks SQL to SQLite for the spool (sqlglot, then the adjustments above)."""
+    """Translate a report's Databricks SQL to SQLite for the spool (sqlglot, then the adjustments above); cached
+    per statement - the filters are parameters, so there are only a few distinct statements."""
     tree = sqlglot.parse_one(databricks, read="databricks")
     tree = tree.transform(_ToSpool())
     return tree.sql(dialect="sqlite")
 
 
-_SQLITE_CACHE: dict[tuple[str, bool, bool, bool], str] = {}
-
-
 def spool_sql(name: str, *, since: date | None = None, user: str | None = None, action: str | None = None) -> str:
-    """The report's SQLite SQL for the spool (translated once per filter combination and cached)."""
-    key = (name, since is not None, user is not None, action is not None)
-    sql = _SQLITE_CACHE.get(key)
-    if sql is None:
-        sql = to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
-        _SQLITE_CACHE[key] = sql
-    return sql
+    """The report's SQLite SQL for the spool (translated once per filter combination: :func:`to_sqlite` caches)."""
+    return to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
 
 
 def _params(app_name: str, since: date | None, user: str | None, action: str | None, *, for_spool: bool) -> dict:
@@ -541,11 +533,13 @@ class WarehouseReader:
 
     def columns(self) -> tuple[str, ...]:
         """The central table's columns (empty when the table does not exist yet)."""
+        from ctg_app.databricks.connection import is_missing_table
+
         if self._columns is None:
             try:
                 names, _ = self.fetch(f"SELECT * FROM {self.table} LIMIT 0")
             except WarehouseUnavailable as exc:
-                if _is_missing_table(exc):
+                if is_missing_table(exc):
                     self.table_missing = True
                     self._columns = ()
                     return self._columns
@@ -559,12 +553,12 @@ class WarehouseReader:
         have = set(self.columns())
         if not have:
             return None
-        missing = [c for c in EVENT_COLUMNS if c not in have]
+        missing = [c for c in TABLE_COLUMNS if c not in have]
         if not missing:
             return self.table
         errors = ", ".join(f"'{a}'" for a in Actions.errors())
         select = []
-        for name in EVENT_COLUMNS:
+        for name in TABLE_COLUMNS:
             if name in have:
                 select.append(f"`{name}`")
             elif name == "status":
@@ -595,11 +589,6 @@ class WarehouseReader:
         if not rows:
             return None
         return dict(zip(names, rows[0]))
-
-
-def _is_missing_table(exc: BaseException) -> bool:
-    text = f"{exc} {exc.__cause__ or ''}".upper()
-    return "TABLE_OR_VIEW_NOT_FOUND" in text or "DOES NOT EXIST" in text or "NOT FOUND" in text and "TABLE" in text
 
 
 def spool_for(settings: Settings | None = None) -> Spool:
@@ -673,7 +662,7 @@ def run_on_spool(name: str, spool: Spool, *, days: int | None = ..., user: str |
     since = window_start(days, now)
     app_name = app_name or get_settings().app_name
     sql = spool_sql(name, since=since, user=user, action=action)
-    cursor = spool.scan_connection().execute(sql, _params(app_name, since, user, action, for_spool=True))
+    cursor = spool.scan(sql, _params(app_name, since, user, action, for_spool=True))
     if spec.reduce_rows is not None:
         return _finish(spec, spec.reduce_rows(cursor))
     names = [d[0] for d in cursor.description]
