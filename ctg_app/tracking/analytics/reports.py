@@ -469,6 +469,9 @@ def _params(app_name: str, since: date | None, user: str | None, action: str | N
 # ----- engines -----------------------------------------------------------------------------------------------------
 
 
+_ROWS_ALIAS = "ctg_table_rows"
+
+
 class WarehouseUnavailable(RuntimeError):
     """The warehouse could not answer; ``str()`` is an operator message without secrets."""
 
@@ -488,6 +491,7 @@ class WarehouseReader:
         self._connect = connect
         self._conn: Any = None
         self._columns: tuple[str, ...] | None = None
+        self._total_rows: int | None = None
         self.table_missing = False
 
     def __enter__(self) -> WarehouseReader:
@@ -536,16 +540,31 @@ class WarehouseReader:
         from ctg_app.databricks.connection import is_missing_table
 
         if self._columns is None:
+            # One statement learns both the columns and the row count (a Delta COUNT(*) is answered from metadata).
             try:
-                names, _ = self.fetch(f"SELECT * FROM {self.table} LIMIT 0")
+                names, rows = self.fetch(f"SELECT *, (SELECT COUNT(*) FROM {self.table}) AS {_ROWS_ALIAS} "
+                                         f"FROM {self.table} LIMIT 1")
             except WarehouseUnavailable as exc:
                 if is_missing_table(exc):
                     self.table_missing = True
                     self._columns = ()
                     return self._columns
                 raise
-            self._columns = tuple(n.lower() for n in names)
+            names = [n.lower() for n in names]
+            self._total_rows = int(rows[0][names.index(_ROWS_ALIAS)]) if rows else 0
+            self._columns = tuple(n for n in names if n != _ROWS_ALIAS)
         return self._columns
+
+    def table_info(self) -> tuple[tuple[str, ...], int | None]:
+        """``(columns, total rows)`` of the central table (``((), None)`` when it does not exist)."""
+        columns = self.columns()
+        return columns, (self._total_rows if columns else None)
+
+    def use_table_info(self, columns: Sequence[str], total_rows: int | None) -> None:
+        """Adopt a recent :meth:`table_info` (e.g. cached by the usage page) instead of probing the table again."""
+        self._columns = tuple(columns)
+        self._total_rows = total_rows
+        self.table_missing = not self._columns
 
     def events_relation(self) -> str | None:
         """``{events}`` for the report SQL: the table itself, or a subquery supplying missing extension columns;
@@ -574,6 +593,8 @@ class WarehouseReader:
         if self.events_relation() is None:
             return None
         if app_name is None:
+            if self._total_rows is not None:
+                return self._total_rows
             _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table}")
         else:
             _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table} WHERE app_name = :app_name",

@@ -117,9 +117,26 @@ def _frame(columns: list[str]) -> pd.DataFrame:
 
 def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: Settings | None = None,
                     spool: Spool | None = None, reader: WarehouseReader | None = None,
-                    now: datetime | None = None) -> UsageStats:
-    """Usage statistics for ``user_email`` (None: everyone) over the last ``days`` days (see the module docstring)."""
-    from ctg_app.tracking.analytics.reports import WarehouseReader, WarehouseUnavailable, _where, spool_for, window_start
+                    now: datetime | None = None, source: str = "auto") -> UsageStats:
+    """Usage statistics for ``user_email`` (None: everyone) over the last ``days`` days (see the module docstring).
+
+    ``source``: ``"auto"`` (the warehouse plus pending spool rows when configured and reachable, else the spool with a
+    notice), ``"spool"`` (the local spool only, e.g. when the caller already knows the warehouse is down) or
+    ``"warehouse"`` (raises ``WarehouseUnavailable`` instead of falling back). A ``reader`` passed in is used and left
+    open (so one connection can serve several calls)."""
+    from ctg_app.tracking.analytics.reports import (
+        SOURCE_AUTO,
+        SOURCE_SPOOL,
+        SOURCE_WAREHOUSE,
+        WarehouseReader,
+        WarehouseUnavailable,
+        _where,
+        spool_for,
+        window_start,
+    )
+
+    if source not in (SOURCE_AUTO, SOURCE_SPOOL, SOURCE_WAREHOUSE):
+        raise ValueError(f"source must be auto, spool or warehouse, not {source!r}")
 
     settings = settings or get_settings()
     days = int(days)
@@ -128,7 +145,7 @@ def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: S
     spool = spool or spool_for(settings)
     where = _where("", since=since, user=user, action=None)
 
-    if settings.warehouse_configured:
+    if source == SOURCE_WAREHOUSE or (source == SOURCE_AUTO and settings.warehouse_configured):
         own_reader = reader is None
         reader = reader or WarehouseReader(settings)
         try:
@@ -139,6 +156,8 @@ def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: S
             stats.notice = notice
             return stats
         except WarehouseUnavailable as exc:
+            if source == SOURCE_WAREHOUSE:
+                raise
             warehouse_error = str(exc)
             log.info("usage stats: warehouse unavailable (%s); using the local spool", warehouse_error)
         finally:
