@@ -44,3 +44,22 @@ def test_one_session_per_render(tracking_spool, warehouse_env, monkeypatch):
     assert counts.get("OpenSession", 0) <= 1
     assert counts.get("ExecuteStatement", 0) <= 12
     assert first[0] == 1 and first[1] <= 12
+
+
+def test_board_with_source_spool_never_touches_the_warehouse(tracking_spool, warehouse_env):
+    from ctg_app.tracking.analytics.dashboard import Board, filter_choices, headline, report
+
+    events = make_events(n=100)
+    load_warehouse(warehouse_env, events)
+    load_spool(tracking_spool, events[:40])
+    warehouse_env.reset_stats()
+    board = Board(get_settings(), source="spool")
+    assert get_settings().warehouse_configured and board.source == "spool"
+    users, actions = filter_choices(board)
+    stats = headline(board, 30, None)
+    dau = report(board, "daily_active_users", days=30, user=None, action=None)
+    board.close()
+    assert users and actions and stats.source == "spool" and dau.source == "spool"
+    assert stats.total_events == len([e for e in events[:40] if e["app_name"] == get_settings().app_name
+                                      and e["timestamp"][:10] >= stats.since.isoformat()])
+    assert warehouse_env.method_counts.get("OpenSession", 0) == 0

@@ -33,10 +33,7 @@ from ctg_app.tracking.analytics.stats import UsageStats, get_usage_stats
 
 log = logging.getLogger(__name__)
 
-#: Report names behind the page's charts and tables (each one statement on the warehouse).
-CHART_REPORTS = ("daily_active_users", "popular_actions", "error_trend", "funnel", "duration_percentiles")
-TABLE_REPORTS = ("error_rate", "activity_per_user")
-CHOICE_DAYS = 90
+CHOICE_DAYS = 90  # the filter drop-downs list what was seen this far back
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
