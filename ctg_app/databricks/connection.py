@@ -92,6 +92,13 @@ def is_conflict(exc: BaseException) -> bool:
     return ("Concurrent" in text and "Exception" in text) or "DELTA_CONCURRENT" in text
 
 
+def is_missing_table(exc: BaseException) -> bool:
+    """True when the error (or its cause) says the table does not exist (``TABLE_OR_VIEW_NOT_FOUND`` & co.)."""
+    text = f"{exc} {exc.__cause__ or ''}".upper()
+    return ("TABLE_OR_VIEW_NOT_FOUND" in text or "DOES NOT EXIST" in text
+            or (("NOT FOUND" in text or "CANNOT BE FOUND" in text) and "TABLE" in text))
+
+
 def is_rejection(exc: BaseException) -> bool:
     """True when the warehouse ran the statement and refused it (SQL, schema, permission): retrying will not help."""
     from databricks.sql.exc import ServerOperationError

@@ -19,7 +19,7 @@ from ctg_app.tracking.recording.guard import fail_safe, health
 from ctg_app.tracking.recording import identity
 from ctg_app.tracking.recording.identity import current_user, normalise_user
 from ctg_app.tracking.recording.redact import Redactor
-from ctg_app.tracking.recording.spool import Spool
+from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool
 
 log = logging.getLogger("ctg_app.tracking")
 
@@ -28,7 +28,6 @@ _make_event = tuple.__new__
 
 MAX_DETAIL_VALUE = 200  # characters kept of each captured value
 MAX_DETAILS = 2000  # characters of the whole details JSON
-DROPPED_COUNTER = "dropped_unwritable"
 
 
 class Tracker:
