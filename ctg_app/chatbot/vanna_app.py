@@ -18,6 +18,8 @@ from ctg_app.chatbot.data_source import DataSource, make_data_source
 from ctg_app.chatbot.llm import create_vanna
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
 from ctg_app.chatbot.training import load_training
+from ctg_app.chatbot.write_requests import MESSAGE as WRITE_MESSAGE
+from ctg_app.chatbot.write_requests import is_write_request
 from ctg_app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,21 @@ class CTGVanna:
             return False
         return len(statements) == 1 and isinstance(statements[0], exp.Query)
 
-    def answer_question(self, question: str) -> SqlAnswer:
-        """SQL for ``question`` (the offline model may decline instead)."""
+    def answer_question(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
+        """SQL for ``question`` — a follow-up of ``previous`` when given; write and admin requests are declined in
+        every mode before any model is asked (the offline engine may also decline)."""
+        if is_write_request(question):
+            return SqlAnswer(question=question, sql=None, declined=True, message=WRITE_MESSAGE,
+                             decline_reason="write_request", score=0.0)
         retrieve = getattr(self, "retrieve", None)
         if retrieve is not None:
-            return retrieve(question)
-        sql = self.generate_sql(question, allow_llm_to_see_data=False)  # type: ignore[attr-defined]
+            return retrieve(question, previous)
+        asked = question
+        if previous is not None and previous.sql:
+            # the LLM sees the previous turn so "and for 2023?" can be resolved
+            asked = (f"Previous question: {previous.question}\nPrevious SQL: {previous.sql}\n"
+                     f"Follow-up question: {question}")
+        sql = self.generate_sql(asked, allow_llm_to_see_data=False)  # type: ignore[attr-defined]
         return SqlAnswer(question=question, sql=sql)
 
     def summarize(self, question: str, df: pd.DataFrame) -> str:
