@@ -109,6 +109,8 @@ LIST_COLUMNS: dict[str, tuple[list[str], str, bool]] = {   # entity -> (columns,
     "industry": (["c.industry"], "c.industry", True),
     "country": (["c.country"], "c.country", True),
 }
+DETAIL_COLUMNS = ["p.project_code", "p.project_name", "c.customer_name", "d.department_name", "p.project_manager",
+                  "p.status", "p.project_type", "p.start_date", "p.end_date", "p.contract_value"]
 DERIVED = {"eac", "margin", "variance", "budget_vs_actual", "overspend"}
 DERIVED_LABEL = {
     "eac": "Estimate at completion (actual costs to date + latest cost to go)",
@@ -128,6 +130,10 @@ ACT, CTG, BUD = "COALESCE(a.total_actual, 0)", "COALESCE(g.cost_to_go, 0)", "COA
 
 def _q(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _in(col: str, values: list[str]) -> str:
@@ -201,7 +207,10 @@ def compose(spec: Spec) -> Composed:
         return _derived(spec)
     if spec.measure:
         name = spec.measure
-        if name == "ctg" and ("trend" in spec.groups or "forecast_date" in spec.groups or spec.time):
+        if name == "ctg" and spec.time and not ({"trend", "forecast_date"} & set(spec.groups)):
+            return Composed(None, [f"the period “{spec.time['text']}” with the cost to go (it is a forecast "
+                                   "snapshot; ask for the cost to go per forecast date)"])
+        if name == "ctg" and ("trend" in spec.groups or "forecast_date" in spec.groups):
             name = "ctg_series"  # cost to go over time: every forecast snapshot, not only the latest
             spec = Spec(**{**spec.__dict__, "groups": ["forecast_date" if g == "trend" else g for g in spec.groups]})
         if name == "contract_value" and spec.average:
@@ -305,7 +314,7 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
     if group_by:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
-        sql += f" HAVING {fact.value} {spec.threshold['op']} {spec.threshold['value']:g}"
+        sql += f" HAVING {fact.value} {spec.threshold['op']} {_number(spec.threshold['value'])}"
     if spec.top:
         sql += f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'} LIMIT {int(spec.top['n'])}"
     elif timed:
@@ -339,9 +348,13 @@ def _list(spec: Spec) -> Composed:
         return Composed(None, problems)
     cols, order, distinct = LIST_COLUMNS[entity]
     cols = list(cols)
+    join_dims = set(spec.filters)
+    if entity == "project" and "project" in spec.filters:
+        cols = DETAIL_COLUMNS  # one named project: show all its attributes
+        join_dims |= {"customer", "department"}
     if entity == "project" and spec.date_field and spec.time:
         order = "p.start_date" if spec.date_field == "start" else "p.end_date"
-    joins = _project_joins(set(spec.filters), fact.source == "projects p", fact.project_key) if fact.project_dims else []
+    joins = _project_joins(join_dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
     sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(cols)} FROM {fact.source}"
     if joins:
         sql += " " + " ".join(joins)
@@ -439,7 +452,7 @@ def _filters_text(spec: Spec) -> str:
         label = "project" if dim == "project" else DIM_LABEL.get(dim, dim)
         parts.append(f"{label} {' or '.join(values)}")
     if spec.billable is not None:
-        parts.append("billable hours" if spec.billable else "non-billable hours")
+        parts.append("billable entries only" if spec.billable else "non-billable entries only")
     return (" for " + " and ".join(parts)) if parts else ""
 
 
@@ -449,10 +462,11 @@ def _time_text(spec: Spec) -> str:
     text = spec.time["text"]
     if spec.measure == "budget" and spec.time.get("whole_years") and text.startswith("in "):
         text = "for fiscal year " + text[3:]
+    subject = "" if spec.entity == "project" and not spec.measure else " of projects"
     if spec.date_field == "start":
-        return " started " + text
+        return f"{subject} started {text}"
     if spec.date_field == "end":
-        return " ending " + text
+        return f"{subject} ending {text}"
     return " " + text
 
 
@@ -472,16 +486,26 @@ def interpretation(spec: Spec) -> str:
             label = "Number of projects whose actual costs exceed their budget"
     elif spec.entity and (spec.count or spec.groups or spec.threshold):
         label = ENTITY_FACTS[spec.entity].label
+    elif spec.entity == "project" and "project" in spec.filters:
+        label = "Details"
     else:
         label = PLURAL.get(spec.entity or "", spec.entity or "").capitalize()
+    if spec.measure and spec.count and spec.threshold and spec.groups:
+        what = PLURAL.get(spec.groups[0], spec.groups[0])
+        label = f"Number of {what} whose {label[0].lower() + label[1:]}"
     text = label + _filters_text(spec) + _time_text(spec)
     groups = [g for g in spec.groups]
     if spec.threshold:
         op = "above" if spec.threshold["op"] == ">" else "below"
-        text += f", only those {op} {spec.threshold['value']:,.0f}"
+        text += f" is {op} {spec.threshold['value']:,.0f}" if spec.count else f", only those {op} {spec.threshold['value']:,.0f}"
+    if spec.measure and spec.count and spec.threshold and spec.groups:
+        return text
     if spec.top:
-        what = PLURAL.get(groups[0], groups[0]) if groups else "projects"
-        text += f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {what}"
+        group = groups[0] if groups else "project"
+        if spec.top["n"] == 1:
+            text += f", the {DIM_LABEL.get(group, group)} with the {'highest' if spec.top['desc'] else 'lowest'} value"
+        else:
+            text += f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {PLURAL.get(group, group)}"
     elif groups:
         text += ", by " + " and ".join(DIM_LABEL.get(g, g) for g in groups)
     if "vendor" in groups and "vendor" not in spec.filters:

@@ -159,12 +159,14 @@ class AnswerEngine:
     def alternatives(self, spec: Spec, limit: int = 3) -> tuple[str, ...]:
         """Questions close to ``spec`` that the engine can answer, with the user's values kept where they fit."""
         base = Spec.from_dict(spec.to_dict())
-        candidates: list[Spec] = [base]
+        if any(p.startswith("a negation") for p in spec.problems):
+            base.filters = {}  # never suggest the very values the user wanted excluded
+        candidates: list[Spec] = [] if spec.ambiguous else [base]
         for dim, values in spec.ambiguous.items():
             for value in values:
                 variant = Spec.from_dict(base.to_dict())
                 variant.filters[dim] = [value]
-                candidates.insert(1, variant)
+                candidates.append(variant)
         if spec.time and base.measure in (None, "contract_value", "duration"):
             for field_name in ("start", "end"):
                 variant = Spec.from_dict(base.to_dict())

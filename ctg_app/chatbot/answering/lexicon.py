@@ -117,7 +117,7 @@ VALUE_SYNONYMS: dict[str, tuple[str, str]] = {
     "fixed-price": ("project_type", "Fixed Price"), "fp": ("project_type", "Fixed Price"),
     "fixed price": ("project_type", "Fixed Price"),
     "ongoing": ("status", "Active"), "running": ("status", "Active"), "open": ("status", "Active"),
-    "in progress": ("status", "Active"), "live": ("status", "Active"), "current": ("status", "Active"),
+    "in progress": ("status", "Active"), "live": ("status", "Active"),
     "completed": ("status", "Completed"), "complete": ("status", "Completed"), "finished": ("status", "Completed"),
     "closed": ("status", "Completed"), "done": ("status", "Completed"),
     "paused": ("status", "On Hold"), "on-hold": ("status", "On Hold"), "suspended": ("status", "On Hold"),
@@ -167,6 +167,8 @@ WORDS: dict[str, str] = {
     "instead": "followup", "only": "followup", "just": "filler", "also": "followup", "same": "followup",
     "again": "followup", "now": "followup", "then": "followup", "what about": "followup",
     "how about": "followup", "and": "and", "or": "or",
+    "latest": "latest", "current": "latest", "most recent": "latest", "newest": "latest", "last forecast": "latest",
+    "day": "days", "days": "days", "daily": "days", "in days": "days",
     "not": "negation", "no": "negation", "without": "negation", "except": "negation", "excluding": "negation",
     "exclude": "negation", "other than": "negation", "isn't": "negation", "aren't": "negation",
     "don't": "negation", "doesn't": "negation", "never": "negation", "neither": "negation", "nor": "negation",
@@ -181,13 +183,11 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money k level levels much many some any
-latest last recent newest most-recent current-latest newest current-forecast
+eur euro euros € money level levels much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise
-where when whom rank ranked ranking ranks order ordered sort sorted descending ascending
-day days duration-days in-days
+where whom rank ranked ranking ranks
 """.split())
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twenty": 20, "fifteen": 15, "twelve": 12, "a dozen": 12}
@@ -238,7 +238,8 @@ class Lexicon:
         if len(token) < 4 or not token.isalpha():
             return None
         if not self._single:
-            self._single = sorted({k[0] for k in self.phrases if len(k) == 1 and len(k[0]) >= 3} - FILLER)
+            self._single = sorted({k[0] for k, meanings in self.phrases.items()
+                                   if len(k) == 1 and len(k[0]) >= 3 and any(m[0] != "word" for m in meanings)} - FILLER)
         cutoff = 0.8 if len(token) < 7 else 0.75
         matches = difflib.get_close_matches(token, self._single, n=1, cutoff=cutoff)
         return matches[0] if matches else None

@@ -20,6 +20,8 @@ MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug"
                "oct": 10, "nov": 11, "dec": 12})
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4}
+DIM_WORD = {"project_manager": "project manager", "business_unit": "business unit", "cost_category": "cost category",
+            "project_type": "project type"}
 # a noun that owns a value of another dimension ("Energy customers", "Engineer employees")
 OWNED = {"customer": ("industry", "country", "segment"), "department": ("business_unit",),
          "employee": ("role",)}
@@ -254,8 +256,9 @@ def parse(question: str, lex: Lexicon) -> Spec:
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)   # cost-to-go, non-billable, mid-market
     text = extract_time(text, spec)
     text = extract_threshold(text, spec)
-    items = _items(tokenize(text), lex, spec)
-    _interpret(items, spec, lex)
+    tokens = tokenize(text)
+    items = _items(tokens, lex, spec)
+    _interpret(items, spec, lex, len(tokens))
     return spec
 
 
@@ -263,7 +266,7 @@ def _prev(items: list[_Item], idx: int) -> _Item | None:
     return items[idx - 1] if idx > 0 else None
 
 
-def _interpret(items: list[_Item], spec: Spec, lex: Lexicon) -> None:
+def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> None:
     words = [it.payload for it in items if it.kind == "word"]
     spec.followup = "followup" in words or (bool(items) and items[0].kind == "word" and items[0].payload == "and")
     spec.chart = "chart" in words
@@ -332,16 +335,18 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon) -> None:
             measures.append(it.payload)
     # dimensions: grouping (after per/by/each, or self-grouping adverb), absorbed, or free nouns
     free: list[_Item] = []
+    grouped: set[int] = set()
     for idx, it in enumerate(items):
         if it.kind != "dim" or idx in consumed:
             continue
         prev = _prev(items, idx)
-        if it.text in SELF_GROUPING or (prev is not None and prev.kind == "word" and prev.payload == "group"):
-            dim = it.payload
-            if dim == "forecast_date_trend":
-                dim = "trend"
+        chained = (prev is not None and prev.kind == "word" and prev.payload in ("and", "group") and idx >= 2
+                   and (idx - 2) in grouped)  # "per industry and country"
+        if it.text in SELF_GROUPING or chained or (prev is not None and prev.kind == "word" and prev.payload == "group"):
+            dim = "trend" if it.payload == "forecast_date_trend" else it.payload
             if dim not in spec.groups:
                 spec.groups.append(dim)
+            grouped.add(idx)
             spec.recognised += 1
         elif it.payload == "forecast_date_trend":
             if "trend" not in spec.groups:
@@ -352,35 +357,57 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon) -> None:
         else:
             free.append(it)
     has_which = any(it.kind == "word" and it.payload == "which" for it in items)
-    for it in free:
-        spec.recognised += 1
-        prev = _prev(items, it.pos)
-        ranking = spec.top is not None or (prev is not None and prev.kind == "word" and prev.payload == "which")
-        if measures or "share" in words or "billable" in words:
-            if it.payload == "project" and not ranking and not has_which:
-                continue  # "the costs of projects": projects is the generic subject
-            if ranking or (has_which and it.payload != "year"):
-                if it.payload not in spec.groups:
-                    spec.groups.append(it.payload)
-                if spec.top is None:
-                    spec.top = None  # "which department has costs" names the grouping
-                continue
-            spec.problems.append(f"“{it.text}” — say “per {it.text}” for a breakdown, or name one")
-        else:
-            if spec.entity is None:
-                spec.entity = it.payload
-            elif it.payload not in spec.groups and it.payload != spec.entity:
-                if spec.entity == "department" and it.payload == "business_unit":
-                    continue  # "departments and their business units"
-                if spec.entity == "employee" and it.payload == "role":
+    has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
+    ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
+                    and any(f.payload == "project" for f in free))
+    if ranked_count:
+        # "which department has the most projects": count projects per department, ranked
+        spec.entity, spec.count = "project", True
+        for it in free:
+            spec.recognised += 1
+            if it.payload != "project" and it.payload not in spec.groups:
+                spec.groups.append(it.payload)
+        free_groups = [f for f in free if f.payload != "project"]
+        if len(free_groups) > 1:
+            spec.problems.append("more than one thing to rank")
+        free = free_groups
+    else:
+        for it in free:
+            spec.recognised += 1
+            prev = _prev(items, it.pos)
+            ranking = spec.top is not None or (prev is not None and prev.kind == "word" and prev.payload == "which")
+            if has_measure:
+                if it.payload == "project" and not ranking and not has_which:
+                    continue  # "the costs of projects": projects is the generic subject
+                if ranking or spec.threshold or (has_which and it.payload != "year"):
+                    if it.payload not in spec.groups:
+                        spec.groups.append(it.payload)
                     continue
-                spec.problems.append(f"“{it.text}” next to “{spec.entity}”")
-    # singular subject with a top word and no number → top 1
+                spec.problems.append(f"“{it.text}” — say “per {it.text}” for a breakdown, or name one")
+            else:
+                if spec.entity is None:
+                    spec.entity = it.payload
+                elif it.payload not in spec.groups and it.payload != spec.entity:
+                    if spec.entity == "department" and it.payload == "business_unit":
+                        continue  # "departments and their business units"
+                    if spec.entity == "employee" and it.payload == "role":
+                        continue
+                    if spec.entity == "project" and "project" in spec.filters and it.payload in PROJECT_DIMS:
+                        continue  # "the status of project P-2024-0001": the project's details show it
+                    if it.payload == "project" and "project" in spec.filters and spec.entity in PROJECT_DIMS:
+                        spec.entity = "project"
+                        continue
+                    spec.problems.append(f"“{it.text}” next to “{DIM_WORD.get(spec.entity, spec.entity)}”")
+    # a top word without a number: top 1 for a singular noun ("which customer"), else the top 10
     if spec.top is not None and spec.top["n"] is None:
         nouns = [it for it in free if it.payload in spec.groups]
-        singular = nouns and not nouns[0].text.endswith("s") and nouns[0].text not in ("staff", "people")
+        singular = bool(nouns) and not nouns[0].text.endswith("s") and nouns[0].text not in ("staff", "people")
         spec.top["n"] = 1 if singular else 10
+        spec.top["defaulted"] = not singular
 
+    if (not measures and spec.entity in PROJECT_DIMS and spec.entity != "project" and "project" in spec.filters
+            and not spec.count and not spec.groups):
+        spec.entity = "project"  # "the status of P-2024-0001": show the project's details
     if not measures and spec.entity is None and absorbed and not spec.groups:
         spec.entity = absorbed[0]  # "the Energy customers" with nothing measured: list them
     spec.recognised += len(measures)
@@ -389,9 +416,15 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon) -> None:
         spec.date_field = "start"
     elif "end" in words:
         spec.date_field = "end"
-    if "count" in words and spec.measure in (None, "overspend"):
+    if "count" in words and (spec.measure in (None, "overspend") or spec.threshold):
         spec.count = True  # "how many hours" asks for the hours, not a count
-    if len(items) == 1 and not spec.time and items[0].kind in ("measure", "dim", "value"):
+    if spec.threshold and not spec.groups and spec.measure and spec.measure not in ("overspend",):
+        spec.groups = ["project"]  # "projects with contract value over 2 million": the comparison is per project
+    if "days" in words and spec.measure != "duration":
+        spec.problems.append("a breakdown or period in days")
+    if "latest" in words and spec.measure not in ("ctg", "eac", "variance"):
+        spec.problems.append("“latest” / “current” (only the cost to go has forecasts to take the latest of)")
+    if n_tokens == 1 and not spec.time and not spec.threshold and items and items[0].kind in ("measure", "dim", "value"):
         spec.problems.append(f"what to show about “{items[0].text}” (ask a question, e.g. a total, a list or a "
                              "breakdown)")
 
