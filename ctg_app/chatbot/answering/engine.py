@@ -101,6 +101,10 @@ class AnswerEngine:
             self._trained = table
         return self._trained
 
+    def problems(self, question: str) -> list[str]:
+        """What keeps the engine from answering ``question`` on its own (empty when it can answer it)."""
+        return compose(parse(question, self.lexicon.get())).problems
+
     def understand(self, question: str, previous: dict[str, Any] | None = None) -> Spec:
         """The question's spec (merged into the previous turn's slots when it is a follow-up)."""
         spec = parse(question, self.lexicon.get())
