@@ -526,6 +526,9 @@ def render_question(spec: Spec) -> str:
             phrase = "average contract value"
         if spec.billable is not None:
             phrase = "total billable hours" if spec.billable else "total non-billable hours"
+        if spec.top and spec.groups and spec.top["n"] == 1:
+            extreme = "highest" if spec.top["desc"] else "lowest"
+            return f"Which {DIM_LABEL.get(spec.groups[0], spec.groups[0])} has the {extreme} {phrase}{filters}{time}?"
         if spec.top and spec.groups:
             word = "top" if spec.top["desc"] else "bottom"
             return f"What are the {word} {spec.top['n']} {PLURAL.get(spec.groups[0], spec.groups[0])} by {phrase}{filters}{time}?"

@@ -48,6 +48,7 @@ MEASURES: dict[str, str] = {
     "cost": "actual_cost", "costs": "actual_cost", "spend": "actual_cost", "spent": "actual_cost",
     "spending": "actual_cost", "expenses": "actual_cost", "expense": "actual_cost", "expenditure": "actual_cost",
     "expenditures": "actual_cost", "burn": "actual_cost", "burned": "actual_cost", "burnt": "actual_cost",
+    "pay": "actual_cost", "invoices": "actual_cost", "invoiced": "actual_cost", "invoice": "actual_cost",
     "postings": "actual_cost", "posted": "actual_cost", "incurred": "actual_cost", "paid": "actual_cost",
     "cost to go": "ctg", "costs to go": "ctg", "ctg": "ctg", "remaining cost": "ctg", "remaining costs": "ctg",
     "etc": "ctg", "estimate to complete": "ctg", "forecast": "ctg", "forecasts": "ctg", "forecasted": "ctg",
@@ -67,6 +68,11 @@ MEASURES: dict[str, str] = {
     "exceeding their budget": "overspend", "exceeding budget": "overspend", "exceed their budget": "overspend",
     "exceed budget": "overspend", "budget overrun": "overspend", "budget overruns": "overspend",
     "cost overrun": "overspend", "cost overruns": "overspend", "overbudget": "overspend",
+    "remaining budget": "budget_vs_actual", "budget left": "budget_vs_actual", "budget remaining": "budget_vs_actual",
+    "plan vs actual": "budget_vs_actual", "planned vs actual": "budget_vs_actual", "plan vs actuals": "budget_vs_actual",
+    "planned vs actuals": "budget_vs_actual", "plan versus actual": "budget_vs_actual",
+    "planned versus actual": "budget_vs_actual", "budget vs actual": "budget_vs_actual",
+    "budget vs actuals": "budget_vs_actual", "budget versus actual": "budget_vs_actual",
     "variance": "variance", "variances": "variance", "budget variance": "variance",
 }
 DIMENSIONS: dict[str, str] = {
@@ -151,7 +157,7 @@ WORDS: dict[str, str] = {
     "best": "top", "leading": "top", "major": "top", "maximum": "top", "max": "top",
     "lowest": "bottom", "smallest": "bottom", "least": "bottom", "fewest": "bottom", "bottom": "bottom",
     "worst": "bottom", "minimum": "bottom", "min": "bottom",
-    "list": "list", "show": "filler", "which": "which", "what": "filler", "who": "which", "whose": "which",
+    "list": "list", "show": "filler", "which": "which", "what": "filler", "who": "who", "whose": "which",
     "share": "share", "percentage": "share", "percent": "share", "%": "share", "ratio": "share",
     "proportion": "share", "rate": "share", "fraction": "share",
     "billable": "billable", "non billable": "nonbillable", "non-billable": "nonbillable",
@@ -167,6 +173,8 @@ WORDS: dict[str, str] = {
     "instead": "followup", "only": "followup", "just": "filler", "also": "followup", "same": "followup",
     "again": "followup", "now": "followup", "then": "followup", "what about": "followup",
     "how about": "followup", "and": "and", "or": "or",
+    "sorted": "rank", "sort": "rank", "ordered": "rank", "order by": "rank", "ranked": "rank", "rank": "rank",
+    "ranking": "rank", "sorted by": "rank", "ranked by": "rank", "their": "their", "with their": "their",
     "latest": "latest", "current": "latest", "most recent": "latest", "newest": "latest", "last forecast": "latest",
     "day": "days", "days": "days", "daily": "days", "in days": "days",
     "not": "negation", "no": "negation", "without": "negation", "except": "negation", "excluding": "negation",
@@ -183,12 +191,12 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money level levels much many some any
+eur euro euros € money level levels take takes taking much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise
-where whom rank ranked ranking ranks
-""".split())
+where whom
+""".split()) - {"their"}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "twenty": 20, "fifteen": 15, "twelve": 12, "a dozen": 12}
 
@@ -241,7 +249,9 @@ class Lexicon:
             self._single = sorted({k[0] for k, meanings in self.phrases.items()
                                    if len(k) == 1 and len(k[0]) >= 3 and any(m[0] != "word" for m in meanings)} - FILLER)
         cutoff = 0.8 if len(token) < 7 else 0.75
-        matches = difflib.get_close_matches(token, self._single, n=1, cutoff=cutoff)
+        # a typo rarely hits the first letter; requiring it keeps "headcount" from becoming "account"
+        pool = [w for w in self._single if w[0] == token[0]]
+        matches = difflib.get_close_matches(token, pool, n=1, cutoff=cutoff)
         return matches[0] if matches else None
 
 

@@ -254,6 +254,7 @@ def parse(question: str, lex: Lexicon) -> Spec:
     spec = Spec()
     text = " " + (question or "").lower().replace("\u2019", "'") + " "
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)   # cost-to-go, non-billable, mid-market
+    text = re.sub(r"(?<=[a-z])'s\b", " ", text)          # "Sofia Rossi's projects"
     text = extract_time(text, spec)
     text = extract_threshold(text, spec)
     tokens = tokenize(text)
@@ -284,6 +285,14 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         dims = {m[1] for m in candidates}
         near = {items[j].payload for j in (idx - 1, idx + 1) if 0 <= j < len(items) and items[j].kind == "dim"}
         chosen_dim = next((d for d in dims if d in near), None)
+        if chosen_dim is None and {"project_type", "vendor"} <= dims:
+            nouns = {x.payload for x in items if x.kind == "dim"}
+            if "project" in nouns and "vendor" not in nouns:
+                chosen_dim = "project_type"
+            elif "vendor" not in nouns:
+                spec.problems.append(f"whether “{it.text}” means the project type or the vendor (say “internal "
+                                     "projects” or “vendor Internal”)")
+                continue
         if chosen_dim is None:
             if "vendor" in dims and any(x.kind == "dim" and x.payload == "vendor" for x in items):
                 chosen_dim = "vendor"
@@ -356,7 +365,7 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
             pass  # "the year 2024"
         else:
             free.append(it)
-    has_which = any(it.kind == "word" and it.payload == "which" for it in items)
+    has_which = any(it.kind == "word" and it.payload in ("which", "who") for it in items)
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
                     and any(f.payload == "project" for f in free))
@@ -375,15 +384,19 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         for it in free:
             spec.recognised += 1
             prev = _prev(items, it.pos)
-            ranking = spec.top is not None or (prev is not None and prev.kind == "word" and prev.payload == "which")
+            ranking = (spec.top is not None or (prev is not None and prev.kind == "word" and prev.payload in ("which", "who"))
+                       or bool({"rank", "their", "list"} & set(words)))
             if has_measure:
-                if it.payload == "project" and not ranking and not has_which:
+                by_measure = (it.pos + 2 < len(items) and items[it.pos + 1].kind == "word"
+                              and items[it.pos + 1].payload == "group" and items[it.pos + 2].kind == "measure")
+                if it.payload == "project" and not ranking and not has_which and not by_measure:
                     continue  # "the costs of projects": projects is the generic subject
-                if ranking or spec.threshold or (has_which and it.payload != "year"):
+                if ranking or by_measure or spec.threshold or (has_which and it.payload != "year"):
                     if it.payload not in spec.groups:
                         spec.groups.append(it.payload)
                     continue
-                spec.problems.append(f"“{it.text}” — say “per {it.text}” for a breakdown, or name one")
+                spec.problems.append(f"“{it.text}” — say “per {DIM_WORD.get(it.payload, it.payload)}” for a breakdown, "
+                                     "or name one")
             else:
                 if spec.entity is None:
                     spec.entity = it.payload
@@ -408,6 +421,10 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
     if (not measures and spec.entity in PROJECT_DIMS and spec.entity != "project" and "project" in spec.filters
             and not spec.count and not spec.groups):
         spec.entity = "project"  # "the status of P-2024-0001": show the project's details
+    if spec.top is not None and not spec.groups and "who" in words and set(measures) == {"hours"}:
+        spec.groups = ["employee"]  # "who booked the most hours"
+        if spec.top.get("defaulted"):
+            spec.top["n"], spec.top["defaulted"] = 1, False
     if not measures and spec.entity is None and absorbed and not spec.groups:
         spec.entity = absorbed[0]  # "the Energy customers" with nothing measured: list them
     spec.recognised += len(measures)
