@@ -67,6 +67,11 @@ def rows(df: pd.DataFrame, columns: list[int] | None = None) -> list[tuple]:
     ("budget overruns", {"measure": "overspend"}),
     ("which department has the most projects", {"entity": "project", "count": True, "groups": ["department"], "top": 1}),
     ("actual costs for project P-2024-0001", {"measure": "actual_cost", "filters": {"project": ["P-2024-0001"]}}),
+    ("projects that started after 2023", {"entity": "project", "date_field": "start", "time": ("2024-01-01", "2036-01-01")}),
+    ("costs up to 2024", {"measure": "actual_cost", "time": ("2020-01-01", "2025-01-01")}),
+    ("who booked the most hours", {"measure": "hours", "groups": ["employee"], "top": 1}),
+    ("vendors by spend", {"measure": "actual_cost", "groups": ["vendor"]}),
+    ("Sofia Rossi's projects", {"entity": "project", "filters": {"project_manager": ["Sofia Rossi"]}}),
 ])
 def test_slot_recognition(lex, question, expected):
     spec = parse(question, lex)
@@ -149,6 +154,10 @@ def test_every_constraint_is_in_the_result(vn, source, question, reference):
     ("hours booked by Berg", "Alex Berg"),                   # several employees are called Berg
     ("EAC per vendor", "vendor"),
     ("top customers", "without saying by what"),
+    ("costs broken down", "without saying by what"),
+    ("top 5 and bottom 5 projects by margin", "both directions"),
+    ("internal costs", "project type or the vendor"),
+    ("latest actual costs", "latest"),
 ])
 def test_a_constraint_that_cannot_be_honoured_declines_with_answerable_alternatives(vn, question, why):
     answer = vn.answer_question(question)

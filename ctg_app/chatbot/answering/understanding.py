@@ -120,8 +120,11 @@ TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<!p-)\b(20\d{2})\s*[- ]?q([1-4])\b"), "quarter_yq"),
     (re.compile(rf"\b({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month"),
     (re.compile(r"(?<!p-)\b(20\d{2})-(0[1-9]|1[0-2])\b(?!\d)"), "month_iso"),
-    (re.compile(r"\b(?:since|after|from)\s+(?:fy\s*)?(20\d{2})\b"), "since"),
-    (re.compile(r"\b(?:before|until|till|prior\s+to)\s+(?:fy\s*)?(20\d{2})\b"), "before"),
+    (re.compile(r"\b(?:since|from|starting\s+(?:in\s+)?|as\s+of)\s+(?:fy\s*)?(20\d{2})\b"), "since"),
+    (re.compile(r"\b(?:after|later\s+than|beyond)\s+(?:fy\s*)?(20\d{2})\b"), "after"),
+    (re.compile(r"\b(?:before|prior\s+to|earlier\s+than)\s+(?:fy\s*)?(20\d{2})\b"), "before"),
+    (re.compile(r"\b(?:until|till|through|up\s+to|by|to|no\s+later\s+than)\s+(?:the\s+end\s+of\s+)?(?:fy\s*)?(20\d{2})\b"),
+     "until"),
     (re.compile(r"\b(?:fy|fiscal\s+year|financial\s+year)\s*'?(\d{2}|20\d{2})\b"), "fiscal"),
     (re.compile(r"(?<!p-)\b(20\d{2})\b(?!-\d)"), "year"),
 ]
@@ -172,8 +175,13 @@ def extract_time(text: str, spec: Spec) -> str:
                 windows.append(_range(start, end, f"in {start.strftime('%B')} {year}"))
             elif kind == "since":
                 windows.append({**_years_range(int(g[0]), DATA_LAST_YEAR, f"since {g[0]}"), "open": "end"})
+            elif kind == "after":
+                windows.append({**_years_range(int(g[0]) + 1, DATA_LAST_YEAR, f"after {g[0]}"), "open": "end"})
             elif kind == "before":
                 windows.append({**_years_range(DATA_FIRST_YEAR, int(g[0]) - 1, f"before {g[0]}"), "open": "start"})
+            elif kind == "until":
+                windows.append({**_years_range(DATA_FIRST_YEAR, int(g[0]), f"until the end of {g[0]}"),
+                                "open": "start"})
             elif kind in ("fiscal", "year"):
                 year = _year(g[0])
                 windows.append(_years_range(year, year, f"in {year}"))
@@ -334,6 +342,8 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         else:
             spec.problems.append(f"the number {it.text}")
         consumed.add(idx)
+    if len({t.payload for t in top_words}) > 1:
+        spec.problems.append("a ranking in both directions (top and bottom) at once")
     if top_words:
         desc = top_words[0].payload == "top"
         spec.top = {"n": n, "desc": desc, "defaulted": n is None}
@@ -365,6 +375,13 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
             pass  # "the year 2024"
         else:
             free.append(it)
+    for idx, it in enumerate(items):
+        if it.kind == "word" and it.payload == "group":
+            nxt = items[idx + 1] if idx + 1 < len(items) else None
+            if nxt is None or nxt.kind not in ("dim", "measure", "value", "number", "word") or (
+                    nxt.kind == "word" and nxt.payload not in ("group", "top", "bottom", "billable", "nonbillable",
+                                                               "start", "end")):
+                spec.problems.append(f"“{it.text}” without saying by what")
     has_which = any(it.kind == "word" and it.payload in ("which", "who") for it in items)
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
