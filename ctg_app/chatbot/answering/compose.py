@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, TIME_DIMS, Spec
 
 DIM_LABEL = {
-    "project": "project", "customer": "customer", "department": "department", "business_unit": "business unit",
+    "project": "project", "project_name": "project", "customer": "customer", "department": "department", "business_unit": "business unit",
     "status": "status", "project_type": "project type", "project_manager": "project manager", "industry": "industry",
     "country": "country", "segment": "segment", "cost_category": "cost category", "vendor": "vendor",
     "employee": "employee", "role": "role", "year": "year", "month": "month", "quarter": "quarter",
@@ -28,6 +28,7 @@ PROJECT_COLS = {"project": ["p.project_code", "p.project_name"], "customer": ["c
                 "project_type": ["p.project_type"], "project_manager": ["p.project_manager"],
                 "industry": ["c.industry"], "country": ["c.country"], "segment": ["c.segment"]}
 FILTER_COL = {dim: cols[0] for dim, cols in PROJECT_COLS.items()}
+FILTER_COL["project_name"] = "p.project_name"
 LATEST_CTG = ("cost_to_go f JOIN (SELECT project_id, MAX(forecast_date) AS latest FROM cost_to_go GROUP BY project_id) l"
               " ON f.project_id = l.project_id AND f.forecast_date = l.latest")
 
@@ -349,7 +350,7 @@ def _list(spec: Spec) -> Composed:
     cols, order, distinct = LIST_COLUMNS[entity]
     cols = list(cols)
     join_dims = set(spec.filters)
-    if entity == "project" and "project" in spec.filters:
+    if entity == "project" and ({"project", "project_name"} & set(spec.filters)):
         cols = DETAIL_COLUMNS  # one named project: show all its attributes
         join_dims |= {"customer", "department"}
     if entity == "project" and spec.date_field and spec.time:
@@ -486,7 +487,7 @@ def interpretation(spec: Spec) -> str:
             label = "Number of projects whose actual costs exceed their budget"
     elif spec.entity and (spec.count or spec.groups or spec.threshold):
         label = ENTITY_FACTS[spec.entity].label
-    elif spec.entity == "project" and "project" in spec.filters:
+    elif spec.entity == "project" and ({"project", "project_name"} & set(spec.filters)):
         label = "Details"
     else:
         label = PLURAL.get(spec.entity or "", spec.entity or "").capitalize()

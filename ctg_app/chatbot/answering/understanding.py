@@ -20,13 +20,14 @@ MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug"
                "oct": 10, "nov": 11, "dec": 12})
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4}
+VERB_LIKE_STATUS = {"running", "open", "live"}
 DIM_WORD = {"project_manager": "project manager", "business_unit": "business unit", "cost_category": "cost category",
             "project_type": "project type"}
 # a noun that owns a value of another dimension ("Energy customers", "Engineer employees")
 OWNED = {"customer": ("industry", "country", "segment"), "department": ("business_unit",),
          "employee": ("role",)}
 TIME_DIMS = ("year", "quarter", "month", "forecast_date")
-PROJECT_DIMS = ("project", "customer", "department", "business_unit", "status", "project_type", "project_manager",
+PROJECT_DIMS = ("project", "project_name", "customer", "department", "business_unit", "status", "project_type", "project_manager",
                 "industry", "country", "segment")
 
 
@@ -289,6 +290,9 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
     for idx, it in enumerate(items):
         if it.kind != "value":
             continue
+        if it.text in VERB_LIKE_STATUS and not any(
+                0 <= j < len(items) and items[j].kind == "dim" and items[j].payload == "project" for j in (idx - 1, idx + 1)):
+            continue  # "which projects is Lukas Meyer running": a verb here, not the status
         candidates = it.payload
         dims = {m[1] for m in candidates}
         near = {items[j].payload for j in (idx - 1, idx + 1) if 0 <= j < len(items) and items[j].kind == "dim"}
@@ -307,7 +311,7 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
             else:
                 for pref in ("status", "project_type", "department", "cost_category", "industry", "segment",
                              "country", "business_unit", "role", "vendor", "customer", "project_manager", "employee",
-                             "project"):
+                             "project", "project_name"):
                     if pref in dims:
                         chosen_dim = pref
                         break
@@ -402,7 +406,7 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
             spec.recognised += 1
             prev = _prev(items, it.pos)
             ranking = (spec.top is not None or (prev is not None and prev.kind == "word" and prev.payload in ("which", "who"))
-                       or bool({"rank", "their", "list"} & set(words)))
+                       or bool({"rank", "list"} & set(words)) or ("their" in words and "count" not in words))
             if has_measure:
                 by_measure = (it.pos + 2 < len(items) and items[it.pos + 1].kind == "word"
                               and items[it.pos + 1].payload == "group" and items[it.pos + 2].kind == "measure")
@@ -435,7 +439,8 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         spec.top["n"] = 1 if singular else 10
         spec.top["defaulted"] = not singular
 
-    if (not measures and spec.entity in PROJECT_DIMS and spec.entity != "project" and "project" in spec.filters
+    if (not measures and spec.entity in PROJECT_DIMS and spec.entity != "project"
+            and ({"project", "project_name"} & set(spec.filters))
             and not spec.count and not spec.groups):
         spec.entity = "project"  # "the status of P-2024-0001": show the project's details
     if spec.top is not None and not spec.groups and "who" in words and set(measures) == {"hours"}:
