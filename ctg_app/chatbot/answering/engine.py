@@ -150,7 +150,7 @@ class AnswerEngine:
                          alternatives=alternatives, decline_reason=reason)
 
     def _decline_spec(self, question: str, spec: Spec, problems: list[str]) -> SqlAnswer:
-        unknown_heavy = len(spec.unknown) >= 3 and len(spec.unknown) > spec.recognised
+        unknown_heavy = len(spec.unknown) >= 3 and spec.recognised <= 1
         if spec.recognised == 0 or unknown_heavy:
             return self._decline(question, "out_of_domain", OUT_OF_DOMAIN, spec)
         alternatives = self.alternatives(spec)

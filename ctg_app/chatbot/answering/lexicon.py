@@ -52,7 +52,8 @@ MEASURES: dict[str, str] = {
     "pay": "actual_cost", "invoices": "actual_cost", "invoiced": "actual_cost", "invoice": "actual_cost",
     "postings": "actual_cost", "posted": "actual_cost", "incurred": "actual_cost", "paid": "actual_cost",
     "cost to go": "ctg", "costs to go": "ctg", "ctg": "ctg", "remaining cost": "ctg", "remaining costs": "ctg",
-    "etc": "ctg", "estimate to complete": "ctg", "forecast": "ctg", "forecasts": "ctg", "forecasted": "ctg",
+    "etc": "ctg", "estimate to complete": "ctg", "forecast to complete": "ctg", "cost to complete": "ctg",
+    "costs to complete": "ctg", "cost left": "ctg", "costs left": "ctg", "forecast": "ctg", "forecasts": "ctg", "forecasted": "ctg",
     "eac": "eac", "estimate at completion": "eac", "estimated cost at completion": "eac", "fac": "eac",
     "forecast at completion": "eac", "estimates at completion": "eac", "final cost": "eac",
     "margin": "margin", "margins": "margin", "profit": "margin", "profits": "margin",
@@ -195,7 +196,7 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money level levels take takes taking much many some any
+eur euro euros € money level levels take takes taking belong belongs belonging use used uses using left much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise

@@ -20,7 +20,10 @@ MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug"
                "oct": 10, "nov": 11, "dec": 12})
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4}
-VERB_LIKE_STATUS = {"running", "open", "live"}
+# status words that are also ordinary words: a status only next to "project(s)" ("running projects", not
+# "which projects is Lukas Meyer running"; "forecast to complete" is no status at all)
+VERB_LIKE_STATUS = {"running", "open", "live", "complete", "done", "finished", "closed", "ongoing", "in progress",
+                    "paused", "suspended", "upcoming", "pipeline", "future", "current", "not started"}
 DIM_WORD = {"project_manager": "project manager", "business_unit": "business unit", "cost_category": "cost category",
             "project_type": "project type"}
 # a noun that owns a value of another dimension ("Energy customers", "Engineer employees")
@@ -126,7 +129,7 @@ TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:before|prior\s+to|earlier\s+than)\s+(?:fy\s*)?(20\d{2})\b"), "before"),
     (re.compile(r"\b(?:until|till|through|up\s+to|by|to|no\s+later\s+than)\s+(?:the\s+end\s+of\s+)?(?:fy\s*)?(20\d{2})\b"),
      "until"),
-    (re.compile(r"\b(?:fy|fiscal\s+year|financial\s+year)\s*'?(\d{2}|20\d{2})\b"), "fiscal"),
+    (re.compile(r"\b(?:fy|fiscal\s+year|financial\s+year|fiscal)\s*'?(\d{2}|20\d{2})\b"), "fiscal"),
     (re.compile(r"(?<!p-)\b(20\d{2})\b(?!-\d)"), "year"),
 ]
 DATA_FIRST_YEAR, DATA_LAST_YEAR = 2020, 2035
@@ -426,6 +429,8 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
                         continue  # "departments and their business units"
                     if spec.entity == "employee" and it.payload == "role":
                         continue
+                    if it.payload == "project" and spec.entity in ("employee", "vendor", "project_manager"):
+                        continue  # "employees who worked on Engineering projects"
                     if spec.entity == "project" and "project" in spec.filters and it.payload in PROJECT_DIMS:
                         continue  # "the status of project P-2024-0001": the project's details show it
                     if it.payload == "project" and "project" in spec.filters and spec.entity in PROJECT_DIMS:
