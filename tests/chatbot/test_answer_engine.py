@@ -72,6 +72,10 @@ def rows(df: pd.DataFrame, columns: list[int] | None = None) -> list[tuple]:
     ("who booked the most hours", {"measure": "hours", "groups": ["employee"], "top": 1}),
     ("vendors by spend", {"measure": "actual_cost", "groups": ["vendor"]}),
     ("Sofia Rossi's projects", {"entity": "project", "filters": {"project_manager": ["Sofia Rossi"]}}),
+    ("forecast to complete per cost category", {"measure": "ctg", "groups": ["cost_category"], "filters": {}}),
+    ("which projects is Lukas Meyer running", {"entity": "project", "filters": {"project_manager": ["Lukas Meyer"]}}),
+    ("costs of Grid Upgrade 3", {"measure": "actual_cost", "filters": {"project_name": ["Grid Upgrade 3"]}}),
+    ("budget for each cost category in fiscal 2024", {"measure": "budget", "groups": ["cost_category"]}),
 ])
 def test_slot_recognition(lex, question, expected):
     spec = parse(question, lex)
@@ -302,3 +306,23 @@ def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dial
         assert not answer.declined, (question, answer.message)
         got = vn.run_sql(answer.sql)
         assert rows(got) == rows(source.run_sql(reference)), question
+
+
+def test_check_training_fails_for_a_trained_question_the_engine_cannot_read(sample_db, monkeypatch):
+    import io
+
+    from ctg_app.chatbot import training_check
+    from ctg_app.chatbot.training import Example
+
+    real = training_check.load_training
+
+    def with_an_unreadable_example(dialect):
+        data = real(dialect=dialect)
+        odd = Example("Tell me a joke about projects", "SELECT COUNT(*) FROM projects")
+        return type(data)(data.ddl, data.documentation, data.examples + (odd,))
+
+    monkeypatch.setattr(training_check, "load_training", with_an_unreadable_example)
+    results = training_check.check_training(settings=Settings(sample_db_path=sample_db))
+    failed = [r for r in results if not r.ok]
+    assert [r.question for r in failed] == ["Tell me a joke about projects"]
+    assert "offline engine cannot read" in failed[0].error and "joke" in failed[0].error
