@@ -22,6 +22,8 @@ _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4}
 # status words that are also ordinary words: a status only next to "project(s)" ("running projects", not
 # "which projects is Lukas Meyer running"; "forecast to complete" is no status at all)
+PLURAL_WORD = {"project": "projects", "customer": "customers", "department": "departments", "vendor": "vendors",
+               "employee": "employees", "project_manager": "project managers"}
 VERB_LIKE_STATUS = {"running", "open", "live", "complete", "done", "finished", "closed", "ongoing", "in progress",
                     "paused", "suspended", "upcoming", "pipeline", "future", "current", "not started"}
 DIM_WORD = {"project_manager": "project manager", "business_unit": "business unit", "cost_category": "cost category",
@@ -391,8 +393,10 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
                 spec.problems.append(f"“{it.text}” without saying by what")
     has_which = any(it.kind == "word" and it.payload in ("which", "who") for it in items)
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
+    # "most projects" ranks by a count; "top 5 projects" ranks projects by something not said
+    by_count = "count" in words or any(t.text in ("most", "fewest", "least") for t in top_words)
     ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
-                    and any(f.payload == "project" for f in free))
+                    and any(f.payload == "project" for f in free) and (spec.top is None or by_count))
     if ranked_count:
         # "which department has the most projects": count projects per department, ranked
         spec.entity, spec.count = "project", True
@@ -464,6 +468,14 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         spec.count = True  # "how many hours" asks for the hours, not a count
     if spec.threshold and not spec.groups and spec.measure and spec.measure not in ("overspend",):
         spec.groups = ["project"]  # "projects with contract value over 2 million": the comparison is per project
+    if spec.top is not None and not has_measure and not by_count:
+        spec.problems.append(f"a ranking of {PLURAL_WORD.get(spec.entity or 'project', 'projects')} without saying "
+                             "by what (e.g. contract value, actual costs, hours)")
+    if spec.top is not None and len(spec.groups) > 1:
+        spec.problems.append("a ranking within a breakdown (e.g. the top projects of each department)")
+    if spec.threshold and not spec.measure:
+        spec.problems.append(f"the comparison with {spec.threshold['value']:,.0f} without saying of what "
+                             "(e.g. contract value, actual costs, hours)")
     if "days" in words and spec.measure != "duration":
         spec.problems.append("a breakdown or period in days")
     if "latest" in words and spec.measure not in ("ctg", "eac", "variance"):
