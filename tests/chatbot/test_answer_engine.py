@@ -162,6 +162,9 @@ def test_every_constraint_is_in_the_result(vn, source, question, reference):
     ("top 5 and bottom 5 projects by margin", "both directions"),
     ("internal costs", "project type or the vendor"),
     ("latest actual costs", "latest"),
+    ("top 5 projects per department", "without saying by what"),
+    ("costs per project for the top 5 customers", "ranking within a breakdown"),
+    ("projects over 1 million", "without saying of what"),
 ])
 def test_a_constraint_that_cannot_be_honoured_declines_with_answerable_alternatives(vn, question, why):
     answer = vn.answer_question(question)
