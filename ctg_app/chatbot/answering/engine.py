@@ -127,7 +127,8 @@ class AnswerEngine:
             return self._decline_spec(text, spec, composed.problems)
         trained = self.trained().get(spec.key())
         sql = trained[1] if trained else _to_dialect(composed.sql, self.dialect)
-        confident = not spec.corrections and not (spec.top or {}).get("defaulted") and not spec.followup
+        confident = (not spec.corrections and not (spec.top or {}).get("defaulted") and not spec.followup
+                     and not spec.assumed)
         notes = []
         if spec.corrections:
             notes.append("read " + ", ".join(f"“{a}” as “{b}”" for a, b in spec.corrections))

@@ -61,7 +61,7 @@ MEASURES: dict[str, str] = {
     "revenues": "contract_value", "order value": "contract_value", "deal value": "contract_value",
     "turnover": "contract_value", "sales": "contract_value", "contract volume": "contract_value",
     "hours": "hours", "hour": "hours", "timesheet": "hours", "timesheets": "hours", "time sheets": "hours",
-    "effort": "hours", "man hours": "hours", "work hours": "hours", "hrs": "hours",
+    "effort": "hours", "time": "hours", "time booked": "hours", "time logged": "hours", "man hours": "hours", "work hours": "hours", "hrs": "hours",
     "duration": "duration", "durations": "duration", "how long": "duration", "length": "duration",
     "overrun": "overspend", "overruns": "overspend", "over budget": "overspend", "overspent": "overspend",
     "overspend": "overspend", "overspending": "overspend", "above budget": "overspend",
@@ -107,7 +107,8 @@ DIMENSIONS: dict[str, str] = {
     "segment": "segment", "segments": "segment", "customer segment": "segment",
     "year": "year", "years": "year", "fiscal year": "year", "fiscal years": "year", "fy": "year",
     "yearly": "year", "annual": "year", "annually": "year", "per annum": "year", "calendar year": "year",
-    "month": "month", "months": "month", "monthly": "month",
+    "month": "month", "months": "month", "monthly": "month", "month by month": "month", "month over month": "month",
+    "year by year": "year", "year over year": "year", "quarter by quarter": "quarter", "per month basis": "month",
     "quarter": "quarter", "quarters": "quarter", "quarterly": "quarter",
     "forecast date": "forecast_date", "forecast dates": "forecast_date", "snapshot": "forecast_date",
     "snapshots": "forecast_date", "over time": "forecast_date_trend", "trend": "forecast_date_trend",
@@ -115,7 +116,8 @@ DIMENSIONS: dict[str, str] = {
     "evolution": "forecast_date_trend", "history": "forecast_date_trend",
 }
 # adverbs that group by themselves ("monthly costs")
-SELF_GROUPING = {"yearly", "annual", "annually", "per annum", "monthly", "quarterly"}
+SELF_GROUPING = {"yearly", "annual", "annually", "per annum", "monthly", "quarterly", "month by month",
+                 "month over month", "year by year", "year over year", "quarter by quarter"}
 
 # value synonyms: phrase -> (dimension, canonical value as it appears in the data)
 VALUE_SYNONYMS: dict[str, tuple[str, str]] = {
@@ -177,6 +179,8 @@ WORDS: dict[str, str] = {
     "how about": "followup", "and": "and", "or": "or",
     "sorted": "rank", "sort": "rank", "ordered": "rank", "order by": "rank", "ranked": "rank", "rank": "rank",
     "ranking": "rank", "sorted by": "rank", "ranked by": "rank", "their": "their", "with their": "their",
+    "in terms of": "group", "break down": "filler", "breakdown of": "filler", "split of": "filler",
+    "distribution of": "filler", "kick off": "start", "kicks off": "start", "kicking off": "start",
     "right now": "filler", "at the moment": "filler", "at present": "filler", "as of now": "filler",
     "got": "filler", "received": "filler", "receive": "filler", "receives": "filler",
     "longest": "top", "shortest": "bottom",
@@ -196,7 +200,7 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money level levels take takes taking belong belongs belonging use used uses using left much many some any
+eur euro euros € money level levels take takes taking look looks responsible everything anything belong belongs belonging use used uses using left much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise
@@ -253,7 +257,7 @@ class Lexicon:
         if not self._single:
             self._single = sorted({k[0] for k, meanings in self.phrases.items()
                                    if len(k) == 1 and len(k[0]) >= 3 and any(m[0] != "word" for m in meanings)} - FILLER)
-        cutoff = 0.8 if len(token) < 7 else 0.75
+        cutoff = 0.85 if len(token) <= 5 else (0.8 if len(token) < 7 else 0.75)
         # a typo rarely hits the first letter; requiring it keeps "headcount" from becoming "account"
         pool = [w for w in self._single if w[0] == token[0]]
         matches = difflib.get_close_matches(token, pool, n=1, cutoff=cutoff)

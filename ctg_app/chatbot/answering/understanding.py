@@ -62,6 +62,7 @@ class Spec:
     corrections: list[tuple[str, str]] = field(default_factory=list)
     ambiguous: dict[str, list[str]] = field(default_factory=dict)  # dim -> candidate values
     followup: bool = False
+    assumed: bool = False               # the engine filled in something the question implies (said in the answer)
     recognised: int = 0                 # domain items recognised (0 = not about this data)
 
     def key(self) -> tuple:
@@ -370,7 +371,11 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         prev = _prev(items, idx)
         chained = (prev is not None and prev.kind == "word" and prev.payload in ("and", "group") and idx >= 2
                    and (idx - 2) in grouped)  # "per industry and country"
-        if it.text in SELF_GROUPING or chained or (prev is not None and prev.kind == "word" and prev.payload == "group"):
+        grouping_word = prev is not None and prev.kind == "word" and prev.payload == "group"
+        if grouping_word and it.payload == "project" and not any(x.kind == "measure" for x in items) and not any(
+                x.kind == "word" and x.payload in ("share", "billable", "nonbillable") for x in items):
+            grouping_word = False  # "split of projects across statuses": projects are what is counted
+        if it.text in SELF_GROUPING or chained or grouping_word:
             dim = "trend" if it.payload == "forecast_date_trend" else it.payload
             if dim not in spec.groups:
                 spec.groups.append(dim)
@@ -456,6 +461,14 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         spec.groups = ["employee"]  # "who booked the most hours"
         if spec.top.get("defaulted"):
             spec.top["n"], spec.top["defaulted"] = 1, False
+    if (not measures and spec.entity is None and not absorbed and spec.filters
+            and set(spec.filters) <= {"status", "project_type", "project_manager", "project", "project_name"}):
+        spec.entity = "project"  # "show me everything that is on hold": the projects
+    if (not measures and spec.top is not None and not spec.groups and not spec.count
+            and spec.entity in ("vendor", "employee", "role")):
+        # vendors only have costs and employees only hours: "top 3 vendors for equipment" ranks by spend
+        measures.append("actual_cost" if spec.entity == "vendor" else "hours")
+        spec.groups, spec.entity, spec.assumed = [spec.entity], None, True
     if not measures and spec.entity is None and absorbed and not spec.groups:
         spec.entity = absorbed[0]  # "the Energy customers" with nothing measured: list them
     spec.recognised += len(measures)
@@ -468,7 +481,7 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
         spec.count = True  # "how many hours" asks for the hours, not a count
     if spec.threshold and not spec.groups and spec.measure and spec.measure not in ("overspend",):
         spec.groups = ["project"]  # "projects with contract value over 2 million": the comparison is per project
-    if spec.top is not None and not has_measure and not by_count:
+    if spec.top is not None and not spec.measure and not by_count:
         spec.problems.append(f"a ranking of {PLURAL_WORD.get(spec.entity or 'project', 'projects')} without saying "
                              "by what (e.g. contract value, actual costs, hours)")
     if spec.top is not None and len(spec.groups) > 1:
