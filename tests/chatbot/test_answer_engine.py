@@ -293,6 +293,9 @@ def warehouse(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
 def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dialect(warehouse, source):
     vn = build_vanna()
     assert vn.dialect == "Databricks SQL"
+    lexicon, reads = vn.answer_engine().lexicon, []
+    real_run_sql = lexicon.run_sql
+    lexicon.run_sql = lambda sql: reads.append(sql) or real_run_sql(sql)
     cases = {
         "actual costs for the Engineering department per quarter in 2024":
             "SELECT (CAST(strftime('%m', a.posting_date) AS INTEGER) + 2) / 3, SUM(a.amount) FROM actual_costs a "
@@ -309,6 +312,7 @@ def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dial
         assert not answer.declined, (question, answer.message)
         got = vn.run_sql(answer.sql)
         assert rows(got) == rows(source.run_sql(reference)), question
+    assert len(reads) == 1  # the whole lexicon in one round trip to the warehouse
 
 
 def test_check_training_fails_for_a_trained_question_the_engine_cannot_read(sample_db, monkeypatch):

@@ -152,7 +152,7 @@ VALUE_SYNONYMS: dict[str, tuple[str, str]] = {
 # function words: they shape the question (count, rank, group, list) or carry nothing
 WORDS: dict[str, str] = {
     "how many": "count", "number of": "count", "count": "count", "count of": "count", "amount of": "filler",
-    "no of": "count", "nr of": "count", "#": "count", "how much": "filler",
+    "no of": "count", "nr of": "count", "#": "count", "how much": "how_much",
     "per": "group", "by": "group", "each": "group", "every": "group", "for each": "group", "for every": "group",
     "across": "group", "broken down by": "group", "break down by": "group", "breakdown by": "group",
     "split by": "group", "grouped by": "group", "group by": "group", "by each": "group", "breakdown": "group",
@@ -297,7 +297,22 @@ def add_values(lex: Lexicon, dim: str, values: list[str]) -> None:
 
 
 def distinct_values(run_sql: Callable[[str], pd.DataFrame]) -> dict[str, list[str]]:
-    """Distinct values of the low-cardinality columns, read through the data source."""
+    """Distinct values of the low-cardinality columns, read through the data source (one round trip; column by
+    column when that fails, so one missing table costs only its own values)."""
+    union = " UNION ALL ".join(
+        f"SELECT '{dim}' AS dim, {column} AS value FROM "
+        f"(SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT {MAX_DISTINCT + 1}) t{i}"
+        for i, (table, column, dim) in enumerate(VALUE_COLUMNS))
+    try:
+        df = run_sql(union)
+    except Exception as exc:
+        log.info("lexicon: one-query read failed (%s); reading column by column", type(exc).__name__)
+    else:
+        grouped: dict[str, list[str]] = {}
+        for dim, value in zip(df.iloc[:, 0].tolist(), df.iloc[:, 1].tolist()):
+            if value is not None and str(value).strip():
+                grouped.setdefault(str(dim), []).append(str(value))
+        return {dim: values for dim, values in grouped.items() if len(values) <= MAX_DISTINCT}
     out: dict[str, list[str]] = {}
     for table, column, dim in VALUE_COLUMNS:
         try:

@@ -500,6 +500,8 @@ def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> N
 
 def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
     ms = set(measures)
+    if "overspend" in ms and "how_much" in words:
+        ms = (ms - {"overspend", "budget", "actual_cost"}) | {"budget_vs_actual"}  # "how much over budget is …"
     if "overspend" in ms:
         ms -= {"budget", "actual_cost"}
     if "variance" in ms:
