@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, TIME_DIMS, Spec
+from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, Spec
 
 DIM_LABEL = {
     "project": "project", "project_name": "project", "customer": "customer", "department": "department", "business_unit": "business unit",

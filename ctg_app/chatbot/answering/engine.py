@@ -16,9 +16,9 @@ import pandas as pd
 import sqlglot
 
 from ctg_app.chatbot.answering.answer import SqlAnswer
-from ctg_app.chatbot.answering.compose import PLURAL, compose, interpretation, render_question
+from ctg_app.chatbot.answering.compose import compose, interpretation, render_question
 from ctg_app.chatbot.answering.lexicon import LexiconCache
-from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, Spec, parse
+from ctg_app.chatbot.answering.understanding import Spec, parse
 
 log = logging.getLogger(__name__)
 
@@ -220,4 +220,4 @@ class AnswerEngine:
         return tuple(out)
 
 
-__all__ = ["AnswerEngine", "merge_followup", "PLURAL", "PROJECT_DIMS"]
+__all__ = ["AnswerEngine", "merge_followup"]

@@ -31,7 +31,6 @@ DIM_WORD = {"project_manager": "project manager", "business_unit": "business uni
 # a noun that owns a value of another dimension ("Energy customers", "Engineer employees")
 OWNED = {"customer": ("industry", "country", "segment"), "department": ("business_unit",),
          "employee": ("role",)}
-TIME_DIMS = ("year", "quarter", "month", "forecast_date")
 PROJECT_DIMS = ("project", "project_name", "customer", "department", "business_unit", "status", "project_type", "project_manager",
                 "industry", "country", "segment")
 
@@ -274,7 +273,7 @@ def parse(question: str, lex: Lexicon) -> Spec:
     text = extract_threshold(text, spec)
     tokens = tokenize(text)
     items = _items(tokens, lex, spec)
-    _interpret(items, spec, lex, len(tokens))
+    _interpret(items, spec, len(tokens))
     return spec
 
 
@@ -282,7 +281,7 @@ def _prev(items: list[_Item], idx: int) -> _Item | None:
     return items[idx - 1] if idx > 0 else None
 
 
-def _interpret(items: list[_Item], spec: Spec, lex: Lexicon, n_tokens: int) -> None:
+def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
     words = [it.payload for it in items if it.kind == "word"]
     spec.followup = "followup" in words or (bool(items) and items[0].kind == "word" and items[0].payload == "and")
     spec.chart = "chart" in words
