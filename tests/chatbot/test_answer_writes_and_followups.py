@@ -138,3 +138,10 @@ def test_a_full_question_after_a_previous_one_stands_alone(vn):
 def test_a_fragment_without_previous_turn_is_declined_not_guessed(vn):
     answer = vn.answer_question("and for 2023?")
     assert answer.declined and answer.sql is None
+
+
+@pytest.mark.parametrize("reply", ["thanks", "hello", "ok great"])
+def test_a_reply_that_says_nothing_new_is_not_the_previous_answer_again(vn, reply):
+    previous = _ask(vn, "What is the total budget per cost category in 2025?")
+    answer = _ask(vn, reply, previous)
+    assert answer.declined and answer.sql is None

@@ -67,7 +67,9 @@ def merge_followup(previous: dict[str, Any], new: Spec) -> Spec:
 
 
 def _is_followup(spec: Spec) -> bool:
-    return spec.followup or (spec.measure is None and spec.entity is None)
+    says_something = bool(spec.measure or spec.filters or spec.time or spec.groups or spec.top or spec.threshold
+                          or spec.billable is not None or spec.chart or spec.ambiguous or spec.date_field)
+    return says_something and (spec.followup or (spec.measure is None and spec.entity is None))
 
 
 class AnswerEngine:
