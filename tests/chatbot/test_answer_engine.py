@@ -76,6 +76,9 @@ def rows(df: pd.DataFrame, columns: list[int] | None = None) -> list[tuple]:
     ("which projects is Lukas Meyer running", {"entity": "project", "filters": {"project_manager": ["Lukas Meyer"]}}),
     ("costs of Grid Upgrade 3", {"measure": "actual_cost", "filters": {"project_name": ["Grid Upgrade 3"]}}),
     ("budget for each cost category in fiscal 2024", {"measure": "budget", "groups": ["cost_category"]}),
+    ("spent between January and June 2025", {"measure": "actual_cost", "time": ("2025-01-01", "2025-07-01")}),
+    ("how much budget is left", {"measure": "budget_vs_actual"}),
+    ("How did total CTG evolve over the forecast dates?", {"measure": "ctg", "groups": ["forecast_date"]}),
 ])
 def test_slot_recognition(lex, question, expected):
     spec = parse(question, lex)
@@ -165,6 +168,7 @@ def test_every_constraint_is_in_the_result(vn, source, question, reference):
     ("top 5 projects per department", "without saying by what"),
     ("costs per project for the top 5 customers", "ranking within a breakdown"),
     ("projects over 1 million", "without saying of what"),
+    ("hours left", "remaining"),
 ])
 def test_a_constraint_that_cannot_be_honoured_declines_with_answerable_alternatives(vn, question, why):
     answer = vn.answer_question(question)

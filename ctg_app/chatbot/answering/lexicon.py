@@ -59,7 +59,8 @@ MEASURES: dict[str, str] = {
     "margin": "margin", "margins": "margin", "profit": "margin", "profits": "margin",
     "contract value": "contract_value", "contract values": "contract_value", "revenue": "contract_value",
     "revenues": "contract_value", "order value": "contract_value", "deal value": "contract_value",
-    "turnover": "contract_value", "sales": "contract_value", "contract volume": "contract_value",
+    "turnover": "contract_value", "value of contracts": "contract_value", "value of the contracts": "contract_value",
+    "contracts value": "contract_value", "contracted value": "contract_value", "sales": "contract_value", "contract volume": "contract_value",
     "hours": "hours", "hour": "hours", "timesheet": "hours", "timesheets": "hours", "time sheets": "hours",
     "effort": "hours", "time": "hours", "time booked": "hours", "time logged": "hours", "man hours": "hours", "work hours": "hours", "hrs": "hours",
     "duration": "duration", "durations": "duration", "how long": "duration", "length": "duration",
@@ -113,7 +114,8 @@ DIMENSIONS: dict[str, str] = {
     "forecast date": "forecast_date", "forecast dates": "forecast_date", "snapshot": "forecast_date",
     "snapshots": "forecast_date", "over time": "forecast_date_trend", "trend": "forecast_date_trend",
     "developed": "forecast_date_trend", "development": "forecast_date_trend", "evolved": "forecast_date_trend",
-    "evolution": "forecast_date_trend", "history": "forecast_date_trend",
+    "evolution": "forecast_date_trend", "evolve": "forecast_date_trend", "develop": "forecast_date_trend",
+    "developing": "forecast_date_trend", "trends": "forecast_date_trend", "history": "forecast_date_trend",
 }
 # adverbs that group by themselves ("monthly costs")
 SELF_GROUPING = {"yearly", "annual", "annually", "per annum", "monthly", "quarterly", "month by month",
@@ -181,6 +183,10 @@ WORDS: dict[str, str] = {
     "ranking": "rank", "sorted by": "rank", "ranked by": "rank", "their": "their", "with their": "their",
     "in terms of": "group", "break down": "filler", "breakdown of": "filler", "split of": "filler",
     "distribution of": "filler", "kick off": "start", "kicks off": "start", "kicking off": "start",
+    "on our books": "filler", "on the books": "filler", "on books": "filler",
+    "typical": "average", "typically": "average", "over": "over",
+    "left": "remaining", "remain": "remaining", "remains": "remaining", "remaining": "remaining",
+    "still to come": "remaining", "outstanding": "remaining",
     "right now": "filler", "at the moment": "filler", "at present": "filler", "as of now": "filler",
     "got": "filler", "received": "filler", "receive": "filler", "receives": "filler",
     "longest": "top", "shortest": "bottom",
@@ -200,7 +206,7 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money level levels take takes taking look looks responsible everything anything belong belongs belonging use used uses using left much many some any
+eur euro euros € money level levels take takes taking look looks responsible everything anything name go goes went belong belongs belonging use used uses using much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise

@@ -124,6 +124,8 @@ TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
                 r"(?:fy\s*)?(20\d{2})\b"), "quarter"),
     (re.compile(r"\bq([1-4])\s*(?:of\s+)?(?:fy\s*)?'?(20\d{2})\b"), "quarter_q"),
     (re.compile(r"(?<!p-)\b(20\d{2})\s*[- ]?q([1-4])\b"), "quarter_yq"),
+    (re.compile(rf"\b(?:between\s+|from\s+)?({_MONTH_RE})\.?\s+(?:(20\d{{2}})\s+)?(?:and|to|until|till|through|-)\s+"
+                rf"({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month_range"),
     (re.compile(rf"\b({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month"),
     (re.compile(r"(?<!p-)\b(20\d{2})-(0[1-9]|1[0-2])\b(?!\d)"), "month_iso"),
     (re.compile(r"\b(?:since|from|starting\s+(?:in\s+)?|as\s+of)\s+(?:fy\s*)?(20\d{2})\b"), "since"),
@@ -174,6 +176,16 @@ def extract_time(text: str, spec: Spec) -> str:
                     q, year = int(g[1]), int(g[0])
                 start, end = _month_range(year, 1 + 3 * (q - 1), 3)
                 windows.append(_range(start, end, f"in Q{q} {year}"))
+            elif kind == "month_range":
+                end_year = int(g[3])
+                start_year = int(g[1]) if g[1] else end_year
+                start, _ = _month_range(start_year, MONTHS[g[0]], 1)
+                _, end = _month_range(end_year, MONTHS[g[2]], 1)
+                if start >= end:
+                    spec.problems.append(f"the period “{m.group(0).strip()}” ends before it starts")
+                    return " "
+                windows.append(_range(start, end, f"from {start.strftime('%B %Y')} to "
+                                      f"{(end - dt.timedelta(days=1)).strftime('%B %Y')}"))
             elif kind in ("month", "month_iso"):
                 month = MONTHS[g[0]] if kind == "month" else int(g[1])
                 year = int(g[1]) if kind == "month" else int(g[0])
@@ -370,7 +382,9 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
         prev = _prev(items, idx)
         chained = (prev is not None and prev.kind == "word" and prev.payload in ("and", "group") and idx >= 2
                    and (idx - 2) in grouped)  # "per industry and country"
-        grouping_word = prev is not None and prev.kind == "word" and prev.payload == "group"
+        grouping_word = prev is not None and prev.kind == "word" and (
+            prev.payload == "group" or (prev.payload == "over" and it.payload in ("forecast_date", "month", "year",
+                                                                                  "quarter")))
         if grouping_word and it.payload == "project" and not any(x.kind == "measure" for x in items) and not any(
                 x.kind == "word" and x.payload in ("share", "billable", "nonbillable") for x in items):
             grouping_word = False  # "split of projects across statuses": projects are what is counted
@@ -395,6 +409,8 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
                     nxt.kind == "word" and nxt.payload not in ("group", "top", "bottom", "billable", "nonbillable",
                                                                "start", "end")):
                 spec.problems.append(f"“{it.text}” without saying by what")
+    if "trend" in spec.groups and set(spec.groups) & {"forecast_date", "month", "year", "quarter"}:
+        spec.groups.remove("trend")
     has_which = any(it.kind == "word" and it.payload in ("which", "who") for it in items)
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     # "most projects" ranks by a count; "top 5 projects" ranks projects by something not said
@@ -499,6 +515,11 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
 
 def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
     ms = set(measures)
+    if "remaining" in words:
+        if ms == {"budget"}:
+            ms = {"budget_vs_actual"}  # "how much budget is left": budget minus actual costs
+        elif not ms or not ms <= {"ctg", "eac", "budget_vs_actual"}:
+            spec.problems.append("“left” / “remaining” (only the cost to go and the remaining budget are known)")
     if "overspend" in ms and "how_much" in words:
         ms = (ms - {"overspend", "budget", "actual_cost"}) | {"budget_vs_actual"}  # "how much over budget is …"
     if "overspend" in ms:
