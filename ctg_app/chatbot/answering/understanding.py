@@ -293,17 +293,40 @@ def _prev(items: list[_Item], idx: int) -> _Item | None:
     return items[idx - 1] if idx > 0 else None
 
 
+@dataclass
+class _Reading:
+    """The state shared by the steps that read a question's items into a :class:`Spec`."""
+
+    items: list[_Item]
+    spec: Spec
+    n_tokens: int
+    words: list[str]
+    measures: list[str] = field(default_factory=list)
+    consumed: set[int] = field(default_factory=set)     # items already used (a noun absorbed by its value)
+    absorbed: list[str] = field(default_factory=list)   # dimensions of the absorbed nouns
+    top_words: list[_Item] = field(default_factory=list)
+    free: list[_Item] = field(default_factory=list)     # dimension nouns that are neither a grouping nor absorbed
+    by_count: bool = False
+
+
 def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
     words = [it.payload for it in items if it.kind == "word"]
     spec.followup = "followup" in words or (bool(items) and items[0].kind == "word" and items[0].payload == "and")
     spec.chart = "chart" in words
     if "negation" in words:
         spec.problems.append("a negation (not / without / except) — I can only filter for values, not exclude them")
-    measures: list[str] = []
-    consumed: set[int] = set()
-    absorbed: list[str] = []
+    r = _Reading(items, spec, n_tokens, words)
+    _read_values(r)
+    _read_numbers(r)
+    _read_groupings(r)
+    _place_free_nouns(r)
+    _finish(r)
 
-    # values: resolve ambiguity between dimensions, absorb the dimension noun next to a value
+
+def _read_values(r: _Reading) -> None:
+    """Data values become filters; the dimension noun next to a value ("Engineering department") is absorbed."""
+    items, spec, words = r.items, r.spec, r.words
+    consumed, absorbed = r.consumed, r.absorbed
     for idx, it in enumerate(items):
         if it.kind != "value":
             continue
@@ -347,7 +370,11 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
             bucket.append(values[0])
         spec.recognised += 1
 
-    # numbers: top-N next to a top/bottom word, or a number word
+
+def _read_numbers(r: _Reading) -> None:
+    """A number next to a top/bottom word is the N of a ranking; any other number is reported."""
+    items, spec, words = r.items, r.spec, r.words
+    consumed = r.consumed
     top_words = [it for it in items if it.kind == "word" and it.payload in ("top", "bottom")]
     n = None
     for idx, it in enumerate(items):
@@ -368,8 +395,13 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
     if top_words:
         desc = top_words[0].payload == "top"
         spec.top = {"n": n, "desc": desc, "defaulted": n is None}
+    r.top_words = top_words
 
-    # measures
+
+def _read_groupings(r: _Reading) -> None:
+    """Measures, and dimensions after per/by/each (or self-grouping adverbs) become breakdowns."""
+    items, spec, words = r.items, r.spec, r.words
+    measures, consumed = r.measures, r.consumed
     for it in items:
         if it.kind == "measure" and it.payload not in measures:
             measures.append(it.payload)
@@ -411,6 +443,13 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
                 spec.problems.append(f"“{it.text}” without saying by what")
     if "trend" in spec.groups and set(spec.groups) & {"forecast_date", "month", "year", "quarter"}:
         spec.groups.remove("trend")
+    r.free = free
+
+
+def _place_free_nouns(r: _Reading) -> None:
+    """A dimension noun that is not a breakdown is the subject, a ranking's breakdown, or a problem."""
+    items, spec, words = r.items, r.spec, r.words
+    measures, free, top_words = r.measures, r.free, r.top_words
     has_which = any(it.kind == "word" and it.payload in ("which", "who") for it in items)
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     # "most projects" ranks by a count; "top 5 projects" ranks projects by something not said
@@ -461,6 +500,13 @@ def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
                         spec.entity = "project"
                         continue
                     spec.problems.append(f"“{it.text}” next to “{DIM_WORD.get(spec.entity, spec.entity)}”")
+    r.free, r.by_count = free, by_count
+
+
+def _finish(r: _Reading) -> None:
+    """Defaults and inferences that need the whole question, then the checks that make a spec unanswerable."""
+    items, spec, words = r.items, r.spec, r.words
+    measures, absorbed, free, by_count, n_tokens = r.measures, r.absorbed, r.free, r.by_count, r.n_tokens
     # a top word without a number: top 1 for a singular noun ("which customer"), else the top 10
     if spec.top is not None and spec.top["n"] is None:
         nouns = [it for it in free if it.payload in spec.groups]
