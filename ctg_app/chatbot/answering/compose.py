@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, Spec
 
 DIM_LABEL = {
-    "project": "project", "project_name": "project", "customer": "customer", "department": "department", "business_unit": "business unit",
+    "project": "project", "project_name": "project", "customer": "customer", "department": "department",
+    "business_unit": "business unit",
     "status": "status", "project_type": "project type", "project_manager": "project manager", "industry": "industry",
     "country": "country", "segment": "segment", "cost_category": "cost category", "vendor": "vendor",
     "employee": "employee", "role": "role", "year": "year", "month": "month", "quarter": "quarter",

@@ -53,16 +53,19 @@ MEASURES: dict[str, str] = {
     "postings": "actual_cost", "posted": "actual_cost", "incurred": "actual_cost", "paid": "actual_cost",
     "cost to go": "ctg", "costs to go": "ctg", "ctg": "ctg", "remaining cost": "ctg", "remaining costs": "ctg",
     "etc": "ctg", "estimate to complete": "ctg", "forecast to complete": "ctg", "cost to complete": "ctg",
-    "costs to complete": "ctg", "cost left": "ctg", "costs left": "ctg", "forecast": "ctg", "forecasts": "ctg", "forecasted": "ctg",
+    "costs to complete": "ctg", "cost left": "ctg", "costs left": "ctg", "forecast": "ctg", "forecasts": "ctg",
+    "forecasted": "ctg",
     "eac": "eac", "estimate at completion": "eac", "estimated cost at completion": "eac", "fac": "eac",
     "forecast at completion": "eac", "estimates at completion": "eac", "final cost": "eac",
     "margin": "margin", "margins": "margin", "profit": "margin", "profits": "margin",
     "contract value": "contract_value", "contract values": "contract_value", "revenue": "contract_value",
     "revenues": "contract_value", "order value": "contract_value", "deal value": "contract_value",
     "turnover": "contract_value", "value of contracts": "contract_value", "value of the contracts": "contract_value",
-    "contracts value": "contract_value", "contracted value": "contract_value", "sales": "contract_value", "contract volume": "contract_value",
+    "contracts value": "contract_value", "contracted value": "contract_value", "sales": "contract_value",
+    "contract volume": "contract_value",
     "hours": "hours", "hour": "hours", "timesheet": "hours", "timesheets": "hours", "time sheets": "hours",
-    "effort": "hours", "time": "hours", "time booked": "hours", "time logged": "hours", "man hours": "hours", "work hours": "hours", "hrs": "hours",
+    "effort": "hours", "time": "hours", "time booked": "hours", "time logged": "hours", "man hours": "hours",
+    "work hours": "hours", "hrs": "hours",
     "duration": "duration", "durations": "duration", "how long": "duration", "length": "duration",
     "overrun": "overspend", "overruns": "overspend", "over budget": "overspend", "overspent": "overspend",
     "overspend": "overspend", "overspending": "overspend", "above budget": "overspend",
@@ -206,7 +209,8 @@ value values amount amounts figure figures number numbers data info information 
 report table current currently so far far up have has had having as is are s ve re d ll m t just
 lead leads led leading managed manage manages run runs handled handle booked book bookings logged log recorded
 worked work working charged spent registered made make makes generated generate contracted
-eur euro euros € money level levels take takes taking look looks responsible everything anything name go goes went belong belongs belonging use used uses using much many some any
+eur euro euros € money level levels take takes taking look looks responsible everything anything name go goes
+went belong belongs belonging use used uses using much many some any
 listing list overview view me give please
 own exist exists existing available altogether together
 category-wise wise
