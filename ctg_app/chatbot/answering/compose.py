@@ -317,8 +317,9 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
         sql += f" HAVING {fact.value} {spec.threshold['op']} {_number(spec.threshold['value'])}"
-    if spec.top:
-        sql += f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'} LIMIT {int(spec.top['n'])}"
+    if spec.top:  # ties broken by the labels, so every warehouse returns the same rows
+        sql += (f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'}, {', '.join(group_by)}"
+                f" LIMIT {int(spec.top['n'])}")
     elif timed:
         sql += " ORDER BY " + ", ".join(group_by)
     elif group_by:
@@ -410,7 +411,7 @@ def _derived(spec: Spec) -> Composed:
         if where:
             sql += " WHERE " + " AND ".join(where)
         if spec.top:
-            sql += f" ORDER BY {key} {'DESC' if spec.top['desc'] else 'ASC'} LIMIT {int(spec.top['n'])}"
+            sql += f" ORDER BY {key} {'DESC' if spec.top['desc'] else 'ASC'}, p.project_code LIMIT {int(spec.top['n'])}"
         else:
             sql += f" ORDER BY {key} {'ASC' if m == 'budget_vs_actual' else 'DESC'}"
         return Composed(sql, [], _intent(spec, m, ["project"]))
@@ -432,7 +433,7 @@ def _derived(spec: Spec) -> Composed:
         sql += " GROUP BY " + ", ".join(group_by)
         key = values[-1].split(" AS ")[1]
         if spec.top:
-            sql += f" ORDER BY {key} {'DESC' if spec.top['desc'] else 'ASC'} LIMIT {int(spec.top['n'])}"
+            sql += f" ORDER BY {key} {'DESC' if spec.top['desc'] else 'ASC'}, {', '.join(group_by)} LIMIT {int(spec.top['n'])}"
         else:
             sql += f" ORDER BY {key} DESC"
     return Composed(sql, [], _intent(spec, m, groups))
