@@ -128,6 +128,9 @@ def test_template_choice(vn, question, intent):
                                "GROUP BY 1 ORDER BY s DESC LIMIT 5"),
     # a list answered with a count
     ("which projects are planned", "SELECT project_code FROM projects WHERE status = 'Planned'"),
+    # budget versus actual costs of one fiscal year: both sides for that year
+    ("budget vs actual in 2024", "SELECT (SELECT SUM(budget_amount) FROM budget_lines WHERE fiscal_year = 2024), "
+                                 "(SELECT SUM(amount) FROM actual_costs WHERE posting_date LIKE '2024-%')"),
     # a time series answered with one total
     ("hours per month in 2025", "SELECT CAST(strftime('%m', work_date) AS INTEGER), SUM(hours) FROM hours "
                                 "WHERE work_date LIKE '2025-%' GROUP BY 1"),

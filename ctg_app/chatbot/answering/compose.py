@@ -374,8 +374,11 @@ def _derived(spec: Spec) -> Composed:
     for dim in list(spec.filters) + list(spec.groups):
         if dim not in PROJECT_DIMS:
             problems.append(f"{DIM_LABEL.get(dim, dim)} with {label} (it is computed per project)")
-    if spec.time:
-        problems.append(f"the period “{spec.time['text']}” with {label} (it is computed over the whole project)")
+    years = (spec.time or {}).get("whole_years") or []
+    year_window = bool(years) and spec.time["start"].endswith("-01-01") and spec.time["end"].endswith("-01-01")
+    if spec.time and not (m == "budget_vs_actual" and year_window):
+        problems.append(f"the period “{spec.time['text']}” with {label} (it is computed over the whole project"
+                        + (", or for whole fiscal years" if m == "budget_vs_actual" else "") + ")")
     if spec.date_field or spec.threshold:
         problems.append(f"extra conditions on {label}")
     if len(spec.groups) > 1:
@@ -389,6 +392,13 @@ def _derived(spec: Spec) -> Composed:
         return Composed(None, problems)
     joins = {"eac": [SUB_ACTUAL, SUB_CTG], "margin": [SUB_ACTUAL], "variance": [SUB_BUDGET, SUB_ACTUAL, SUB_CTG],
              "budget_vs_actual": [SUB_BUDGET, SUB_ACTUAL], "overspend": [SUB_BUDGET, SUB_ACTUAL]}[m]
+    if spec.time:  # budget versus actual costs of whole fiscal years: both sides for the same years
+        joins = [
+            SUB_BUDGET.replace("FROM budget_lines GROUP BY",
+                               f"FROM budget_lines WHERE fiscal_year BETWEEN {years[0]} AND {years[-1]} GROUP BY"),
+            SUB_ACTUAL.replace("FROM actual_costs GROUP BY",
+                               f"FROM actual_costs WHERE posting_date >= DATE'{spec.time['start']}' "
+                               f"AND posting_date < DATE'{spec.time['end']}' GROUP BY")]
     dims = set(groups) | set(spec.filters)
     joins = joins + _project_joins(dims - {"project"}, True, None)
     where = [_in(FILTER_COL[d], v) for d, v in spec.filters.items()]
@@ -396,6 +406,8 @@ def _derived(spec: Spec) -> Composed:
         where.append("p.status <> 'Planned'")
     if m == "overspend":
         where.append(f"{ACT} > {BUD}")
+    if spec.time:
+        where.append("(b.total_budget IS NOT NULL OR a.total_actual IS NOT NULL)")
     per_project = groups == ["project"] or (m == "overspend" and not groups and not spec.count)
     if per_project:
         cols = {"eac": [f"{ACT} AS actual_to_date", f"{CTG} AS cost_to_go", f"{ACT} + {CTG} AS estimate_at_completion"],
