@@ -214,6 +214,9 @@ def test_recognised_values_always_reach_the_sql(vn):
     ("how many custmers do we have", "SELECT COUNT(*) FROM customers"),
     ("budgt per cost category", "SELECT cost_category, SUM(budget_amount) FROM budget_lines GROUP BY 1"),
     ("hours per projct", "SELECT p.project_code, SUM(h.hours) FROM hours h JOIN projects p USING (project_id) GROUP BY 1"),
+    ("contract vaule per department", "SELECT d.department_name, SUM(p.contract_value) FROM projects p "
+                                      "JOIN departments d USING (department_id) GROUP BY 1"),
+    ("total budget for fiscal yaer 2024", "SELECT SUM(budget_amount) FROM budget_lines WHERE fiscal_year = 2024"),
     ("actual costs in the Enginering department",
      "SELECT SUM(a.amount) FROM actual_costs a JOIN projects p USING (project_id) JOIN departments d "
      "USING (department_id) WHERE d.department_name = 'Engineering'"),

@@ -38,6 +38,8 @@ VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("hours", "role", "role"),
 )
 MAX_DISTINCT = 500
+# function words a typo is never corrected to
+NO_TYPO_TARGET = frozenset({"negation", "and", "or", "followup", "filler"})
 
 Meaning = tuple  # ("measure", name) | ("dim", name) | ("value", dim, value) | ("word", name)
 
@@ -240,6 +242,7 @@ class Lexicon:
     values: dict[str, list[str]] = field(default_factory=dict)  # dimension -> canonical values from the data
     max_len: int = 1
     _single: list[str] = field(default_factory=list)
+    _known: frozenset[str] = frozenset()
 
     def add(self, phrase: str | tuple[str, ...], meaning: Meaning) -> None:
         """Register one phrase (text or tokens) with a meaning."""
@@ -260,16 +263,31 @@ class Lexicon:
                 return length, meanings
         return 0, []
 
+    def known(self, token: str) -> bool:
+        """True when ``token`` is part of some known phrase or carries nothing (filler)."""
+        return token in FILLER or token in self._tokens()
+
+    def _tokens(self) -> frozenset[str]:
+        if not self._single:
+            # every word of a phrase that means something (not negations or conjunctions: "nord" must not become
+            # "not"), so a typo inside a phrase ("contract vaule") is found too
+            self._single = sorted({tok for key, meanings in self.phrases.items() for tok in key
+                                   if any(m[0] != "word" or m[1] not in NO_TYPO_TARGET for m in meanings)})
+            self._known = frozenset(tok for key in self.phrases for tok in key)
+        return self._known
+
     def correct(self, token: str) -> str | None:
-        """The known single word ``token`` is one typo away from (None when there is none or it is too short)."""
+        """The known word ``token`` is one typo away from (None when there is none or it is too short)."""
         if len(token) < 4 or not token.isalpha():
             return None
-        if not self._single:
-            self._single = sorted({k[0] for k, meanings in self.phrases.items()
-                                   if len(k) == 1 and len(k[0]) >= 3 and any(m[0] != "word" for m in meanings)} - FILLER)
-        cutoff = 0.85 if len(token) <= 5 else (0.8 if len(token) < 7 else 0.75)
+        self._tokens()
         # a typo rarely hits the first letter; requiring it keeps "headcount" from becoming "account"
-        pool = [w for w in self._single if w[0] == token[0]]
+        pool = [w for w in self._single if w[0] == token[0] and len(w) >= 3]
+        for word in pool:  # two neighbouring letters swapped ("yaer", "projetcs")
+            if len(word) == len(token) and sorted(word) == sorted(token) and sum(
+                    a != b for a, b in zip(word, token)) == 2:
+                return word
+        cutoff = 0.85 if len(token) <= 5 else (0.8 if len(token) < 7 else 0.75)
         matches = difflib.get_close_matches(token, pool, n=1, cutoff=cutoff)
         return matches[0] if matches else None
 

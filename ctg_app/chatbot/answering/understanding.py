@@ -239,6 +239,12 @@ class _Item:
 
 
 def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
+    for i, tok in enumerate(tokens):  # typos first, so a phrase with a typo in it ("contract vaule") is found
+        if not lex.known(tok) and not (tok.endswith("s") and lex.known(tok[:-1])):
+            fixed = lex.correct(tok)
+            if fixed is not None:
+                spec.corrections.append((tok, fixed))
+                tokens[i] = fixed
     items: list[_Item] = []
     i = 0
     while i < len(tokens):
@@ -265,12 +271,7 @@ def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
         elif tok in FILLER or tok in ("'s",):
             pass
         else:
-            fixed = lex.correct(tok)
-            if fixed is not None:
-                spec.corrections.append((tok, fixed))
-                tokens[i] = fixed
-                continue
-            spec.unknown.append(tok)
+            spec.unknown.append(tok)  # typos were corrected before the walk
         i += 1
     return items
 
