@@ -18,6 +18,8 @@ from ctg_app.chatbot.llm_answer import build_messages, llm_failure, parse_reply,
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
 from ctg_app.chatbot.sql_policy import probe_sql, validate_chat_sql
 from ctg_app.chatbot.training import load_training
+from ctg_app.chatbot.write_requests import MESSAGE as WRITE_MESSAGE
+from ctg_app.chatbot.write_requests import is_write_request
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.recording.classify import ErrorClassifier
@@ -54,10 +56,14 @@ class CTGVanna:
         return self.data_source.run_sql(self.validate_sql(sql))
 
     def answer_question(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
-        """SQL for ``question`` (the offline model may decline instead)."""
+        """SQL for ``question`` — a follow-up of ``previous`` when given; write and admin requests are declined in
+        every mode before any model is asked (the offline engine may also decline)."""
+        if is_write_request(question):
+            return SqlAnswer(question=question, sql=None, declined=True, message=WRITE_MESSAGE,
+                             decline_reason="write_request", score=0.0)
         retrieve = getattr(self, "retrieve", None)
         if retrieve is not None:
-            return retrieve(question)
+            return retrieve(question, previous)
         return self._answer_with_llm(question, previous)
 
     def _answer_with_llm(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
@@ -83,7 +89,8 @@ class CTGVanna:
                 raise SqlValidationError(f"the language model's SQL failed twice; last error: {error}")
         if not parsed.sql:
             return SqlAnswer(question=question, sql=None, declined=True,
-                             message=f"The assistant cannot answer this from the CTG data: {parsed.decline}")
+                             message=f"The assistant cannot answer this from the CTG data: {parsed.decline}",
+                             decline_reason="out_of_domain")
         return SqlAnswer(question=question, sql=parsed.sql, interpretation=parsed.interpretation,
                          confidence="low" if corrected else "medium")
 
