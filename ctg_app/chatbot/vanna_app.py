@@ -17,6 +17,7 @@ from sqlglot import exp
 from ctg_app.chatbot.data_source import DataSource, make_data_source
 from ctg_app.chatbot.llm import create_vanna
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
+from ctg_app.chatbot.summary import aggregates_text, summarize_frame
 from ctg_app.chatbot.training import load_training
 from ctg_app.settings import Settings, get_settings
 
@@ -51,9 +52,24 @@ class CTGVanna:
         sql = self.generate_sql(question, allow_llm_to_see_data=False)  # type: ignore[attr-defined]
         return SqlAnswer(question=question, sql=sql)
 
-    def summarize(self, question: str, df: pd.DataFrame) -> str:
-        """A short summary of the result (the LLM sees at most 100 rows)."""
-        return str(self.generate_summary(question, df.head(100)))  # type: ignore[attr-defined]
+    def summarize(self, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
+        """A short summary of the WHOLE result that answers the question.
+
+        Offline: deterministic sentences from the full frame. With an LLM: the model summarises aggregates computed
+        on the full frame (row count, totals, extremes, time span), never a truncated sample of rows."""
+        if getattr(self, "retrieve", None) is not None:  # the offline retrieval model
+            return summarize_frame(df, question, interpretation)
+        prompt = [
+            self.system_message(  # type: ignore[attr-defined]
+                "You summarise SQL query results for project controllers. You are given aggregates computed on the "
+                "complete result (not a sample). Answer the user's question in two or three short sentences, using "
+                "only these figures; write amounts in EUR with thousands separators."),
+            self.user_message(  # type: ignore[attr-defined]
+                f"Question: {question}\n"
+                + (f"Interpreted as: {interpretation}\n" if interpretation else "")
+                + f"Aggregates of the full result:\n{aggregates_text(df)}"),
+        ]
+        return str(self.submit_prompt(prompt))  # type: ignore[attr-defined]
 
     def followups(self, question: str, sql: str, df: pd.DataFrame, n: int = 4) -> list[str]:
         """Up to ``n`` follow-up questions."""
