@@ -22,6 +22,7 @@ from ctg_app.tracking.errors import ChartError
 
 MAX_BARS = 30
 MAX_MEASURES = 4
+TITLE_WIDTH = 45  # characters per title line: fits a 390 px phone
 _TIME_KINDS = (fmt.DATE, fmt.YEAR, fmt.PERIOD)
 _NOT_MEASURES = (fmt.IDENTIFIER, fmt.YEAR, fmt.PERIOD, fmt.DATE, fmt.TEXT)
 
@@ -78,22 +79,35 @@ def plan_chart(df: pd.DataFrame) -> ChartPlan:
     return ChartPlan("bar", None, (measures[0],), min(total, MAX_BARS), total, kinds)
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def period_label(column: str, value: object) -> str:
+    """A month number as ``Jan``, a quarter as ``Q1``, a year as ``2024``."""
+    number = int(float(value))  # type: ignore[arg-type]
+    name = column.lower()
+    if name == "month" or name.endswith("_month"):
+        return _MONTHS[number - 1]
+    if name == "quarter" or name.endswith("_quarter"):
+        return f"Q{number}"
+    return str(number)
+
+
 def _axis_title(plan: ChartPlan) -> str:
     kinds = {plan.kinds.get(m) for m in plan.measures}
     if len(plan.measures) == 1:
-        return fmt.human_label(plan.measures[0])
+        return fmt.human_label(plan.measures[0]) + (" (€)" if kinds == {fmt.CURRENCY} else "")
     if kinds == {fmt.CURRENCY}:
-        return "Amount (EUR)"
+        return "Amount (€)"
     if kinds == {fmt.HOURS}:
         return "Hours"
     return "Value"
 
 
 def _tick_format(plan: ChartPlan) -> dict[str, str]:
-    kinds = {plan.kinds.get(m) for m in plan.measures}
-    if kinds == {fmt.CURRENCY}:
-        return {"tickprefix": "€", "tickformat": ",.0f"}
-    return {"tickformat": ",~r"}
+    # compact ticks ("2M", "-500k") stay readable on a phone and keep the sign in front; hover shows the full value
+    return {"tickformat": "~s", "hoverformat": ",.0f" if plan.kinds.get(plan.measures[0]) in (
+        fmt.CURRENCY, fmt.COUNT) else ",.2~f"}
 
 
 def build_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
@@ -113,8 +127,10 @@ def build_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
             data[plan.x] = pd.to_datetime(data[plan.x], errors="coerce")
         data = data.sort_values(plan.x)
         if plan.kinds[str(plan.x)] != fmt.DATE:
-            data[plan.x] = data[plan.x].astype(int).astype(str)  # periods as ordered categories, not 1.5 months
+            data[plan.x] = [period_label(str(plan.x), v) for v in data[plan.x]]
         fig = px.line(data, x=plan.x, y=list(plan.measures), markers=True, labels=labels)
+        if plan.kinds[str(plan.x)] != fmt.DATE:
+            fig.update_xaxes(type="category")  # "2024" or "Q1" are names of periods, not numbers to interpolate
     elif plan.kind == "bar" and plan.x is not None:
         data = df.nlargest(plan.rows_plotted, plan.measures[0]) if plan.rows_plotted < plan.rows_total else df
         data = data.copy()
@@ -129,11 +145,15 @@ def build_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
         fig.update_yaxes(title_text=_axis_title(plan), **_tick_format(plan))
         if plan.x is not None and plan.kind != "scatter":
             fig.update_xaxes(title_text=labels[str(plan.x)])
-        multiple = len(plan.measures) > 1
-        fig.update_layout(legend_title_text="" if multiple else None, showlegend=multiple,
-                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0})
+        fig.update_layout(legend_title_text="", showlegend=len(plan.measures) > 1,
+                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
         fig.for_each_trace(lambda t: t.update(name=labels.get(t.name, t.name)))
-    title = "<br>".join(textwrap.wrap(title, 60)) if title else None  # Plotly titles never wrap by themselves
-    fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"} if title else None,
-                      margin={"l": 10, "r": 10, "t": 40 + 22 * title.count("<br>") + 30 if title else 30, "b": 10})
+    # Plotly titles never wrap by themselves, and the legend sits between title and plot: make room for both, with
+    # the legend's worst case (one row per measure, on a phone)
+    lines = textwrap.wrap(title, TITLE_WIDTH) if title else []
+    legend_rows = len(plan.measures) if plan.kind != "indicator" and len(plan.measures) > 1 else 0
+    top = 20 + 22 * len(lines) + 22 * legend_rows
+    fig.update_layout(title={"text": "<br>".join(lines), "x": 0, "xanchor": "left", "yref": "container", "y": 0.98,
+                             "yanchor": "top"} if lines else None,
+                      margin={"l": 10, "r": 10, "t": top, "b": 10})
     return fig

@@ -48,7 +48,7 @@ FRIENDLY = {
 _CSS = """<style>
 /* the signed-in e-mail: wrap at any character instead of running off the sidebar */
 section[data-testid="stSidebar"] [data-testid="stText"], section[data-testid="stSidebar"] .stText
-  { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; }
+  { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.85rem; }
 </style>"""
 
 
@@ -172,6 +172,8 @@ def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
 def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
     """Run SQL the user edited as its own turn ("Edited SQL"), with chart and summary under the same toggles."""
     sql = (sql or "").strip()
+    if origin is not None:  # the edited text now lives in its own turn; the origin's editor shows its own SQL again
+        st.session_state.pop(f"edit_sql_{origin['id']}", None)
     question = (origin or {}).get("question", "")
     turn = conv.add_turn(st.session_state, conv.EDIT, question, sql=sql, origin=(origin or {}).get("id"))
     try:
@@ -395,13 +397,13 @@ def _render_result(vn: Any, turn: conv.Turn) -> None:
 
 def _render_feedback(turn: conv.Turn) -> None:
     tid, vote = turn["id"], turn.get("feedback")
-    cols = st.columns([3, 1, 1])
+    cols = st.columns([2.2, 1.1, 1.4, 3])
     cols[0].caption("Was this answer helpful?" if vote is None else
                     ("Thanks, glad it helped." if vote == "up" else "Thanks, sorry it missed."))
-    cols[1].button("👍", key=f"feedback_up_{tid}", on_click=_on_feedback, args=(turn, True),
-                   type="primary" if vote == "up" else "secondary", help="Helpful")
-    cols[2].button("👎", key=f"feedback_down_{tid}", on_click=_on_feedback, args=(turn, False),
-                   type="primary" if vote == "down" else "secondary", help="Not helpful")
+    cols[1].button("Helpful", key=f"feedback_up_{tid}", on_click=_on_feedback, args=(turn, True),
+                   icon=":material/thumb_up:", type="primary" if vote == "up" else "secondary")
+    cols[2].button("Not helpful", key=f"feedback_down_{tid}", on_click=_on_feedback, args=(turn, False),
+                   icon=":material/thumb_down:", type="primary" if vote == "down" else "secondary")
     if vote == "down" and not turn.get("feedback_sent"):
         with st.form(key=f"feedback_form_{tid}", border=True):
             reason_key, comment_key = f"feedback_reason_{tid}", f"feedback_comment_{tid}"
@@ -507,6 +509,7 @@ def render() -> None:
     for turn in turns:
         render_turn(vn, turn, latest=turn["id"] == latest)
     cols = st.columns([1, 1, 3])
-    cols[0].button("Suggest questions", key="suggest", on_click=_on_suggest, icon="💡")
+    cols[0].button("Suggest questions", key="suggest", on_click=_on_suggest, icon=":material/lightbulb:")
     if turns:
-        cols[1].button("New conversation", key="new_conversation", on_click=_on_new_conversation, icon="🔄")
+        cols[1].button("New conversation", key="new_conversation", on_click=_on_new_conversation,
+                    icon=":material/restart_alt:")

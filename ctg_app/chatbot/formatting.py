@@ -111,7 +111,7 @@ def _percent_scale(series: pd.Series | None) -> float:
 
 
 def format_value(value: Any, kind: str, series: pd.Series | None = None) -> str:
-    """One value as a person reads it: ``€2,862,576``, ``-€1,836,735``, ``42.5%``, ``1,234 h``, ``2024-03-01``."""
+    """One value as a person reads it: ``€ 2,862,576``, ``€ -1,836,735``, ``42.5%``, ``1,234 h``, ``2024-03-01``."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     if kind == DATE:
@@ -123,7 +123,7 @@ def format_value(value: Any, kind: str, series: pd.Series | None = None) -> str:
         return str(value)
     number = float(value)
     if kind == CURRENCY:
-        return f"{'-' if number < 0 else ''}€{abs(number):,.0f}"
+        return f"€ {number:,.0f}"  # as the table shows it: "€ 2,862,576", "€ -1,836,735"
     if kind == PERCENT:
         return f"{number * _percent_scale(series):,.1f}%"
     if kind == HOURS:
@@ -184,7 +184,7 @@ def column_config(df: pd.DataFrame) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- Excel
 EXCEL_FORMATS = {
-    CURRENCY: '#,##0 "€";-#,##0 "€"',
+    CURRENCY: '"€ "#,##0;"€ -"#,##0',
     PERCENT: '0.0"%"',
     HOURS: '#,##0.0 "h"',
     DAYS: '#,##0 "days"',
