@@ -38,7 +38,7 @@ class AnswerQuality:
     questions_answered: int = 0
     questions_declined: int = 0
     answers_edited: int = 0
-    intents: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_INTENT_COLUMNS))
+    intents: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_INTENT_COLUMNS), compare=False)
 
     @property
     def helpful_rate(self) -> float | None:
