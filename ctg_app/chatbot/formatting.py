@@ -123,13 +123,14 @@ def format_value(value: Any, kind: str, series: pd.Series | None = None) -> str:
         return str(value)
     number = float(value)
     if kind == CURRENCY:
-        return f"€ {number:,.0f}"  # as the table shows it: "€ 2,862,576", "€ -1,836,735"
+        # as the table shows it ("€ 2,862,576", "€ -1,836,735"); a no-break space keeps "€" and the number on one line
+        return f"€\u00a0{number:,.0f}"
     if kind == PERCENT:
         return f"{number * _percent_scale(series):,.1f}%"
     if kind == HOURS:
-        return f"{number:,.1f} h" if number % 1 else f"{number:,.0f} h"
+        return f"{number:,.1f}\u00a0h" if number % 1 else f"{number:,.0f}\u00a0h"
     if kind == DAYS:
-        return f"{number:,.0f} days"
+        return f"{number:,.0f}\u00a0days"
     if kind in (YEAR, PERIOD, IDENTIFIER):
         return f"{number:.0f}"
     if kind == COUNT or number.is_integer():

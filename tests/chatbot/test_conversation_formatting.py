@@ -21,11 +21,11 @@ def test_kinds_come_from_name_and_values():
 
 
 def test_values_are_formatted_by_meaning():
-    assert fmt.format_value(2862576.2, fmt.CURRENCY) == "€ 2,862,576"
-    assert fmt.format_value(-1836735.46, fmt.CURRENCY) == "€ -1,836,735"
+    assert fmt.format_value(2862576.2, fmt.CURRENCY) == "€\u00a02,862,576"  # no-break space: never split
+    assert fmt.format_value(-1836735.46, fmt.CURRENCY) == "€\u00a0-1,836,735"
     assert fmt.format_value(55.0, fmt.PERCENT) == "55.0%"
     assert fmt.format_value(0.55, fmt.PERCENT, pd.Series([0.55, 0.2])) == "55.0%"  # fractions scaled
-    assert fmt.format_value(1234.5, fmt.HOURS) == "1,234.5 h"
+    assert fmt.format_value(1234.5, fmt.HOURS) == "1,234.5\u00a0h"
     assert fmt.format_value(2024, fmt.YEAR) == "2024"
     assert fmt.format_value(1234567, fmt.COUNT) == "1,234,567"
     assert fmt.format_value(None, fmt.CURRENCY) == "–"
