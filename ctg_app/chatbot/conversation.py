@@ -16,6 +16,7 @@ TURN = "ctg_turn"
 TURN_SEQ = "ctg_turn_seq"
 WELCOME = "ctg_welcome"
 QUESTION, EDIT, SUGGESTIONS = "question", "edit", "suggestions"
+MAX_TURNS = 40  # each turn holds its result frame and chart: bound a long session's memory
 
 Turn = dict[str, Any]
 State = MutableMapping[str, Any]
@@ -30,7 +31,9 @@ def add_turn(state: State, kind: str, question: str, **fields: Any) -> Turn:
     """Append a new turn (with a session-unique ``id``) and return it."""
     state[TURN_SEQ] = state.get(TURN_SEQ, 0) + 1
     turn: Turn = {"id": state[TURN_SEQ], "kind": kind, "question": question, **fields}
-    history(state).append(turn)
+    turns = history(state)
+    turns.append(turn)
+    del turns[:-MAX_TURNS]
     if kind != SUGGESTIONS:
         state[TURN] = turn
     return turn

@@ -265,3 +265,18 @@ def test_summary_is_written_on_the_whole_result(chatbot_env):
     assert f"**{len(df)} rows**" in turn["summary"]
     assert turn["chart_plot_note"].startswith(f"The chart shows the top 30 of {len(df)} rows")
     assert any(c.value == turn["chart_plot_note"] for c in at.caption)
+
+
+def test_history_state_is_bounded_and_cleared():
+    from ctg_app.chatbot import conversation as conv
+
+    state: dict = {}
+    for i in range(conv.MAX_TURNS + 5):
+        conv.add_turn(state, conv.QUESTION, f"q{i}")
+    assert len(conv.history(state)) == conv.MAX_TURNS
+    assert conv.history(state)[0]["question"] == "q5" and state["ctg_turn"]["question"] == f"q{conv.MAX_TURNS + 4}"
+    conv.add_turn(state, conv.SUGGESTIONS, "", suggestions=["a"])
+    assert state["ctg_turn"]["kind"] == conv.QUESTION  # suggestions are not an answer
+    conv.clear(state)
+    assert conv.history(state) == [] and "ctg_turn" not in state
+    assert conv.add_turn(state, conv.QUESTION, "again")["id"] == conv.MAX_TURNS + 7  # ids never repeat
