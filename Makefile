@@ -8,10 +8,10 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: run test bench flush clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml tools/fake_databricks/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e tools/fake_databricks
 	touch $(STAMP)
 
 run: $(STAMP)

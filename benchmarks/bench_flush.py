@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from databricks import sql  # noqa: E402
 
-from ctg_app.fake_warehouse import FakeWarehouse  # noqa: E402
-from ctg_app.tracking.event import EVENT_COLUMNS  # noqa: E402
-from ctg_app.tracking.sinks.databricks import create_table_sql  # noqa: E402
-from ctg_app.tracking.spool import Spool  # noqa: E402
+from fake_databricks import FakeWarehouse  # noqa: E402
+from ctg_app.tracking.recording.event import EVENT_COLUMNS  # noqa: E402
+from ctg_app.tracking.delivery.databricks_sink import create_table_sql  # noqa: E402
+from ctg_app.tracking.recording.spool import Spool  # noqa: E402
 
 TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
 ACTIONS = ["app_start", "generate_question", "sql_query", "execute_sql", "edit_sql", "download_results",
@@ -84,7 +84,7 @@ def naive_flush(wh: FakeWarehouse, rows: list[tuple]) -> float:
 # RUSAGE_CHILDREN ru_maxrss is NOT used: Linux carries the parent's high-water mark across fork/exec into it.
 _CHILD = (
     "import sys\n"
-    "from ctg_app.tracking.flush_cli import main\n"
+    "from ctg_app.tracking.delivery.cli import main\n"
     "code = main(sys.argv[1:])\n"
     "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
     "sys.stderr.write(f'VMHWM_KB {hwm}\\n')\n"

@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctg_app.settings import Settings  # noqa: E402
-from ctg_app.tracking.actions import Actions  # noqa: E402
-from ctg_app.tracking.event import EVENT_COLUMNS  # noqa: E402
-from ctg_app.tracking.reports import REPORTS, run_on_spool  # noqa: E402
-from ctg_app.tracking.spool import Spool  # noqa: E402
+from ctg_app.tracking.recording.actions import Actions  # noqa: E402
+from ctg_app.tracking.recording.event import EVENT_COLUMNS  # noqa: E402
+from ctg_app.tracking.analytics.reports import REPORTS, run_on_spool  # noqa: E402
+from ctg_app.tracking.recording.spool import Spool  # noqa: E402
 
 APP = "elevio-ctg-chatbot-vanna"
 WEIGHTS = {
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:22s} window {window:8s} median {median * 1000:7.1f} ms  "
               f"(min {min(timings) * 1000:6.1f}, max {max(timings) * 1000:6.1f})  rows={rows}")
 
-    from ctg_app.tracking.stats import get_usage_stats
+    from ctg_app.tracking.analytics.stats import get_usage_stats
 
     timings = []
     settings = Settings(spool_path=path, app_name=APP)

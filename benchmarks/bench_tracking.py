@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctg_app.settings import Settings  # noqa: E402
 from ctg_app.tracking import Actions, Spool, Tracker, set_tracker, tracked  # noqa: E402
-from ctg_app.tracking.event import Event, new_id_and_timestamp  # noqa: E402
-from ctg_app.tracking.spool import _INSERT  # noqa: E402
+from ctg_app.tracking.recording.event import Event, new_id_and_timestamp  # noqa: E402
+from ctg_app.tracking.recording.spool import _INSERT  # noqa: E402
 
 PROCESSES, THREADS = 4, 2
 

@@ -25,7 +25,7 @@ from ctg_app.chatbot.operations import record_app_start  # noqa: E402
 from ctg_app.chatbot.ui_compat import stretch  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402
-from ctg_app.tracking.guard import fail_safe  # noqa: E402
+from ctg_app.tracking.recording.guard import fail_safe  # noqa: E402
 
 APP_STARTED = "ctg_app_started"
 
@@ -76,7 +76,7 @@ def start_shipping() -> None:
     Imported lazily: the flush pulls in the Databricks connector, which the request path never needs.
     """
     if get_settings().background_flush:
-        from ctg_app.tracking.background import start_background_flusher
+        from ctg_app.tracking.delivery.background import start_background_flusher
 
         start_background_flusher()
 

@@ -65,8 +65,8 @@ def add_selftest(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_usage_report(subparsers: argparse._SubParsersAction) -> None:
-    """``ctg-app usage-report``: usage statistics and named reports (ctg_app.tracking.report_cli)."""
-    from ctg_app.tracking.report_cli import add_usage_report as add
+    """``ctg-app usage-report``: usage statistics and named reports (ctg_app.tracking.analytics.cli)."""
+    from ctg_app.tracking.analytics.cli import add_usage_report as add
 
     add(subparsers)
 

@@ -11,7 +11,7 @@ from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking import Spool, get_tracker, health, set_tracker
 
 # The local fake Databricks warehouse's fixtures (fake_warehouse, fake_warehouse_env, fake_warehouse_process).
-pytest_plugins = ["ctg_app.fake_warehouse.pytest_plugin"]
+pytest_plugins = ["fake_databricks.pytest_plugin"]
 
 _SETTINGS_ENV = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
 

@@ -20,7 +20,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from ctg_app.settings import get_settings  # noqa: E402
-from ctg_app.tracking.identity import current_user  # noqa: E402
+from ctg_app.tracking.recording.identity import current_user  # noqa: E402
 
 PAGE_PATH = Path(__file__).resolve()
 DAY_CHOICES = (1, 7, 14, 30, 90)
@@ -67,7 +67,7 @@ def _filters(known_users: list[str], known_actions: list[str]) -> tuple[int, str
 def probe_source() -> tuple[str, str | None]:
     """``("warehouse", None)`` when the warehouse answers, else ``("spool", why)``: probed once per script run, so a
     dead warehouse costs one bounded wait, not one per chart."""
-    from ctg_app.tracking.reports import SOURCE_SPOOL, SOURCE_WAREHOUSE, WarehouseReader, WarehouseUnavailable
+    from ctg_app.tracking.analytics.reports import SOURCE_SPOOL, SOURCE_WAREHOUSE, WarehouseReader, WarehouseUnavailable
 
     settings = get_settings()
     if not settings.warehouse_configured:
@@ -81,8 +81,8 @@ def probe_source() -> tuple[str, str | None]:
 
 
 def _health(warehouse_error: str | None = None) -> None:
-    from ctg_app.tracking.delivery import Delivery
-    from ctg_app.tracking.reports import WarehouseReader, WarehouseUnavailable, spool_for
+    from ctg_app.tracking.delivery.leases import Delivery
+    from ctg_app.tracking.analytics.reports import WarehouseReader, WarehouseUnavailable, spool_for
 
     settings = get_settings()
     st.subheader("Tracker health")
@@ -126,8 +126,8 @@ def _health(warehouse_error: str | None = None) -> None:
 
 def render() -> None:
     """The page body."""
-    from ctg_app.tracking.reports import run_report
-    from ctg_app.tracking.stats import get_usage_stats
+    from ctg_app.tracking.analytics.reports import run_report
+    from ctg_app.tracking.analytics.stats import get_usage_stats
 
     st.title("Usage analytics")
     if not is_admin():

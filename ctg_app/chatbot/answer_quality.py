@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from ctg_app.tracking.actions import Actions
+from ctg_app.tracking import Actions
 
 TOP_INTENTS = 5
 _INTENT_COLUMNS = ["intent", "answers", "unhelpful", "edited"]

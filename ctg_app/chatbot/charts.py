@@ -18,7 +18,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ctg_app.chatbot import formatting as fmt
-from ctg_app.tracking.errors import ChartError
+from ctg_app.tracking import ChartError
 
 MAX_BARS = 30
 MAX_MEASURES = 4

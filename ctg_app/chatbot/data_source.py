@@ -107,7 +107,7 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
 
 
 class DatabricksSource:
-    """A Databricks SQL warehouse reached through ``ctg_app.tracking.db_connection.connect``."""
+    """A Databricks SQL warehouse reached through ``ctg_app.databricks.connection.connect``."""
 
     dialect = "databricks"
     display_dialect = "Databricks SQL"
@@ -126,7 +126,7 @@ class DatabricksSource:
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or not conn.open:
-            from ctg_app.tracking.db_connection import connect  # lazy: only this source needs the connector
+            from ctg_app.databricks.connection import connect  # lazy: only this source needs the connector
 
             conn = self._local.conn = connect(self.settings, catalog=self.catalog, schema=self.schema)
         return conn

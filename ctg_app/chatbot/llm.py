@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ctg_app.settings import Settings
-from ctg_app.tracking.errors import LlmError
+from ctg_app.tracking.recording.errors import LlmError
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import streamlit as st
 from ctg_app.chatbot.charts import build_chart
 from ctg_app.chatbot.offline import SqlAnswer
 from ctg_app.tracking import Actions, tracked
-from ctg_app.tracking.errors import SqlValidationError
+from ctg_app.tracking.recording.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ def selftest_app_name(settings: Settings) -> str:
 
 def run_checks(settings: Settings | None = None) -> list[Check]:
     """Run every check; never raises."""
-    from ctg_app.tracking.tracker import Tracker
+    from ctg_app.tracking.recording.tracker import Tracker
 
     settings = settings or get_settings()
     test_settings = settings.replace(app_name=selftest_app_name(settings), tracking_enabled=True)
@@ -70,7 +70,7 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
     try:
         if tracker is None:
             raise RuntimeError("no tracker (see the previous check)")
-        from ctg_app.tracking.errors import SqlValidationError
+        from ctg_app.tracking.recording.errors import SqlValidationError
 
         error_event = tracker.record_error(SqlValidationError("selftest: invalid SQL"), operation="execute_sql",
                                            duration_ms=1.0)
@@ -89,7 +89,7 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
 
     # 5. usage statistics
     try:
-        from ctg_app.tracking.stats import get_usage_stats
+        from ctg_app.tracking.analytics.stats import get_usage_stats
 
         stats = get_usage_stats(days=0, settings=test_settings, spool=tracker.spool if tracker else None)
         expected = sum(1 for e in (event, error_event) if e is not None)
@@ -111,7 +111,7 @@ def _spool_health(tracker: Any, settings: Settings) -> Check:
     if tracker is None:
         return Check("spool health", FAIL, "spool not usable", f"check TRACKING_SPOOL_PATH ({settings.spool_path})")
     try:
-        from ctg_app.tracking.delivery import Delivery
+        from ctg_app.tracking.delivery.leases import Delivery
 
         status = Delivery(tracker.spool).status()
     except Exception as exc:  # noqa: BLE001
@@ -136,8 +136,8 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
     if event is None or tracker is None:
         return Check("delivery to the warehouse", FAIL, "no test event to deliver", "fix the spool first")
     try:
-        from ctg_app.tracking.flush import Flusher
-        from ctg_app.tracking.reports import WarehouseReader, WarehouseUnavailable
+        from ctg_app.tracking.delivery.flush import Flusher
+        from ctg_app.tracking.analytics.reports import WarehouseReader, WarehouseUnavailable
 
         report = Flusher(settings, spool=tracker.spool).run(ignore_backoff=True, housekeeping=False)
         if report.error:
@@ -157,7 +157,7 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
     except WarehouseUnavailable as exc:
         return Check("delivery to the warehouse", FAIL, str(exc), _fix_for(str(exc)))
     except Exception as exc:  # noqa: BLE001
-        from ctg_app.tracking.db_connection import describe_error
+        from ctg_app.databricks.connection import describe_error
 
         message = describe_error(exc, settings)
         return Check("delivery to the warehouse", FAIL, message, _fix_for(message))
@@ -196,7 +196,7 @@ def render(checks: list[Check], settings: Settings) -> str:
 
 def run(args: argparse.Namespace | None = None, out=None) -> int:
     """Run the self-test, print the checklist; 0 when nothing failed, else 1."""
-    from ctg_app.tracking.tracker import reset_tracker
+    from ctg_app.tracking.recording.tracker import reset_tracker
 
     out = out or sys.stdout
     started = time.monotonic()

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from ctg_app.settings import SPEC_APP_NAME, SPEC_TABLE, get_settings
-from ctg_app.tracking.event import EVENT_COLUMNS
-from ctg_app.tracking.sinks.databricks import create_table_sql
-from ctg_app.tracking.spool import Spool
+from ctg_app.tracking.recording.event import EVENT_COLUMNS
+from ctg_app.tracking.delivery.databricks_sink import create_table_sql
+from ctg_app.tracking.recording.spool import Spool
 
 ACTIONS = ["generate_question", "sql_query", "execute_sql", "download_results", "edit_sql", "generate_chart",
            "app_start", "sql_error", "llm_error", "chart_error", "app_error", "view_random_questions"]

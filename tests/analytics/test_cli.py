@@ -50,7 +50,7 @@ def test_selftest_offline_passes_and_skips_delivery(tracking_spool, capsys):
 
 
 def test_selftest_events_do_not_pollute_reports(tracking_spool, capsys):
-    from ctg_app.tracking.stats import get_usage_stats
+    from ctg_app.tracking.analytics.stats import get_usage_stats
 
     cli_main(["selftest"])
     assert get_usage_stats(days=1).total_events == 0

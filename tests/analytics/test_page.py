@@ -81,7 +81,7 @@ def test_no_admins_configured_means_nobody(tracking_spool, app_script):
 def test_trusted_header_identity(tracking_spool, admin, app_script, monkeypatch):
     monkeypatch.setenv("TRUSTED_USER_HEADER", "X-Forwarded-Email")
     get_settings.cache_clear()
-    monkeypatch.setattr("ctg_app.tracking.identity.request_headers", lambda: {"X-Forwarded-Email": "Boss@EleVioGroup.com"})
+    monkeypatch.setattr("ctg_app.tracking.recording.identity.request_headers", lambda: {"X-Forwarded-Email": "Boss@EleVioGroup.com"})
     at = _open(app_script, email=None)
     assert at.title[0].value == "Usage analytics"
 

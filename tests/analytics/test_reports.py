@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from ctg_app.settings import get_settings
-from ctg_app.tracking.reports import (
+from ctg_app.tracking.analytics.reports import (
     REPORTS,
     WarehouseReader,
     nearest_rank,
@@ -23,7 +23,7 @@ from ctg_app.tracking.reports import (
     window_start,
 )
 
-from ctg_app.tracking.spec_sql import SPEC_CREATE_TABLE, SPEC_QUERIES
+from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE, SPEC_QUERIES
 
 from .conftest import load_spool, load_warehouse, make_events
 

@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from ctg_app.tracking import track_error, track_user_action_simple
-from ctg_app.tracking.stats import get_usage_stats
+from ctg_app.tracking.analytics.stats import get_usage_stats
 
 from .conftest import load_spool, load_warehouse, make_events
 

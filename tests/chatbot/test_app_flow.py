@@ -211,7 +211,7 @@ def test_bad_edited_sql_is_an_sql_error(chatbot_env, bad_sql):
 
 def test_identity_header_only_when_trusted(chatbot_env, monkeypatch):
     spool = chatbot_env
-    monkeypatch.setattr("ctg_app.tracking.identity.request_headers", lambda: {"X-Forwarded-Email": " Boss@Elevio.COM "})
+    monkeypatch.setattr("ctg_app.tracking.recording.identity.request_headers", lambda: {"X-Forwarded-Email": " Boss@Elevio.COM "})
     at = new_app().run()
     assert actions(spool)[-1] == ("app_start", USER, OK)  # header ignored: trust not configured
     assert any(USER in m.value for m in at.sidebar.text)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ctg_app.chatbot.charts import MAX_BARS, build_chart, can_chart, period_label, plan_chart
-from ctg_app.tracking.errors import ChartError
+from ctg_app.tracking import ChartError
 
 
 def _projects(n: int) -> pd.DataFrame:

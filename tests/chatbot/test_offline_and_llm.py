@@ -17,7 +17,7 @@ from ctg_app.chatbot.offline import factual_summary, normalise
 from ctg_app.chatbot.training import load_training
 from ctg_app.chatbot.vanna_app import build_vanna
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.tracking.errors import ChartError
+from ctg_app.tracking.recording.errors import ChartError
 
 
 @pytest.fixture(scope="module")

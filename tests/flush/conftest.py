@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ctg_app.fake_warehouse import FakeWarehouse
+from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.tracking.event import EVENT_COLUMNS
-from ctg_app.tracking.spool import Spool
+from ctg_app.tracking.recording.event import EVENT_COLUMNS
+from ctg_app.tracking.recording.spool import Spool
 
 TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
 APP = "elevio-ctg-chatbot-vanna"

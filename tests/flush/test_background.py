@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from ctg_app.fake_warehouse import FakeWarehouse
-from ctg_app.tracking import background, flush_cli
-from ctg_app.tracking.background import start_background_flusher, stop_background_flusher
+from fake_databricks import FakeWarehouse
+from ctg_app.tracking.delivery import background
+from ctg_app.tracking.delivery import cli as flush_cli
+from ctg_app.tracking.delivery.background import start_background_flusher, stop_background_flusher
 from tests.flush.conftest import fill, make_events, warehouse_ids
 
 

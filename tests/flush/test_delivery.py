@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from ctg_app.tracking.delivery import CAP_COUNTER, Delivery, backoff_seconds
-from ctg_app.tracking.spool import Spool
-from ctg_app.tracking.tracker import DROPPED_COUNTER
+from ctg_app.tracking.delivery.leases import CAP_COUNTER, Delivery, backoff_seconds
+from ctg_app.tracking.recording.spool import Spool
+from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
 from tests.flush.conftest import fill, make_events
 
 

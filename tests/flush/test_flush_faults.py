@@ -10,10 +10,10 @@ import threading
 import time
 from collections import Counter
 
-from ctg_app.fake_warehouse import FakeWarehouse
-from ctg_app.tracking.flush import Flusher
-from ctg_app.tracking.sinks.databricks import create_table_sql
-from ctg_app.tracking.spool import Spool
+from fake_databricks import FakeWarehouse
+from ctg_app.tracking.delivery.flush import Flusher
+from ctg_app.tracking.delivery.databricks_sink import create_table_sql
+from ctg_app.tracking.recording.spool import Spool
 from tests.flush.conftest import TABLE, fill, make_events, warehouse_ids
 
 
@@ -152,7 +152,7 @@ def test_sigkill_after_commit_before_ack_then_reflush_adds_nothing(settings, spo
     _skip_describe(wh)
     wh.faults.next(1, method="ExecuteStatement", delay=30)  # commits, then holds the reply
     env = {**os.environ, "WAREHOUSE_TIMEOUT_S": "60"}  # no client re-send: the process dies waiting
-    proc = subprocess.Popen([sys.executable, "-m", "ctg_app.tracking.flush_cli", "--lease-seconds", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "ctg_app.tracking.delivery.cli", "--lease-seconds", "1"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

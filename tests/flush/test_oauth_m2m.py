@@ -10,18 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from ctg_app.fake_warehouse import FakeWarehouse
+from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.tracking import db_connection
-from ctg_app.tracking.db_connection import (
+from ctg_app.databricks import connection as db_connection
+from ctg_app.databricks.connection import (
     connect,
     describe_error,
     is_auth_error,
     oauth_base_url,
     warehouse_errors,
 )
-from ctg_app.tracking.flush import Flusher
-from ctg_app.tracking.spool import Spool
+from ctg_app.tracking.delivery.flush import Flusher
+from ctg_app.tracking.recording.spool import Spool
 from tests.flush.conftest import TABLE, fill, make_events, warehouse_ids
 
 CLIENT_ID = "7c0d3b4e-sp-ctg-app"

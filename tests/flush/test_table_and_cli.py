@@ -9,10 +9,10 @@ import re
 import pytest
 from databricks import sql
 
-from ctg_app.fake_warehouse import FakeWarehouse
+from fake_databricks import FakeWarehouse
 from ctg_app.settings import reload_settings
-from ctg_app.tracking import flush_cli
-from ctg_app.tracking.db_connection import (
+from ctg_app.tracking.delivery import cli as flush_cli
+from ctg_app.databricks.connection import (
     WarehouseConfigError,
     connect,
     connect_kwargs,
@@ -20,10 +20,10 @@ from ctg_app.tracking.db_connection import (
     validate_table_name,
     warehouse_errors,
 )
-from ctg_app.tracking.flush import Flusher
-from ctg_app.tracking.sinks.databricks import DatabricksSink
-from ctg_app.tracking.spec_sql import SPEC_CREATE_TABLE as SPEC_CREATE
-from ctg_app.tracking.spec_sql import SPEC_QUERIES
+from ctg_app.tracking.delivery.flush import Flusher
+from ctg_app.tracking.delivery.databricks_sink import DatabricksSink
+from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE as SPEC_CREATE
+from ctg_app.tracking.analytics.spec_sql import SPEC_QUERIES
 from tests.flush.conftest import APP, TABLE, fill, make_events, warehouse_ids
 
 

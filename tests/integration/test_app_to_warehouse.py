@@ -16,7 +16,7 @@ from ctg_app.chatbot import operations
 from ctg_app.chatbot.sample_data import ensure_sample_db
 from ctg_app.settings import SPEC_TABLE, reload_settings
 from ctg_app.tracking import reset_tracker
-from ctg_app.tracking.background import stop_background_flusher
+from ctg_app.tracking.delivery.background import stop_background_flusher
 from tests.chatbot.conftest import APP_PATH
 
 

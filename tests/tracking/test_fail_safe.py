@@ -12,7 +12,7 @@ import pytest
 
 from ctg_app.settings import Settings
 from ctg_app.tracking import Actions, Spool, Tracker, health, set_tracker, track_error, tracked
-from ctg_app.tracking.tracker import DROPPED_COUNTER
+from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
 from tests.conftest import running_as_root
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from ctg_app.settings import Settings
-from ctg_app.tracking import Actions, current_session_id, current_user, identity, tracked
+from ctg_app.tracking import Actions, current_session_id, current_user, tracked
+from ctg_app.tracking.recording import identity
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sqlite_utils
 
 from ctg_app.settings import Settings
 from ctg_app.tracking import Actions, Spool, Tracker, set_tracker, tracked
-from ctg_app.tracking.spool import MIGRATIONS, SCHEMA_VERSION
+from ctg_app.tracking.recording.spool import MIGRATIONS, SCHEMA_VERSION
 
 
 def make_v1_spool(path) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from freezegun import freeze_time
 
 from ctg_app.tracking import Actions, tracked, track_user_action_simple
-from ctg_app.tracking.event import new_id_and_timestamp
+from ctg_app.tracking.recording.event import new_id_and_timestamp
 
 
 def _id_millis(event_id: str) -> int:

@@ -1,0 +1,294 @@
+"""The Databricks sink: the central table's DDL and the exactly-once batched ``MERGE`` (the wire call of the flush).
+
+One statement per batch carries the whole batch as ONE JSON ``STRING`` parameter, expanded server-side with
+``inline(from_json(...))``, and inserts only rows whose key is not in the table yet (insert-only ``MERGE``). So:
+
+- a statement the connector silently re-sends (slow reply, dropped connection), or a batch re-sent after a crash
+  between the warehouse's commit and the spool's ack, inserts nothing the second time;
+- a batch stays far inside Databricks' 255-parameter limit (one marker) and is split by bytes to stay under the
+  1 MB parameter-value limit;
+- concurrent ``MERGE``s on one Delta table may conflict (``ConcurrentAppendException``): retried here with jitter.
+
+The key is ``event_id``. A pre-existing table with only the spec's four columns (other apps write to it) is used as
+it is until ``flush-spool --migrate`` adds the nullable extension columns: until then only the four columns are
+delivered, deduplicated on the natural key ``(timestamp, app_name, user, action)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ctg_app.settings import Settings, get_settings
+from ctg_app.databricks.connection import connect, is_conflict, validate_table_name, warehouse_errors
+from ctg_app.tracking.recording.event import EVENT_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: The central table's columns in table order: the spec's four, then the nullable extensions.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("timestamp", "TIMESTAMP"),
+    ("app_name", "STRING"),
+    ("user", "STRING"),
+    ("action", "STRING"),
+    ("event_id", "STRING"),
+    ("operation", "STRING"),
+    ("status", "STRING"),
+    ("error_type", "STRING"),
+    ("error_message", "STRING"),
+    ("duration_ms", "DOUBLE"),
+    ("session_id", "STRING"),
+    ("details", "STRING"),
+)
+SPEC_COLUMNS = ("timestamp", "app_name", "user", "action")
+NATURAL_KEY = SPEC_COLUMNS
+#: Databricks allows 1 MiB (1,048,576 bytes) of parameter values per statement; keep a margin.
+MAX_PARAM_BYTES = 1_000_000
+CONFLICT_RETRIES = 6
+
+#: Short JSON field names on the wire: a batch's bytes, not its rows, decide how many fit in one 1 MB statement.
+WIRE_NAMES: dict[str, str] = {
+    "event_id": "id", "timestamp": "ts", "app_name": "app", "user": "u", "action": "a", "operation": "op",
+    "status": "st", "error_type": "et", "error_message": "em", "duration_ms": "ms", "session_id": "sid",
+    "details": "d",
+}
+#: The same wire text built by SQLite from a spool row (``Delivery.claim(json_sql=...)``): nulls left out by
+#: ``json_patch``, the timestamp as ISO 8601 UTC. Equivalent to :func:`encode_event`.
+EVENT_JSON_SQL = "json_patch('{}', json_object(" + ", ".join(
+    f"'{WIRE_NAMES[name]}', " + ("replace(timestamp, ' ', 'T') || 'Z'" if name == "timestamp" else f'"{name}"')
+    for name in EVENT_COLUMNS
+) + "))"
+
+_TYPES = dict(TABLE_COLUMNS)
+_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+
+
+class TableSchemaError(ValueError):
+    """The central table exists but lacks columns this code needs (the four spec columns)."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one :meth:`DatabricksSink.send`: rows new to the table, statements sent, conflicts retried."""
+
+    inserted: int
+    statements: int
+    conflicts: int = 0
+
+
+def create_table_sql(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for the central table (the spec's four columns + nullable extensions)."""
+    columns = ",\n  ".join(f"`{name}` {kind}" for name, kind in TABLE_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {validate_table_name(table)} (\n  {columns}\n) USING DELTA"
+
+
+def merge_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on ``key``)."""
+    struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in columns)
+    on = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in key)
+    names = ", ".join(f"`{name}`" for name in columns)
+    values = ", ".join(f"s.{WIRE_NAMES[name]}" for name in columns)
+    return (
+        f"MERGE INTO {validate_table_name(table)} AS t\n"
+        f"USING (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
+        f"ON {on}\n"
+        f"WHEN NOT MATCHED THEN INSERT ({names})\nVALUES ({values})"
+    )
+
+
+def encode_event(event: Sequence[Any]) -> str:
+    """One event (a tuple in ``EVENT_COLUMNS`` order) as the JSON object the ``MERGE`` expects: nulls left out, the
+    timestamp as ISO 8601 UTC (``2026-01-02T03:04:05.123456Z``). The spool can produce the same text in SQL."""
+    obj = {WIRE_NAMES[name]: value for name, value in zip(EVENT_COLUMNS, event) if value is not None}
+    obj["ts"] = str(obj["ts"]).replace(" ", "T") + "Z"
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def chunk_texts(texts: Sequence[str], max_bytes: int) -> list[str]:
+    """JSON arrays of the given JSON objects, each at most ``max_bytes`` bytes of UTF-8."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 2  # the brackets
+    for text in texts:
+        n = len(text.encode()) + 1  # the comma
+        if n + 2 > max_bytes:
+            raise ValueError(f"one event is {n} bytes as JSON, over the {max_bytes}-byte parameter limit")
+        if current and size + n > max_bytes:
+            chunks.append("[" + ",".join(current) + "]")
+            current, size = [], 2
+        current.append(text)
+        size += n
+    if current:
+        chunks.append("[" + ",".join(current) + "]")
+    return chunks
+
+
+def dedupe(events: Sequence[Sequence[Any]], key: Sequence[str]) -> list[int]:
+    """Indexes of ``events`` without repeats of ``key`` (the first occurrence wins)."""
+    idx = [_INDEX[name] for name in key]
+    seen: set[Any] = set()
+    keep = []
+    for position, event in enumerate(events):
+        k = event[idx[0]] if len(idx) == 1 else tuple(event[i] for i in idx)
+        if k not in seen:
+            seen.add(k)
+            keep.append(position)
+    return keep
+
+
+class DatabricksSink:
+    """Ships event batches to the central table over one ``databricks.sql`` connection (use as a context manager)."""
+
+    def __init__(self, settings: Settings | None = None, *, max_param_bytes: int = MAX_PARAM_BYTES,
+                 conflict_retries: int = CONFLICT_RETRIES) -> None:
+        self.settings = settings or get_settings()
+        self.table = validate_table_name(self.settings.tracking_table)
+        self.max_param_bytes = max_param_bytes
+        self.conflict_retries = conflict_retries
+        self.conn: Any = None
+        self.columns: tuple[str, ...] = ()
+        self.key: tuple[str, ...] = ()
+        self._merge = ""
+        self.statements = 0
+
+    # ----- lifecycle -----------------------------------------------------------------------------------------------
+
+    def open(self, *, create: bool = True) -> DatabricksSink:
+        """Connect and look at the table (creating it when missing and ``create``); sets :attr:`mode`."""
+        if self.conn is None:
+            self.conn = connect(self.settings)
+        existing = self.existing_columns()
+        if existing is None and create:
+            self._execute(create_table_sql(self.table))
+            existing = self.existing_columns()
+        self._use(existing)
+        return self
+
+    def close(self) -> None:
+        """Close the connection (errors while closing are ignored: the work is already committed or released)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real outcome
+                log.debug("closing the warehouse connection failed", exc_info=True)
+
+    def __enter__(self) -> DatabricksSink:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def mode(self) -> str:
+        """``"full"`` (keyed on event_id), ``"legacy"`` (four spec columns, natural key) or ``"missing"``."""
+        if not self.columns:
+            return "missing"
+        return "full" if self.key == ("event_id",) else "legacy"
+
+    def _use(self, existing: list[str] | None) -> None:
+        if existing is None:
+            self.columns, self.key, self._merge = (), (), ""
+            return
+        have = {c.lower() for c in existing}
+        missing_spec = [c for c in SPEC_COLUMNS if c not in have]
+        if missing_spec:
+            raise TableSchemaError(f"table {self.table} lacks the spec column(s) {', '.join(missing_spec)}")
+        self.columns = tuple(name for name, _ in TABLE_COLUMNS if name in have)
+        self.key = ("event_id",) if "event_id" in have else NATURAL_KEY
+        self._merge = merge_sql(self.table, self.columns, self.key)
+        if self.key == NATURAL_KEY:
+            log.warning("table %s has no event_id column: delivering the four spec columns, deduplicated on "
+                        "(timestamp, app_name, user, action); run `flush-spool --migrate` to add the columns", self.table)
+
+    # ----- schema --------------------------------------------------------------------------------------------------
+
+    def existing_columns(self) -> list[str] | None:
+        """The table's column names, or None when it does not exist."""
+        from databricks.sql.exc import ServerOperationError
+
+        try:
+            rows = self._execute(f"DESCRIBE TABLE {self.table}", fetch=True)
+        except ServerOperationError as exc:
+            text = str(exc)
+            if "TABLE_OR_VIEW_NOT_FOUND" in text or "cannot be found" in text or "not found" in text.lower():
+                return None
+            raise
+        columns = []
+        for row in rows:
+            name = (row[0] or "").strip()
+            if not name or name.startswith("#"):  # Databricks appends "# Partition Information" sections
+                break
+            columns.append(name)
+        return columns
+
+    def migrate(self) -> list[str]:
+        """Create the table if missing, else add the missing nullable extension columns. Returns the columns added."""
+        if self.conn is None:
+            self.conn = connect(self.settings)
+        existing = self.existing_columns()
+        if existing is None:
+            self._execute(create_table_sql(self.table))
+            self._use(self.existing_columns())
+            return [name for name, _ in TABLE_COLUMNS]
+        have = {c.lower() for c in existing}
+        add = [(name, kind) for name, kind in TABLE_COLUMNS if name not in have]
+        if add:
+            spec = ", ".join(f"`{name}` {kind}" for name, kind in add)
+            self._execute(f"ALTER TABLE {self.table} ADD COLUMNS ({spec})")
+            log.info("added columns to %s: %s", self.table, ", ".join(name for name, _ in add))
+        self._use(self.existing_columns())
+        return [name for name, _ in add]
+
+    # ----- sending -------------------------------------------------------------------------------------------------
+
+    def send(self, events: Sequence[Sequence[Any]], texts: Sequence[str] | None = None) -> SendResult:
+        """Insert the events not yet in the table. ``events`` are tuples in ``EVENT_COLUMNS`` order; ``texts``, when
+        given, the same events already as JSON objects (see :func:`encode_event`). Raises a warehouse error (see
+        ``db_connection.warehouse_errors()``) when it cannot; a batch may then be partly in the table, and sending it
+        again is safe."""
+        if not self._merge:
+            raise TableSchemaError(f"table {self.table} is not ready (open the sink first)")
+        keep = dedupe(events, self.key)
+        if texts is None:
+            unique = [encode_event(events[i]) for i in keep]
+        else:
+            unique = [texts[i] for i in keep] if len(keep) != len(texts) else list(texts)
+        inserted = statements = conflicts = 0
+        for chunk in chunk_texts(unique, self.max_param_bytes):
+            for attempt in range(self.conflict_retries + 1):
+                try:
+                    inserted += self._merge_one(chunk)
+                    statements += 1
+                    break
+                except warehouse_errors() as exc:
+                    if not is_conflict(exc) or attempt == self.conflict_retries:
+                        raise
+                    conflicts += 1
+                    time.sleep(min(5.0, 0.2 * 2 ** attempt) * (0.5 + random.random()))
+        return SendResult(inserted, statements, conflicts)
+
+    def _merge_one(self, text: str) -> int:
+        with self.conn.cursor() as cur:
+            self.statements += 1
+            cur.execute(self._merge, {"events": text})
+            inserted = None
+            if cur.description:
+                names = [d[0] for d in cur.description]
+                row = cur.fetchone()
+                if row is not None and "num_inserted_rows" in names:
+                    inserted = row[names.index("num_inserted_rows")]
+            if inserted is None:
+                inserted = cur.rowcount
+            return max(0, int(inserted or 0))
+
+    def _execute(self, statement: str, *, fetch: bool = False) -> list[Any]:
+        with self.conn.cursor() as cur:
+            self.statements += 1
+            cur.execute(statement)
+            return [tuple(row) for row in cur.fetchall()] if fetch else []

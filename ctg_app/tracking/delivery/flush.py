@@ -1,0 +1,283 @@
+"""The flush: ship the spool to the central Databricks table, exactly once, through outages, crashes and rivals.
+
+One run (:meth:`Flusher.run`) repeats: claim a batch under a lease -> one ``MERGE`` per ≤1 MB of it -> ack it once
+the warehouse confirmed. While one batch is on the wire the next is claimed and encoded (one sender thread), so
+local work overlaps the warehouse's. Failures:
+
+- warehouse unreachable / busy / timing out: the batch is released (``attempts + 1``, backoff with jitter) and the
+  run stops - the next run or the background flusher tries again;
+- credentials rejected, settings missing, table unusable: released, run stops, reported as a configuration error;
+- the warehouse refuses the batch for good (SQL/schema/permission error): the batch is dead-lettered with the
+  reason (``flush-spool --status`` lists it, ``--retry-dead`` replays it); after two such batches in a row the run stops.
+
+Afterwards delivered rows older than ``SPOOL_RETENTION_DAYS`` are purged and the ``SPOOL_MAX_MB`` cap is enforced
+(see :meth:`Delivery.enforce_cap`). Nothing here is imported by the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from ctg_app.settings import Settings, get_settings
+from ctg_app.databricks.connection import (
+    WarehouseConfigError,
+    describe_error,
+    is_auth_error,
+    is_rejection,
+    warehouse_errors,
+)
+from ctg_app.tracking.delivery.leases import Batch, Delivery
+from ctg_app.tracking.delivery.databricks_sink import EVENT_JSON_SQL, DatabricksSink, TableSchemaError
+from ctg_app.tracking.recording.spool import STATE_PENDING, TABLE, Spool
+
+log = logging.getLogger(__name__)
+
+# Outcomes of a run (the CLI maps them to exit codes).
+OK = "ok"
+CONFIG = "config"
+UNREACHABLE = "unreachable"
+PARTIAL = "partial"
+
+MAX_CONSECUTIVE_DEAD = 2
+
+
+@dataclass
+class FlushReport:
+    """What one run did. ``outcome`` is ``ok``, ``config``, ``unreachable`` or ``partial``."""
+
+    claimed: int = 0
+    delivered: int = 0  # rows acked in the spool
+    inserted: int = 0  # rows new to the table (delivered - inserted were already there: re-sends, replays)
+    batches: int = 0
+    statements: int = 0
+    conflicts: int = 0
+    released: int = 0
+    dead: int = 0
+    purged: int = 0
+    dropped_cap: int = 0
+    mode: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # config | auth | unreachable | rejected
+    seconds: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        """``ok`` (no failure), ``config`` (settings/credentials/table), ``unreachable`` (nothing delivered because the
+        warehouse could not be reached) or ``partial`` (some delivered, then a failure; or batches dead-lettered)."""
+        if self.error_kind in ("config", "auth"):
+            return CONFIG
+        if self.error_kind == "unreachable":
+            return PARTIAL if self.delivered else UNREACHABLE
+        if self.dead:
+            return PARTIAL
+        return OK
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with ``outcome``."""
+        data = asdict(self)
+        data["outcome"] = self.outcome
+        return data
+
+
+def classify(exc: BaseException) -> str:
+    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later)."""
+    if isinstance(exc, (WarehouseConfigError, TableSchemaError)):
+        return "config"
+    if is_auth_error(exc):
+        return "auth"
+    if is_rejection(exc):
+        return "rejected"
+    return "unreachable"
+
+
+def new_owner(kind: str = "flush") -> str:
+    """A lease owner id unique to this flusher: host, pid, kind and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}:{uuid.uuid4().hex[:8]}"
+
+
+class Flusher:
+    """Flushes one spool to the central table. Cheap to build; each :meth:`run` opens and closes one connection."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        spool: Spool | None = None,
+        owner: str | None = None,
+        batch_size: int | None = None,
+        lease_seconds: float | None = None,
+        sink_factory: Callable[[Settings], DatabricksSink] = DatabricksSink,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.spool = spool or Spool.from_settings(self.settings)
+        self.delivery = Delivery(self.spool)
+        self.owner = owner or new_owner()
+        self.batch_size = max(1, int(batch_size or self.settings.flush_batch_size))
+        # A lease must outlive the slowest send (bounded by WAREHOUSE_TIMEOUT_S per call) with a wide margin.
+        self.lease_seconds = float(lease_seconds or max(300.0, 20 * self.settings.warehouse_timeout_s))
+        self.sink_factory = sink_factory
+
+    # ----- the run -------------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        max_batches: int | None = None,
+        ignore_backoff: bool = False,
+        progress: Callable[[int, FlushReport], None] | None = None,
+        stop: threading.Event | None = None,
+        housekeeping: bool = True,
+    ) -> FlushReport:
+        """Deliver due pending rows until none are left, ``max_batches`` were sent, ``stop`` is set or a failure stops
+        the run; then purge and enforce the size cap. ``progress(delivered_now, report)`` is called after each batch."""
+        report = FlushReport()
+        started = time.monotonic()
+        try:
+            if self.due_count(ignore_backoff=ignore_backoff, limit=1):
+                self._deliver(report, max_batches, ignore_backoff, progress, stop)
+        finally:
+            if housekeeping:
+                self._housekeep(report)
+            report.seconds = round(time.monotonic() - started, 3)
+            try:
+                if report.error:
+                    self.delivery.record_error(report.error)
+                else:
+                    self.delivery.record_success(report.delivered)
+            except Exception:  # noqa: BLE001 - bookkeeping must not hide the run's outcome
+                log.warning("could not record the flush result in the spool", exc_info=True)
+        return report
+
+    def _deliver(self, report: FlushReport, max_batches: int | None, ignore_backoff: bool,
+                 progress: Callable[[int, FlushReport], None] | None, stop: threading.Event | None) -> None:
+        sink = self.sink_factory(self.settings)
+        try:
+            sink.open()
+        except (WarehouseConfigError, TableSchemaError, *warehouse_errors()) as exc:
+            kind = classify(exc)
+            self._fail(report, exc, "config" if kind == "rejected" else kind)
+            sink.close()
+            return
+        report.mode = sink.mode
+        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush-send")
+        in_flight = Batch()
+        prefetched = Batch()
+        consecutive_dead = 0
+        try:
+            prefetched = self._claim(report, ignore_backoff)
+            while prefetched:
+                in_flight, prefetched = prefetched, Batch()
+                future: Future = sender.submit(sink.send, in_flight.events, in_flight.texts)
+                report.batches += 1
+                more = (max_batches is None or report.batches < max_batches) and not (stop and stop.is_set())
+                if more:
+                    prefetched = self._claim(report, ignore_backoff)  # overlaps the MERGE on the wire
+                try:
+                    result = future.result()
+                except (ValueError, *warehouse_errors()) as exc:
+                    kind = "rejected" if isinstance(exc, ValueError) else classify(exc)
+                    seqs = in_flight.seqs
+                    message = describe_error(exc, self.settings)
+                    if kind == "rejected":
+                        report.dead += self.delivery.dead(self.owner, seqs, message)
+                        consecutive_dead += 1
+                        log.error("warehouse refused a batch of %d events for good; dead-lettered: %s",
+                                  len(seqs), message)
+                        report.error, report.error_kind = message, None
+                        if consecutive_dead < MAX_CONSECUTIVE_DEAD:
+                            in_flight = Batch()
+                            continue
+                        report.error_kind = "rejected"
+                    else:
+                        report.released += self.delivery.release(self.owner, seqs, message)
+                        self._fail(report, exc, kind, message)
+                    in_flight = Batch()
+                    break
+                consecutive_dead = 0
+                acked = self.delivery.ack(self.owner, in_flight.seqs)
+                if acked < len(in_flight):
+                    log.warning("%d of %d delivered events had lost their lease (another flusher took over); "
+                                "the MERGE keeps them exactly-once", len(in_flight) - acked, len(in_flight))
+                in_flight = Batch()
+                report.delivered += acked
+                report.inserted += result.inserted
+                report.statements += result.statements
+                report.conflicts += result.conflicts
+                if progress is not None:
+                    progress(acked, report)
+        except BaseException as exc:
+            if in_flight:  # outcome unknown: give it back (re-sending is safe)
+                self.delivery.release(self.owner, in_flight.seqs, f"flush interrupted: {type(exc).__name__}")
+            raise
+        finally:
+            if prefetched:
+                self.delivery.unlease(self.owner, prefetched.seqs)
+            sender.shutdown(wait=True)
+            sink.close()
+
+    def _claim(self, report: FlushReport, ignore_backoff: bool) -> Batch:
+        rows = self.delivery.claim(self.owner, self.batch_size, self.lease_seconds,
+                                   ignore_backoff=ignore_backoff, json_sql=EVENT_JSON_SQL)
+        report.claimed += len(rows)
+        return rows
+
+    def _fail(self, report: FlushReport, exc: BaseException, kind: str, message: str | None = None) -> None:
+        report.error = message or describe_error(exc, self.settings)
+        report.error_kind = kind
+        log.warning("flush stopped: %s", report.error)
+
+    def _housekeep(self, report: FlushReport) -> None:
+        try:
+            report.purged = self.delivery.purge(timedelta(days=self.settings.spool_retention_days))
+            cap = self.delivery.enforce_cap(int(self.settings.spool_max_mb) * 1024 * 1024)
+            report.purged += cap.purged_delivered
+            report.dropped_cap = cap.dropped_undelivered
+        except Exception:  # noqa: BLE001 - housekeeping failing must not turn a delivery into a failure
+            log.warning("spool housekeeping (retention / size cap) failed", exc_info=True)
+
+    # ----- other commands ------------------------------------------------------------------------------------------
+
+    def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
+        """Pending rows that a run would claim now (stops counting at ``limit``)."""
+        now = time.time()
+        sql = (f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE state = '{STATE_PENDING}' "
+               f"AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+               + (" LIMIT ?" if limit else "") + ")")
+        params: list[Any] = [float("inf") if ignore_backoff else now, now] + ([limit] if limit else [])
+        return int(self.spool.connection().execute(sql, params).fetchone()[0])
+
+    def plan(self, *, ignore_backoff: bool = False) -> dict[str, Any]:
+        """A dry run: what a run would send, and the table's state (reads only: connects, ``DESCRIBE``s, writes
+        nothing). Raises the warehouse's errors."""
+        due = self.due_count(ignore_backoff=ignore_backoff)
+        sink = self.sink_factory(self.settings)
+        try:
+            sink.open(create=False)
+            mode = sink.mode
+        finally:
+            sink.close()
+        return {
+            "table": sink.table,
+            "table_mode": mode,
+            "due": due,
+            "batch_size": self.batch_size,
+            "batches": -(-due // self.batch_size),
+        }
+
+    def migrate(self) -> list[str]:
+        """Create the table, or add its missing nullable columns (``ALTER TABLE ... ADD COLUMNS``). Returns them."""
+        sink = self.sink_factory(self.settings)
+        try:
+            return sink.migrate()
+        finally:
+            sink.close()

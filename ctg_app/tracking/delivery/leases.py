@@ -1,0 +1,302 @@
+"""The spool's delivery protocol: claim under a lease, ack, release with backoff, dead-letter, purge, cap, status.
+
+Every verb is one short SQLite transaction on the spool's ``events`` table (the bookkeeping columns of
+``spool._migration_1``), so any number of flushers (the ``flush-spool`` command, background flusher threads, in any
+process) can share one spool:
+
+- :meth:`Delivery.claim` leases the oldest due rows to one owner until ``lease_expires_at``; nobody else claims them
+  until the lease expires (a crashed flusher's rows come back by themselves).
+- :meth:`Delivery.ack` marks rows delivered - called only after the warehouse confirmed - and only while the caller
+  still holds their lease.
+- :meth:`Delivery.release` gives rows back after a failure: ``attempts + 1``, next try after an exponential backoff
+  with jitter. :meth:`Delivery.dead` parks rows the warehouse refused for good; :meth:`Delivery.retry_dead` replays them.
+- Undelivered rows are deleted only by :meth:`Delivery.enforce_cap`, and every such row is counted (``dropped_cap``)
+  and logged. :meth:`Delivery.purge` deletes delivered rows only.
+
+Times: leases and retry times are Unix seconds from ``time.time()``; ``delivered_at`` is the spool's UTC text form.
+Both follow freezegun in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
+from ctg_app.tracking.recording.spool import STATE_DEAD, STATE_DELIVERED, STATE_PENDING, TABLE, Spool
+from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
+
+log = logging.getLogger(__name__)
+
+CAP_COUNTER = "dropped_cap"  # undelivered rows deleted by the size cap (persistent)
+META_LAST_SUCCESS = "flush.last_success_at"
+META_LAST_DELIVERED = "flush.last_delivered"
+META_LAST_ERROR = "flush.last_error"
+META_LAST_ERROR_AT = "flush.last_error_at"
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 600.0
+
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+_SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
+
+
+@dataclass
+class Batch:
+    """Rows claimed together, as parallel lists: sequence numbers, attempts so far, the events (tuples in
+    ``EVENT_COLUMNS`` order) and, when claimed with ``json_sql``, each event's wire text."""
+
+    seqs: list[int] = field(default_factory=list)
+    attempts: list[int] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    texts: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+
+@dataclass(frozen=True)
+class CapResult:
+    """What :meth:`Delivery.enforce_cap` deleted."""
+
+    purged_delivered: int = 0
+    dropped_undelivered: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+
+def backoff_seconds(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S,
+                    rng: random.Random | None = None) -> float:
+    """Exponential backoff with "equal jitter": between half and all of ``min(cap, base * 2**(attempts-1))``."""
+    ceiling = min(cap, base * (2 ** max(0, min(attempts, 30) - 1)))
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+class Delivery:
+    """The delivery verbs on one :class:`Spool` (thread-safe: each thread uses its own spool connection)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    # ----- claiming and settling -----------------------------------------------------------------------------------
+
+    def claim(self, owner: str, limit: int, lease_seconds: float, *, ignore_backoff: bool = False,
+              json_sql: str | None = None) -> Batch:
+        """Lease up to ``limit`` due pending rows (oldest first) to ``owner`` for ``lease_seconds``; returns them in order.
+
+        Due means ``next_attempt_at <= now`` (unless ``ignore_backoff``) and no live lease. Runs under
+        ``BEGIN IMMEDIATE``, so two flushers never get the same row while its lease lives. ``json_sql``, a trusted
+        SQL expression over the event columns (a sink's wire form, e.g. ``json_object(...)``), is evaluated by
+        SQLite for each row into :attr:`Batch.texts` - much faster than encoding in Python.
+        """
+        now = time.time()
+        due = float("inf") if ignore_backoff else now
+        extra = f", {json_sql}" if json_sql else ""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            rows = conn.execute(
+                f"UPDATE {TABLE} SET lease_owner = :owner, lease_expires_at = :until "
+                f"WHERE seq IN (SELECT seq FROM {TABLE} WHERE state = '{STATE_PENDING}' AND next_attempt_at <= :due "
+                f"  AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY seq LIMIT :limit) "
+                f"RETURNING seq, attempts{extra}, {_COLUMNS}",
+                {"owner": owner, "until": now + lease_seconds, "due": due, "now": now, "limit": int(limit)},
+            ).fetchall()
+        if not rows:
+            return Batch()
+        rows.sort()
+        seqs, attempts, *rest = zip(*rows)
+        if json_sql:
+            texts, *rest = rest
+        columns = len(EVENT_COLUMNS)
+        events = list(zip(*rest)) if len(rest) == columns else []
+        return Batch(list(seqs), list(attempts), events, list(texts) if json_sql else None)
+
+    def ack(self, owner: str, seqs: Iterable[int]) -> int:
+        """Mark rows delivered (the warehouse has confirmed them); only rows still leased by ``owner``. Returns the count."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET state = '{STATE_DELIVERED}', delivered_at = :at, lease_owner = NULL, "
+                f"lease_expires_at = NULL, last_error = NULL "
+                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
+                {"seqs": _json_list(seqs), "owner": owner, "at": format_timestamp(utc_now())},
+            ).rowcount
+
+    def unlease(self, owner: str, seqs: Iterable[int]) -> int:
+        """Give leased rows back untouched (claimed but never sent, e.g. when a run stops early): due again at once."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
+                {"seqs": _json_list(seqs), "owner": owner},
+            ).rowcount
+
+    def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None) -> int:
+        """Give leased rows back after a failure: ``attempts + 1``, ``last_error``, next try at ``retry_at`` or, when
+        None, after an exponential backoff (base 2 s, cap 10 min) with one jitter factor for the whole batch."""
+        params = {"seqs": _json_list(seqs), "owner": owner, "error": error[:1000], "now": time.time(),
+                  "retry_at": retry_at, "base": BACKOFF_BASE_S, "cap": BACKOFF_CAP_S,
+                  "jitter": 0.5 + 0.5 * random.random()}
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET attempts = attempts + 1, last_error = :error, lease_owner = NULL, "
+                f"lease_expires_at = NULL, next_attempt_at = COALESCE(:retry_at, "
+                f"  :now + min(:cap, :base * (1 << min(attempts, 30))) * :jitter) "
+                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
+                params,
+            ).rowcount
+
+    def dead(self, owner: str, seqs: Iterable[int], reason: str) -> int:
+        """Dead-letter leased rows the warehouse refused for good, with the reason (see :meth:`retry_dead`)."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET state = '{STATE_DEAD}', attempts = attempts + 1, last_error = :reason, "
+                f"lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
+                {"seqs": _json_list(seqs), "owner": owner, "reason": reason[:1000]},
+            ).rowcount
+
+    def retry_dead(self) -> int:
+        """Put every dead-lettered row back to pending, due now. Returns the count."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET state = '{STATE_PENDING}', next_attempt_at = 0, lease_owner = NULL, "
+                f"lease_expires_at = NULL WHERE state = '{STATE_DEAD}'"
+            ).rowcount
+
+    # ----- retention and the size cap ------------------------------------------------------------------------------
+
+    def purge(self, older_than: datetime | timedelta) -> int:
+        """Delete delivered rows delivered before ``older_than`` (a moment, or an age such as ``timedelta(days=7)``)."""
+        cutoff = utc_now() - older_than if isinstance(older_than, timedelta) else older_than
+        with self.spool.transaction("IMMEDIATE") as conn:
+            count = conn.execute(
+                f"DELETE FROM {TABLE} WHERE state = '{STATE_DELIVERED}' AND delivered_at < ?",
+                (format_timestamp(cutoff),),
+            ).rowcount
+        if count:
+            log.info("purged %d delivered events older than %s", count, format_timestamp(cutoff))
+        return count
+
+    def used_bytes(self) -> int:
+        """Bytes of the spool's pages in use (free pages, which SQLite reuses, do not count)."""
+        conn = self.spool.connection()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return pages * page_size
+
+    def enforce_cap(self, max_bytes: int) -> CapResult:
+        """Keep the spool under ``max_bytes``: delete the oldest delivered rows first; if still over, the oldest
+        undelivered rows (pending or dead), each counted persistently in ``counters.dropped_cap`` and logged at WARNING.
+        """
+        before = self.used_bytes()
+        if before <= max_bytes:
+            return CapResult(bytes_before=before, bytes_after=before)
+        purged = self._shrink(max_bytes, f"state = '{STATE_DELIVERED}'")
+        dropped = 0
+        if self.used_bytes() > max_bytes:
+            dropped = self._shrink(max_bytes, f"state != '{STATE_DELIVERED}'", counter=CAP_COUNTER)
+        after = self.used_bytes()
+        if dropped:
+            log.warning("spool over its size cap (%d > %d bytes): dropped the %d oldest UNDELIVERED events "
+                        "(counted in dropped_cap); deliver more often or raise SPOOL_MAX_MB", before, max_bytes, dropped)
+        if purged:
+            log.info("spool over its size cap: purged the %d oldest delivered events", purged)
+        return CapResult(purged, dropped, before, after)
+
+    def _shrink(self, max_bytes: int, where: str, counter: str | None = None) -> int:
+        deleted = 0
+        for _ in range(50):  # each round deletes an estimate of the excess; a few rounds converge
+            used = self.used_bytes()
+            if used <= max_bytes:
+                break
+            with self.spool.transaction("IMMEDIATE") as conn:
+                total = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
+                per_row = max(64, used // max(total, 1))
+                batch = max(16, int((used - max_bytes) / per_row * 1.2))
+                count = conn.execute(
+                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT ?)",
+                    (batch,),
+                ).rowcount
+                if counter and count:
+                    conn.execute(
+                        "INSERT INTO counters (name, value) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                        (counter, count),
+                    )
+            deleted += count
+            if count == 0:
+                break
+        return deleted
+
+    # ----- reporting -----------------------------------------------------------------------------------------------
+
+    def record_success(self, delivered: int) -> None:
+        """Remember the last successful flush (for ``--status``)."""
+        self.spool.set_meta(META_LAST_SUCCESS, format_timestamp(utc_now()))
+        self.spool.set_meta(META_LAST_DELIVERED, str(delivered))
+
+    def record_error(self, message: str) -> None:
+        """Remember the last flush error (an operator message, already free of secrets)."""
+        self.spool.set_meta(META_LAST_ERROR, message[:500])
+        self.spool.set_meta(META_LAST_ERROR_AT, format_timestamp(utc_now()))
+
+    def status(self) -> dict[str, Any]:
+        """The spool's delivery status (what ``flush-spool --status`` shows). Keys:
+
+        ``spool_path``, ``spool_bytes``, ``pending``, ``due_now``, ``leased``, ``oldest_pending_at``,
+        ``oldest_pending_age_s``, ``delivered``, ``dead``, ``dead_reasons`` (list of ``{"reason", "count"}``),
+        ``dropped`` (= ``dropped_unwritable`` + ``dropped_cap``), ``dropped_unwritable``, ``dropped_cap``,
+        ``last_success_at``, ``last_delivered``, ``last_error``, ``last_error_at``.
+        """
+        conn = self.spool.connection()
+        now = time.time()
+        counts = self.spool.counts()
+        due, leased = conn.execute(
+            f"SELECT COALESCE(SUM(next_attempt_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at <= :now)), 0),"
+            f" COALESCE(SUM(lease_expires_at > :now), 0) FROM {TABLE} WHERE state = '{STATE_PENDING}'",
+            {"now": now},
+        ).fetchone()
+        oldest = conn.execute(
+            f"SELECT timestamp FROM {TABLE} WHERE state = '{STATE_PENDING}' ORDER BY seq LIMIT 1"
+        ).fetchone()
+        reasons = conn.execute(
+            f"SELECT last_error, COUNT(*) FROM {TABLE} WHERE state = '{STATE_DEAD}' GROUP BY last_error "
+            f"ORDER BY COUNT(*) DESC LIMIT 10"
+        ).fetchall()
+        counters = self.spool.counters()
+        meta = self.spool.meta()
+        oldest_at = oldest[0] if oldest else None
+        age = None
+        if oldest_at:
+            moment = datetime.fromisoformat(oldest_at).replace(tzinfo=timezone.utc)
+            age = round(max(0.0, (utc_now() - moment).total_seconds()), 1)
+        unwritable = int(counters.get(DROPPED_COUNTER, 0))
+        cap = int(counters.get(CAP_COUNTER, 0))
+        return {
+            "spool_path": str(self.spool.path),
+            "spool_bytes": self.used_bytes(),
+            "pending": counts[STATE_PENDING],
+            "due_now": int(due),
+            "leased": int(leased),
+            "oldest_pending_at": oldest_at,
+            "oldest_pending_age_s": age,
+            "delivered": counts[STATE_DELIVERED],
+            "dead": counts[STATE_DEAD],
+            "dead_reasons": [{"reason": r or "", "count": c} for r, c in reasons],
+            "dropped": unwritable + cap,
+            "dropped_unwritable": unwritable,
+            "dropped_cap": cap,
+            "last_success_at": meta.get(META_LAST_SUCCESS),
+            "last_delivered": int(meta[META_LAST_DELIVERED]) if meta.get(META_LAST_DELIVERED) else None,
+            "last_error": meta.get(META_LAST_ERROR),
+            "last_error_at": meta.get(META_LAST_ERROR_AT),
+        }
+
+
+def _json_list(seqs: Iterable[int]) -> str:
+    return json.dumps([int(s) for s in seqs], separators=(",", ":"))

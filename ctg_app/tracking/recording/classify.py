@@ -1,0 +1,116 @@
+"""Error classification: which error action a failed operation records.
+
+A :class:`ErrorClassifier` is an ordered table of small rules, each mapping an exception to an error action or passing.
+Rules name exception classes by their import path (``"openai"``, ``"databricks.sql.exc.RequestError"``) and are matched
+against the exception's class hierarchy, so no client library is ever imported to classify its errors. When no rule
+matches, the operation's own default applies (an error inside ``generate_chart`` is a ``chart_error``), then ``app_error``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from ctg_app.tracking.recording.actions import Actions
+
+Rule = Callable[[BaseException], "str | None"]
+
+
+def _class_paths(exc: BaseException) -> list[str]:
+    return [f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__]
+
+
+def _matches(path: str, name: str) -> bool:
+    """``name`` is a class path (exact) or a module prefix (``"openai"`` matches ``openai._exceptions.APIError``)."""
+    return path == name or path.startswith(name + ".")
+
+
+@dataclass(frozen=True)
+class ByType:
+    """Matches when the exception (or a base class) lives at one of ``names`` (class paths or module prefixes)."""
+
+    names: tuple[str, ...]
+    action: str
+
+    def __call__(self, exc: BaseException) -> str | None:
+        for path in _class_paths(exc):
+            if any(_matches(path, name) for name in self.names):
+                return self.action
+        return None
+
+
+@dataclass(frozen=True)
+class ByMessage:
+    """Matches an exception of one of ``names`` whose message matches ``pattern`` (case-insensitive)."""
+
+    names: tuple[str, ...]
+    pattern: str
+    action: str
+
+    def __call__(self, exc: BaseException) -> str | None:
+        if ByType(self.names, self.action)(exc) and re.search(self.pattern, str(exc), re.IGNORECASE):
+            return self.action
+        return None
+
+
+# Phrases of "the SQL itself is wrong" across SQLite, DuckDB and Databricks (SQLSTATE class 42 = syntax/access rule).
+_BAD_SQL = (
+    r"syntax error|no such (table|column|function)|ambiguous column|unrecognized token|incomplete input"
+    r"|SQLSTATE: 42|\[(PARSE_SYNTAX_ERROR|TABLE_OR_VIEW_NOT_FOUND|UNRESOLVED_COLUMN|UNRESOLVED_ROUTINE)"
+)
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    # Our own markers first: the app says exactly what went wrong.
+    ByType(("ctg_app.tracking.recording.errors.SqlValidationError",), Actions.SQL_ERROR),
+    ByType(("ctg_app.tracking.recording.errors.ChartError",), Actions.CHART_ERROR),
+    ByType(("ctg_app.tracking.recording.errors.LlmError",), Actions.LLM_ERROR),
+    # SQL that cannot be parsed or refers to things that do not exist is an sql_error, whichever engine says so.
+    ByType(("sqlglot.errors",), Actions.SQL_ERROR),
+    ByType(("_duckdb.ParserException", "_duckdb.BinderException", "_duckdb.CatalogException"), Actions.SQL_ERROR),
+    ByMessage(("sqlite3.OperationalError", "databricks.sql.exc.ServerOperationError"), _BAD_SQL, Actions.SQL_ERROR),
+    # The database or warehouse failed: connector errors, the urllib3 errors it leaks after retries, driver errors.
+    ByType(("databricks.sql.exc", "urllib3.exceptions", "requests.exceptions", "sqlite3", "_duckdb", "duckdb"),
+           Actions.DATABASE_ERROR),
+    # Language-model clients (never imported here: matched by name).
+    ByType(("openai", "anthropic", "ollama", "httpx", "google.api_core.exceptions", "mistralai"), Actions.LLM_ERROR),
+    # Chart libraries.
+    ByType(("plotly", "_plotly_utils", "kaleido"), Actions.CHART_ERROR),
+)
+
+# What an unrecognised exception inside an operation means.
+DEFAULT_OPERATION_ERRORS: Mapping[str, str] = {
+    Actions.GENERATE_CHART: Actions.CHART_ERROR,
+    Actions.SQL_QUERY: Actions.LLM_ERROR,
+    Actions.GENERATE_SUMMARY: Actions.LLM_ERROR,
+    Actions.EXECUTE_SQL: Actions.SQL_ERROR,
+    Actions.EDIT_SQL: Actions.SQL_ERROR,
+}
+
+
+class ErrorClassifier:
+    """Maps an exception raised by an operation to the error action to record."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] = DEFAULT_RULES,
+        operation_defaults: Mapping[str, str] = DEFAULT_OPERATION_ERRORS,
+        fallback: str = Actions.APP_ERROR,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.operation_defaults = dict(operation_defaults)
+        self.fallback = fallback
+
+    def classify(self, exc: BaseException, operation: str | None = None) -> str:
+        """The error action for ``exc`` raised inside ``operation``: first matching rule, operation default, fallback."""
+        for rule in self.rules:
+            action = rule(exc)
+            if action:
+                return action
+        if operation in Actions.errors():  # tracking an error action itself: keep it
+            return operation
+        return self.operation_defaults.get(operation or "", self.fallback)
+
+    def with_rules(self, *rules: Rule) -> ErrorClassifier:
+        """A copy that tries ``rules`` before the existing ones (how an app adds its own classification)."""
+        return ErrorClassifier(rules + self.rules, self.operation_defaults, self.fallback)

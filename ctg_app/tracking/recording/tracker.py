@@ -1,0 +1,198 @@
+"""The recorder: builds one :class:`Event` and appends it to the spool, inside the fail-safe guard.
+
+The request path never touches the network: shipping to Databricks is the flush's job. A process has one current
+:class:`Tracker` (``get_tracker()``); ``reset_tracker()`` drops it so the next use reads the settings again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ctg_app.settings import Settings, get_settings, reload_settings
+from ctg_app.tracking.recording.classify import ErrorClassifier
+from ctg_app.tracking.recording.event import STATUS_ERROR, STATUS_OK, Event, new_id_and_timestamp
+from ctg_app.tracking.recording.guard import fail_safe, health
+from ctg_app.tracking.recording import identity
+from ctg_app.tracking.recording.identity import current_user, normalise_user
+from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.tracking.recording.spool import Spool
+
+log = logging.getLogger("ctg_app.tracking")
+
+# Event(...) goes through a generated Python __new__; tuple.__new__ builds the same value in a third of the time.
+_make_event = tuple.__new__
+
+MAX_DETAIL_VALUE = 200  # characters kept of each captured value
+MAX_DETAILS = 2000  # characters of the whole details JSON
+DROPPED_COUNTER = "dropped_unwritable"
+
+
+class Tracker:
+    """Records events for one app into one spool, with one classifier and one redactor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        spool: Spool | None = None,
+        classifier: ErrorClassifier | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool or Spool.from_settings(settings)
+        self.classifier = classifier or ErrorClassifier()
+        self.redact = redactor or Redactor(settings.secret_values())
+        self.enabled = settings.tracking_enabled
+        self.debug = settings.debug_logging
+        self.app_name = settings.app_name
+        self.default_user = normalise_user(settings.default_user, settings.default_user)
+
+    @fail_safe("record")
+    def record(self, action: str, **fields: Any) -> Event | None:
+        """Build an event and make it durable in the spool. Returns it, or None when tracking is off or failed.
+
+        Keyword fields: ``operation``, ``status``, ``error_type``, ``error_message`` (redacted and bounded here),
+        ``duration_ms``, ``details`` (a mapping; values bounded and redacted), ``user`` (default: ``current_user()``).
+        """
+        return self.record_unguarded(action, **fields)
+
+    def record_unguarded(
+        self,
+        action: str,
+        operation: str | None = None,
+        status: str = STATUS_OK,
+        error_type: str | None = None,
+        error_message: object = None,
+        duration_ms: float | None = None,
+        details: Mapping[str, Any] | None = None,
+        user: str | None = None,
+    ) -> Event | None:
+        """:meth:`record` without the fail-safe guard, for callers that run inside the guard already.
+
+        This is the request path: every line here is paid on every tracked call, so it stays flat on purpose.
+        """
+        if not self.enabled:
+            return None
+        event_id, timestamp = new_id_and_timestamp()
+        ctx = identity.script_run_ctx()
+        if ctx is None:
+            session_id = None
+            if user is None:
+                user = self.default_user
+        else:
+            session_id = ctx.session_id
+            if user is None:
+                user = current_user(self.settings)
+        event = _make_event(
+            Event,
+            (
+            event_id,
+            timestamp,
+            self.app_name,
+            user,
+            action,
+            operation,
+            status,
+            error_type,
+            None if error_message is None else self.redact(error_message),
+            duration_ms,
+            session_id,
+            self._details_json(details) if details else "{}",
+            ),
+        )
+        self.spool.append(event)
+        if health.dropped_events:
+            self._persist_dropped()
+        if self.debug:
+            log.debug("tracked %s", event._asdict())
+        return event
+
+    def _details_json(self, details: Mapping[str, Any]) -> str:
+        safe = {str(key)[:64]: _bounded(value, self.redact) for key, value in details.items()}
+        text = json.dumps(safe, ensure_ascii=False, default=str)
+        if len(text) > MAX_DETAILS:
+            text = json.dumps({"truncated": True, "keys": sorted(safe)[:20]})
+        return text
+
+    def _persist_dropped(self) -> None:
+        dropped = health.take_dropped()
+        try:
+            self.spool.add_to_counter(DROPPED_COUNTER, dropped)
+        except Exception:
+            health.dropped_events += dropped  # try again next time
+            raise
+        log.warning("%d tracking events were lost while the spool was unavailable (counted in the spool)", dropped)
+
+    def record_error(self, exc: BaseException, *, operation: str | None, duration_ms: float | None = None,
+                     details: Mapping[str, Any] | None = None) -> Event | None:
+        """Record the classified error action for ``exc`` raised inside ``operation`` (unguarded, like the above)."""
+        return self.record_unguarded(
+            self.classify(exc, operation),
+            operation=operation,
+            status=STATUS_ERROR,
+            error_type=type(exc).__qualname__,
+            error_message=exc,
+            duration_ms=duration_ms,
+            details=details,
+        )
+
+    @fail_safe("classify", fallback="app_error", events=0)
+    def classify(self, exc: BaseException, operation: str | None) -> str:
+        """The error action for ``exc`` (never raises: a broken custom rule yields ``app_error``)."""
+        return self.classifier.classify(exc, operation)
+
+    def normalise_user(self, user_email: object) -> str:
+        """A caller-supplied email in the stored form (the default when empty)."""
+        return normalise_user(user_email, self.settings.default_user)
+
+
+def _bounded(value: Any, redact: Redactor) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = redact(value)
+    return text if len(text) <= MAX_DETAIL_VALUE else text[: MAX_DETAIL_VALUE - 1] + "…"
+
+
+_tracker: Tracker | None = None
+_tracker_lock = threading.Lock()
+
+
+def get_tracker() -> Tracker:
+    """The process's tracker, created from the settings on first use."""
+    tracker = _tracker
+    if tracker is None:
+        tracker = _create_tracker()
+    return tracker
+
+
+@fail_safe("configure", fallback=None, events=0)
+def _build_from_settings() -> Tracker | None:
+    return Tracker(get_settings())
+
+
+def _create_tracker() -> Tracker:
+    global _tracker
+    with _tracker_lock:
+        if _tracker is None:
+            tracker = _build_from_settings()
+            if tracker is None:  # settings unusable (logged by the guard): record with the defaults instead
+                tracker = Tracker(Settings())
+            _tracker = tracker
+        return _tracker
+
+
+def set_tracker(tracker: Tracker | None) -> None:
+    """Make ``tracker`` the process's tracker (``None``: build one from the settings on next use)."""
+    global _tracker
+    with _tracker_lock:
+        _tracker = tracker
+
+
+def reset_tracker() -> None:
+    """Re-read the settings and start a fresh tracker on next use (tests and the CLI call this)."""
+    reload_settings()
+    set_tracker(None)

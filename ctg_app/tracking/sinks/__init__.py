@@ -1,1 +1,0 @@
-"""Where the flush ships spooled events (one module per destination)."""
