@@ -21,7 +21,7 @@ from ctg_app.chatbot.data_source import DataSourceConfigError
 from ctg_app.chatbot.llm import LlmConfigError
 from ctg_app.chatbot.vanna_app import build_vanna
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking import Actions, current_user, get_tracker, track_error
+from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,11 @@ def edit_error_message(exc: BaseException) -> str:
     reason = get_tracker().redact(exc).strip()
     if len(reason) > MAX_DB_MESSAGE:
         reason = reason[: MAX_DB_MESSAGE - 1] + "…"
-    return f"{message}\n\nThe database said: `{reason.replace('`', chr(39))}`" if reason else message
+    if not reason:
+        return message
+    # the app's own read-only check explains itself; anything else is the database's (or warehouse's) message
+    source = "Why" if isinstance(exc, SqlValidationError) else "The database said"
+    return f"{message}\n\n{source}: `{reason.replace('`', chr(39))}`"
 
 
 def toggle(name: str) -> bool:

@@ -158,6 +158,11 @@ def test_edited_sql_that_fails_shows_the_database_reason_redacted_and_bounded(ch
     assert "no such column: nope" in shown  # the user wrote that SQL: they need the database's reason to fix it
     assert actions(spool)[-1] == ("sql_error", USER, "error") and spool.rows()[-1]["operation"] == "edit_sql"
     assert history(at)[-1]["kind"] == "edit" and user_messages(at)[-1] == "**Edited SQL**"
+    # what the app's read-only check refuses is explained as such
+    edit_id = history(at)[-1]["id"]
+    at.text_area(key=f"edit_sql_{edit_id}").set_value("DELETE FROM projects").run()
+    at.button(key=f"run_edit_{edit_id}").click().run()
+    assert "Why:" in at.error[-1].value and "The database said" not in at.error[-1].value
 
     def noisy(self, sql):
         raise sqlite3.OperationalError(f"no such column: x (token {SECRET}) " + "y" * 2000)
@@ -226,10 +231,10 @@ def test_interpretation_alternatives_and_follow_up_context(chatbot_env, monkeypa
 
     def answer_question(self, question, previous=None):
         seen.append((question, previous))
-        base = original(self, question)
-        return RichAnswer(**dataclasses.asdict(base), interpretation=f"Interpreted: {question}", confidence="medium",
-                          intent="customers_by_country", alternatives=("How many customers do we have?",),
-                          context={"topic": "customers"})
+        fields = dataclasses.asdict(original(self, question))
+        fields.update(interpretation=f"Interpreted: {question}", confidence="medium", intent="customers_by_country",
+                      alternatives=("How many customers do we have?",), context={"topic": "customers"})
+        return RichAnswer(**fields)
 
     monkeypatch.setattr(CTGVanna, "answer_question", answer_question)
     monkeypatch.setattr(operations, "SqlAnswer", RichAnswer)
