@@ -18,6 +18,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ctg_app.chatbot import formatting as fmt
+from ctg_app.chatbot.formatting import period_label
 from ctg_app.tracking import ChartError
 
 MAX_BARS = 30
@@ -77,20 +78,6 @@ def plan_chart(df: pd.DataFrame) -> ChartPlan:
     if len(measures) >= 2:
         return ChartPlan("scatter", measures[0], (measures[1],), total, total, kinds)
     return ChartPlan("bar", None, (measures[0],), min(total, MAX_BARS), total, kinds)
-
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def period_label(column: str, value: object) -> str:
-    """A month number as ``Jan``, a quarter as ``Q1``, a year as ``2024``."""
-    number = int(float(value))  # type: ignore[arg-type]
-    name = column.lower()
-    if name == "month" or name.endswith("_month"):
-        return _MONTHS[number - 1]
-    if name == "quarter" or name.endswith("_quarter"):
-        return f"Q{number}"
-    return str(number)
 
 
 def _axis_title(plan: ChartPlan) -> str:

@@ -138,6 +138,20 @@ def format_value(value: Any, kind: str, series: pd.Series | None = None) -> str:
     return f"{number:,.2f}"
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def period_label(column: str, value: object) -> str:
+    """A month number as ``Jan``, a quarter as ``Q1``, a year as ``2024``."""
+    number = int(float(value))  # type: ignore[arg-type]
+    name = column.lower()
+    if name == "month" or name.endswith("_month"):
+        return _MONTHS[number - 1]
+    if name == "quarter" or name.endswith("_quarter"):
+        return f"Q{number}"
+    return str(number)
+
+
 def plural(count: int, word: str, plural_word: str | None = None) -> str:
     """``1 row``, ``2 rows``, ``1,234 rows``."""
     return f"{count:,} {word if count == 1 else (plural_word or word + 's')}"

@@ -14,7 +14,6 @@ from ctg_app.chatbot import formatting as fmt
 _ADDITIVE = (fmt.CURRENCY, fmt.HOURS, fmt.COUNT, fmt.NUMBER)
 _TIME = (fmt.DATE, fmt.YEAR, fmt.PERIOD)
 _STOCK_WORDS = ("to_go", "remaining", "balance", "estimate", "latest", "share", "avg", "average")
-_PERIOD_NAMES = {"month": "month", "quarter": "quarter"}
 
 
 def _parts(df: pd.DataFrame) -> tuple[dict[str, str], list[str], str | None, str | None]:
@@ -49,7 +48,7 @@ def _is_stock(column: str) -> bool:
 def _when(df: pd.DataFrame, column: str, value: object, kinds: dict[str, str]) -> str:
     kind = kinds[str(column)]
     if kind == fmt.PERIOD:
-        return f"{_PERIOD_NAMES.get(str(column).lower().split('_')[-1], 'period')} {int(value)}"
+        return fmt.period_label(str(column), value)  # "Mar", "Q2": as the chart's axis says it
     return _value(df, column, value, kinds)
 
 

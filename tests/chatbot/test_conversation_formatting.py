@@ -74,7 +74,7 @@ def test_summary_sentences_for_small_results():
     assert summarize_frame(pd.DataFrame()) == "No rows match this question."
     months = pd.DataFrame({"month": [1, 2, 3], "total_actual_cost": [10.0, 30.0, 20.0]})
     text = summarize_frame(months)
-    assert "From month 1 to month 3" in text and "in month 2" in text
+    assert "From Jan to Mar" in text and "in Feb" in text  # month names, as on the chart's axis
     snapshots = pd.DataFrame({"forecast_date": ["2024-01-01", "2024-04-01"], "total_cost_to_go": [5.0, 4.0]})
     assert "Total" not in summarize_frame(snapshots)  # snapshots of cost to go do not add up over time
 
