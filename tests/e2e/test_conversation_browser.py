@@ -86,7 +86,9 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
         assert page.locator(".js-plotly-plot").count() == 1
 
         _ask(page, TYPED)
-        page.get_by_text("Follow-up questions").wait_for()
+        # only the latest answer offers follow-ups (the previous one's fade out when the rerun finishes)
+        page.wait_for_function("[...document.querySelectorAll('strong')]"
+                               ".filter(e => e.textContent === 'Follow-up questions').length === 1")
         _shot(page, "02-two-answers-1400.png")
 
         # a follow-up button of the latest answer
