@@ -17,6 +17,7 @@ from ctg_app.chatbot.llm import create_vanna
 from ctg_app.chatbot.llm_answer import build_messages, llm_failure, parse_reply, retry_message
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
 from ctg_app.chatbot.sql_policy import probe_sql, validate_chat_sql
+from ctg_app.chatbot.summary import aggregates_text, summarize_frame
 from ctg_app.chatbot.training import load_training
 from ctg_app.chatbot.write_requests import MESSAGE as WRITE_MESSAGE
 from ctg_app.chatbot.write_requests import is_write_request
@@ -116,9 +117,24 @@ class CTGVanna:
             return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         return None
 
-    def summarize(self, question: str, df: pd.DataFrame) -> str:
-        """A short summary of the result (the LLM sees at most 100 rows)."""
-        return str(self.generate_summary(question, df.head(100)))  # type: ignore[attr-defined]
+    def summarize(self, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
+        """A short summary of the WHOLE result that answers the question.
+
+        Offline: deterministic sentences from the full frame. With an LLM: the model summarises aggregates computed
+        on the full frame (row count, totals, extremes, time span), never a truncated sample of rows."""
+        if getattr(self, "retrieve", None) is not None:  # the offline retrieval model
+            return summarize_frame(df, question, interpretation)
+        prompt = [
+            self.system_message(  # type: ignore[attr-defined]
+                "You summarise SQL query results for project controllers. You are given aggregates computed on the "
+                "complete result (not a sample). Answer the user's question in two or three short sentences, using "
+                "only these figures; write amounts in EUR with thousands separators."),
+            self.user_message(  # type: ignore[attr-defined]
+                f"Question: {question}\n"
+                + (f"Interpreted as: {interpretation}\n" if interpretation else "")
+                + f"Aggregates of the full result:\n{aggregates_text(df)}"),
+        ]
+        return self._ask_llm(prompt)
 
     def followups(self, question: str, sql: str, df: pd.DataFrame, n: int = 4) -> list[str]:
         """Up to ``n`` follow-up questions."""
