@@ -171,10 +171,12 @@ def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
     answer = turn.get("answer")
     if answer is not None and answer.declined:
         st.info(answer.message or "I cannot answer that question from the project-controlling data.")
-        reason = getattr(answer, "decline_reason", "")
-        if reason:
-            st.caption(reason)
-        _question_buttons(list(answer.nearest), f"nearest_{turn['id']}")
+        # the engine's alternatives are questions it can answer (the user's values filled in); the nearest trained
+        # questions are the fallback for answers that carry none
+        offers = list(getattr(answer, "alternatives", ()) or ()) or list(answer.nearest)
+        if offers:
+            st.caption("Questions I can answer:")
+        _question_buttons(offers, f"nearest_{turn['id']}")
         return
     if turn.get("kind") == conv.QUESTION:
         _render_answer_header(turn)
