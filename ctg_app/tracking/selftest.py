@@ -203,7 +203,9 @@ def run(args: argparse.Namespace | None = None, out=None) -> int:
     reset_tracker()
     settings = get_settings()
     checks = run_checks(settings)
-    print(render(checks, settings), file=out)
+    from ctg_app.console import console_redactor
+
+    print(console_redactor()(render(checks, settings)), file=out)  # a detail may quote a setting holding a secret
     print(f"({time.monotonic() - started:.1f} s)", file=out)
     return 1 if any(c.status == FAIL for c in checks) else 0
 

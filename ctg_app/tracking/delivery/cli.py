@@ -119,6 +119,14 @@ def _logging_to(stream: TextIO, verbose: bool, redact: Any) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flush-spool`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    from ctg_app.console import run_redacted
+
+    # stdout (text and --json), stderr and any traceback pass through the redactor: a secret pasted into a setting
+    # (TRACKING_TABLE, say) must not echo in an error message.
+    return run_redacted(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     from ctg_app.settings import SettingsError, reload_settings
     from ctg_app.tracking.recording.redact import Redactor
 
@@ -126,9 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = reload_settings()
     except SettingsError as exc:
-        with _logging_to(sys.stderr, args.verbose, Redactor()):
+        with _logging_to(sys.stderr, args.verbose, Redactor(max_length=2000, escape=False)):
             return _config_error(args, str(exc), out)
-    redact = Redactor(settings.secret_values(), max_length=2000)
+    redact = Redactor(settings.secret_values(), max_length=2000, escape=False)
     with _logging_to(sys.stderr, args.verbose, redact):
         try:
             return _run(args, settings, out)
