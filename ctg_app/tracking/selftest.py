@@ -54,7 +54,10 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
 
     # 1. basic action tracking
     try:
-        tracker = Tracker(test_settings)
+        from ctg_app.tracking.recording.spool import Spool
+
+        # a CLI: the flush below may wait the full TRACKING_SPOOL_BUSY_TIMEOUT_MS for a lock, unlike the request path
+        tracker = Tracker(test_settings, spool=Spool.from_settings(test_settings))
         event = tracker.record_unguarded("selftest", operation="selftest", duration_ms=1.0,
                                          details={"selftest": True}, user=settings.default_user)
         found = tracker.spool.connection().execute(

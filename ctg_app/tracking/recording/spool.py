@@ -100,6 +100,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 #: resident size, and the flush and the request path have no use for them.
 MMAP_BYTES = 1 << 30
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The longest a tracked call waits for a spool lock held by another connection (see ``Spool.from_settings``).
+REQUEST_LOCK_WAIT_MS = 100
 
 
 _fork_generation = 0
@@ -133,10 +135,16 @@ class Spool:
         self._schema_ready_generation: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Spool:
-        """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout)."""
-        return cls(settings.spool_path, synchronous=settings.spool_synchronous,
-                   busy_timeout_ms=settings.spool_busy_timeout_ms)
+    def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
+        """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout).
+
+        ``request_path=True`` (the recorder): wait at most :data:`REQUEST_LOCK_WAIT_MS` for a lock, so a held spool
+        costs a tracked call a dropped, counted event instead of a multi-second stall; flush and CLI paths keep
+        ``TRACKING_SPOOL_BUSY_TIMEOUT_MS``."""
+        busy_ms = settings.spool_busy_timeout_ms
+        if request_path:
+            busy_ms = min(busy_ms, REQUEST_LOCK_WAIT_MS)
+        return cls(settings.spool_path, synchronous=settings.spool_synchronous, busy_timeout_ms=busy_ms)
 
     # ----- connections -------------------------------------------------------------------------------------------
 

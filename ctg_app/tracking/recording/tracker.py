@@ -49,7 +49,7 @@ class Tracker:
         redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
-        self.spool = spool or Spool.from_settings(settings)
+        self.spool = spool or Spool.from_settings(settings, request_path=True)
         self.classifier = classifier or ErrorClassifier()
         self.redact = redactor or Redactor(settings.secret_values())
         self.enabled = settings.tracking_enabled
