@@ -25,7 +25,8 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}  all due events delivered (or nothing to do; --status, --migrate, --dry-run succeeded)
   {EXIT_ERROR}  unexpected internal error
   {EXIT_USAGE}  bad command line
-  {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table
+  {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table,
+     TRACKING_SPOOL_PATH does not exist
   {EXIT_UNREACHABLE}  warehouse unreachable / unavailable: nothing delivered, events stay pending
   {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or batches dead-lettered
 
@@ -156,6 +157,11 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
         warehouse_errors,
     )
     from ctg_app.tracking.delivery.flush import CONFIG, Flusher, classify
+
+    if not args.migrate and not settings.spool_path.exists():  # --migrate only touches the table
+        # Opening it would create an empty spool and report "nothing to do": a wrong path would go unnoticed.
+        return _config_error(args, f"the spool {settings.spool_path} does not exist: check TRACKING_SPOOL_PATH (it "
+                             "must name the file the app records into); no spool was created", out)
 
     if args.status:
         from ctg_app.tracking.delivery.leases import Delivery
