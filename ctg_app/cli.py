@@ -104,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for logger in quiet:
         logger.setLevel(max(logger.level, logging.WARNING))
     try:
-        return int(args.func(args) or 0)
+        if args.command == "run":  # becomes streamlit: its output is its own
+            return int(args.func(args) or 0)
+        from ctg_app.console import run_redacted
+
+        # Every other command's stdout, stderr and any traceback pass through the redactor: a secret pasted into a
+        # setting must not echo in an error message.
+        return run_redacted(lambda: args.func(args))
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)

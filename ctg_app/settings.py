@@ -55,7 +55,12 @@ class Settings:
     spool_synchronous: str = _setting(
         "TRACKING_SPOOL_SYNCHRONOUS", "NORMAL", doc="NORMAL (survives app crashes) or FULL (also power loss)"
     )
-    spool_busy_timeout_ms: int = _setting("TRACKING_SPOOL_BUSY_TIMEOUT_MS", 5000, doc="wait for a spool lock (ms)")
+    spool_busy_timeout_ms: int = _setting(
+        "TRACKING_SPOOL_BUSY_TIMEOUT_MS", 5000, doc="flush/CLI wait for a spool lock (ms)"
+    )
+    request_lock_wait_ms: int = _setting(
+        "TRACKING_REQUEST_LOCK_WAIT_MS", 100, doc="a tracked call's wait for a spool lock (ms), then a counted drop"
+    )
     tracking_enabled: bool = _setting("TRACKING_ENABLED", True, doc="false turns recording off entirely")
     default_user: str = _setting("TRACKING_DEFAULT_USER", SPEC_DEFAULT_USER, doc="user when no identity is known")
     trusted_user_header: str | None = _setting(
@@ -150,6 +155,8 @@ class Settings:
             raise SettingsError("CHAT_QUERY_TIMEOUT_S must be > 0 and CHAT_MAX_ROWS >= 1")
         if not self.llm_timeout_s > 0 or self.llm_max_retries < 0:
             raise SettingsError("LLM_TIMEOUT_S must be > 0 and LLM_MAX_RETRIES >= 0")
+        if self.request_lock_wait_ms < 0 or self.spool_busy_timeout_ms < 0:
+            raise SettingsError("TRACKING_REQUEST_LOCK_WAIT_MS and TRACKING_SPOOL_BUSY_TIMEOUT_MS must be >= 0")
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
 

@@ -4,13 +4,16 @@ Each trained question must also be understood by the offline answering engine (i
 question with that question's SQL only when it can read the trained question's slots itself).
 
 Exit status 0 when all run, 1 when any fails (each failure is reported with its question and error), 2 when the
-training file or data source cannot be used at all.
+training file or data source cannot be used at all. An unreachable warehouse (or a rejected token) stops the check at the
+first question that meets it, so the command takes one connection attempt (bounded by ``WAREHOUSE_TIMEOUT_S``), not
+one per trained question.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -32,8 +35,24 @@ class CheckResult:
     error: str = ""
 
 
+# Exceptions meaning "the data source cannot be reached or refused the session" (transport, retries exhausted,
+# HTTP 401/403): no later question can succeed, so the check stops. Matched by class path, as the error classifier does.
+_UNREACHABLE = ("databricks.sql.exc.RequestError", "urllib3.exceptions", "requests.exceptions", "builtins.OSError")
+
+
+class SourceUnreachable(RuntimeError):
+    """The data source could not be reached; the check stopped at the first question that met it."""
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    paths = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__]
+    return any(path == name or path.startswith(name + ".") for path in paths for name in _UNREACHABLE)
+
+
 def check_training(settings: Settings | None = None, source: DataSource | None = None) -> list[CheckResult]:
-    """Run every trained SQL (transpiled to the source's dialect) and collect the outcomes."""
+    """Run every trained SQL (transpiled to the source's dialect) and collect the outcomes.
+
+    Raises :class:`SourceUnreachable` at the first connection-level failure (see :data:`_UNREACHABLE`)."""
     settings = settings or get_settings()
     source = source or make_data_source(settings)
     results = []
@@ -43,6 +62,10 @@ def check_training(settings: Settings | None = None, source: DataSource | None =
         try:
             df = source.run_sql(example.sql)
         except Exception as exc:  # report every failure, whatever raised it
+            if _is_unreachable(exc):
+                from ctg_app.databricks.connection import describe_error
+
+                raise SourceUnreachable(describe_error(exc, settings)) from exc
             first_line = (str(exc).strip().splitlines() or [""])[0][:300]
             results.append(CheckResult(example.question, ok=False, error=f"{type(exc).__name__}: {first_line}"))
             continue
@@ -58,9 +81,14 @@ def check_training(settings: Settings | None = None, source: DataSource | None =
 def main(verbose: bool = False, out: TextIO | None = None) -> int:
     """Print a report; exit status 0 all passed, 1 some failed, 2 could not check."""
     out = out or sys.stdout
+    started = time.monotonic()
     try:
         source = make_data_source(get_settings())
         results = check_training(source=source)
+    except SourceUnreachable as exc:
+        print(f"check-training: cannot reach the data source ({source.describe()}): {exc}; gave up after "
+              f"{time.monotonic() - started:.1f} s (WAREHOUSE_TIMEOUT_S bounds the wait)", file=out)
+        return 2
     except Exception as exc:
         print(f"check-training: cannot check: {type(exc).__name__}: {exc}", file=out)
         return 2

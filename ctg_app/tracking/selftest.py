@@ -54,7 +54,10 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
 
     # 1. basic action tracking
     try:
-        tracker = Tracker(test_settings)
+        from ctg_app.tracking.recording.spool import Spool
+
+        # a CLI: the flush below may wait the full TRACKING_SPOOL_BUSY_TIMEOUT_MS for a lock, unlike the request path
+        tracker = Tracker(test_settings, spool=Spool.from_settings(test_settings))
         event = tracker.record_unguarded("selftest", operation="selftest", duration_ms=1.0,
                                          details={"selftest": True}, user=settings.default_user)
         if not tracker.spool.has_event(event.event_id):
@@ -201,7 +204,9 @@ def run(args: argparse.Namespace | None = None, out=None) -> int:
     reset_tracker()
     settings = get_settings()
     checks = run_checks(settings)
-    print(render(checks, settings), file=out)
+    from ctg_app.console import console_redactor
+
+    print(console_redactor()(render(checks, settings)), file=out)  # a detail may quote a setting holding a secret
     print(f"({time.monotonic() - started:.1f} s)", file=out)
     return 1 if any(c.status == FAIL for c in checks) else 0
 

@@ -14,9 +14,10 @@ import threading
 
 
 class HeaderInjectingProxy:
-    """Listens on 127.0.0.1:<free port>; forwards to 127.0.0.1:``target_port`` adding ``headers``."""
+    """Listens on 127.0.0.1:<free port>; forwards to 127.0.0.1:``target_port`` adding ``headers`` (a list value is
+    sent as several lines of the same header)."""
 
-    def __init__(self, target_port: int, headers: dict[str, str]) -> None:
+    def __init__(self, target_port: int, headers: dict[str, str | list[str]]) -> None:
         self.target_port = target_port
         self.headers = headers
         self._sock = socket.socket()
@@ -47,7 +48,8 @@ class HeaderInjectingProxy:
         lines = head.split(b"\r\n")
         names = {name.lower().encode() for name in self.headers}
         kept = [lines[0]] + [line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() not in names]
-        kept += [f"{name}: {value}".encode() for name, value in self.headers.items()]
+        for name, value in self.headers.items():  # a list value: one header line per entry (latin-1, as HTTP/1.1)
+            kept += [f"{name}: {line}".encode("latin-1") for line in (value if isinstance(value, list) else [value])]
         return b"\r\n".join(kept)
 
     def _handle(self, client: socket.socket) -> None:

@@ -106,3 +106,29 @@ def test_untrusted_header_does_not_make_an_admin(browser, start_app):
         context.close()
         proxy.close()
     assert server.wait_for_action("app_start")[0] == ("app_start", DEFAULT_USER, "ok")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["boss@elevio.com", "eve@example.com"],  # two header lines: the first used to win
+        "boss@elevio.com, eve@example.com",  # a list in one line
+        "bo ss@\televio.com",  # whitespace inside, used to be normalised into boss@elevio.com
+        "boss\xa0@elevio.com",  # a no-break space inside (latin-1 on the wire)
+    ],
+    ids=["two-lines", "comma-list", "space-and-tab", "no-break-space"],
+)
+def test_an_ambiguous_trusted_header_is_rejected(browser, start_app, value):
+    """Through the real request: a proxy sends the hostile header on the WebSocket handshake Streamlit reads it from."""
+    server = start_app(TRUSTED_USER_HEADER="X-Forwarded-Email")
+    proxy = HeaderInjectingProxy(server.port, {"X-Forwarded-Email": value})
+    context, page = _open(browser, proxy.url, header=None)
+    try:
+        page.get_by_text(DEFAULT_USER).first.wait_for()  # the sidebar shows who is acting
+    finally:
+        context.close()
+        proxy.close()
+    events = server.wait_for_action("app_start")
+    assert events[0] == ("app_start", DEFAULT_USER, "ok")  # not boss@elevio.com
+    assert "rejected" in server.log_path.read_text()  # logged once, without the value
+    assert "elevio.com" not in server.log_path.read_text()

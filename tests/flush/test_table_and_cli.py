@@ -217,7 +217,8 @@ def test_token_never_in_output(settings, spool, flush_env: FakeWarehouse, monkey
     assert spool.counts()["delivered"] == 20
 
 
-def test_dry_run_and_migrate_errors_map_to_exit_codes(settings, flush_env: FakeWarehouse, capsys) -> None:
+def test_dry_run_and_migrate_errors_map_to_exit_codes(settings, spool, flush_env: FakeWarehouse, capsys) -> None:
+    spool.connection()  # the spool exists (a missing one is a configuration error of its own); the warehouse is down
     flush_env.stop()
     assert flush_cli.main(["--dry-run"]) == flush_cli.EXIT_UNREACHABLE
     assert flush_cli.main(["--migrate"]) == flush_cli.EXIT_UNREACHABLE

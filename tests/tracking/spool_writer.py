@@ -2,7 +2,8 @@
 
 Each thread makes N tracked calls; after each call returns (the event is committed) the thread's running count is
 printed, so a parent that kills this process knows which events were committed. At the end it prints
-``DONE <failures>``, the number of tracking failures the guard swallowed.
+``DROPPED <n>`` (drops not yet persisted in the spool) and ``DONE <failures>``, the number of tracking failures the
+guard swallowed. Optional fourth argument ``bounded``: keep the default request-path lock wait instead of a patient one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ def work(i: int) -> int:
 
 def main() -> None:
     path, threads, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    set_tracker(Tracker(Settings(spool_path=path, spool_busy_timeout_ms=30_000)))
+    # Patient by default (this helper proves concurrency loses nothing); "bounded" keeps the 100 ms request-path bound.
+    patient = {} if len(sys.argv) > 4 and sys.argv[4] == "bounded" else {"request_lock_wait_ms": 30_000}
+    set_tracker(Tracker(Settings(spool_path=path, spool_busy_timeout_ms=30_000, **patient)))
     lock = threading.Lock()
     done = [0]
 
@@ -38,6 +41,7 @@ def main() -> None:
         w.start()
     for w in workers:
         w.join()
+    print(f"DROPPED {health.dropped_events}", flush=True)
     print(f"DONE {sum(health.failures.values())}", flush=True)
 
 

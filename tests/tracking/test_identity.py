@@ -53,10 +53,68 @@ def test_an_empty_header_falls_through(in_streamlit):
 
 
 def test_normalisation_bounds_and_strips(in_streamlit):
-    in_streamlit["headers"] = {"X-Forwarded-Email": "A\x00B\tC@x.org" + "z" * 1000}
+    # st.user's email and the default are normalised (the trusted header is rejected instead: see below)
+    in_streamlit["email"] = "A\x00B\tC@x.org" + "z" * 1000
     user = current_user(Settings(trusted_user_header="X-Forwarded-Email"))
     assert user.startswith("abc@x.org")
     assert len(user) == 254
+
+
+ADMIN = "boss@eleviogroup.com"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "bo ss@eleviogroup.com",  # a space inside
+        "bo ss@\televiogroup.com",  # space and tab inside
+        "boss\xa0@eleviogroup.com",  # no-break space
+        "boss@eleviogroup.com\u2003",  # em space (not HTTP whitespace, so not trimmed)
+        "boss\u200b@eleviogroup.com",  # zero-width space
+        "bo\x00ss@eleviogroup.com",  # NUL
+        "boss@eleviogroup.com\x1b[0m",  # ANSI
+        "boss@eleviogroup.com, eve@example.com",  # a list
+        "boss@eleviogroup.com;eve@example.com",
+        "boss@eleviogroup.com" + "z" * 300,  # longer than any address
+    ],
+)
+def test_a_trusted_header_with_hidden_characters_or_several_values_is_rejected(in_streamlit, value, caplog):
+    before = identity.header_rejections.count
+    in_streamlit["headers"] = {"X-Forwarded-Email": value}
+    assert current_user(Settings(trusted_user_header="X-Forwarded-Email")) == "ctg_chatbot_user@eleviogroup.com"
+    in_streamlit["email"] = "Login@Example.com"  # falls through to the login as if the header were absent
+    assert current_user(Settings(trusted_user_header="X-Forwarded-Email")) == "login@example.com"
+    assert identity.header_rejections.count == before + 2
+
+
+class _TwoLines(dict):
+    """Headers as Streamlit exposes them (``st.context.headers``): ``get`` gives the first line, ``get_all`` every one."""
+
+    def get_all(self, key):
+        return ["boss@eleviogroup.com", "eve@example.com"] if key == "X-Forwarded-Email" else []
+
+
+def test_two_header_lines_are_rejected_not_first_wins(in_streamlit):
+    in_streamlit["headers"] = _TwoLines({"X-Forwarded-Email": "boss@eleviogroup.com"})
+    assert current_user(Settings(trusted_user_header="X-Forwarded-Email")) == "ctg_chatbot_user@eleviogroup.com"
+
+
+def test_a_rejection_is_logged_once_and_never_shows_the_value(in_streamlit, caplog, monkeypatch):
+    monkeypatch.setattr(identity, "header_rejections", identity._Rejections())
+    settings = Settings(trusted_user_header="X-Forwarded-Email")
+    with caplog.at_level("WARNING", logger="ctg_app"):
+        for value in ("a b@x.org", "c\td@x.org", "e,f@x.org"):
+            in_streamlit["headers"] = {"X-Forwarded-Email": value}
+            current_user(settings)
+    assert identity.header_rejections.count == 3
+    [record] = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert "x.org" not in record.getMessage()
+    assert "X-Forwarded-Email" in record.getMessage()
+
+
+def test_surrounding_http_whitespace_is_trimmed(in_streamlit):
+    in_streamlit["headers"] = {"X-Forwarded-Email": " \tBoss@ElevioGroup.com \t"}
+    assert current_user(Settings(trusted_user_header="X-Forwarded-Email")) == ADMIN
 
 
 def test_events_carry_the_user_and_the_session(tracking_spool, in_streamlit, monkeypatch):

@@ -13,9 +13,9 @@ from ctg_app.tracking import Spool
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_writer(path: Path, threads: int, count: int) -> subprocess.Popen:
+def start_writer(path: Path, threads: int, count: int, extra: list[str] = ()) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.tracking.spool_writer", str(path), str(threads), str(count)],
+        [sys.executable, "-m", "tests.tracking.spool_writer", str(path), str(threads), str(count), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

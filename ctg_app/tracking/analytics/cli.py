@@ -41,6 +41,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if unknown:
         print(f"unknown report {unknown[0]!r}; choose stats, all, or one of: {', '.join(REPORTS)}", file=err)
         return 2
+    from ctg_app.databricks.connection import WarehouseConfigError
     from ctg_app.tracking.analytics.reports import WarehouseUnavailable
 
     payload: list[dict[str, Any]] = []
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
             result = run_report(name, **kwargs)
         except WarehouseUnavailable as exc:
             print(f"warehouse unavailable: {exc}", file=err)
+            return 3
+        except WarehouseConfigError as exc:  # e.g. TRACKING_TABLE is not catalog.schema.table
+            print(f"configuration error: {exc}", file=err)
             return 3
         if result.notice:
             print(f"note: {result.notice}", file=err)

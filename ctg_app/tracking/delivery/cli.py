@@ -25,7 +25,8 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}  all due events delivered (or nothing to do; --status, --migrate, --dry-run succeeded)
   {EXIT_ERROR}  unexpected internal error
   {EXIT_USAGE}  bad command line
-  {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table
+  {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table,
+     TRACKING_SPOOL_PATH does not exist
   {EXIT_UNREACHABLE}  warehouse unreachable / unavailable: nothing delivered, events stay pending
   {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or batches dead-lettered
 
@@ -119,6 +120,14 @@ def _logging_to(stream: TextIO, verbose: bool, redact: Any) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flush-spool`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    from ctg_app.console import run_redacted
+
+    # stdout (text and --json), stderr and any traceback pass through the redactor: a secret pasted into a setting
+    # (TRACKING_TABLE, say) must not echo in an error message.
+    return run_redacted(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     from ctg_app.settings import SettingsError, reload_settings
     from ctg_app.tracking.recording.redact import Redactor
 
@@ -126,9 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = reload_settings()
     except SettingsError as exc:
-        with _logging_to(sys.stderr, args.verbose, Redactor()):
+        with _logging_to(sys.stderr, args.verbose, Redactor(max_length=2000, escape=False)):
             return _config_error(args, str(exc), out)
-    redact = Redactor(settings.secret_values(), max_length=2000)
+    redact = Redactor(settings.secret_values(), max_length=2000, escape=False)
     with _logging_to(sys.stderr, args.verbose, redact):
         try:
             return _run(args, settings, out)
@@ -148,6 +157,11 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
         warehouse_errors,
     )
     from ctg_app.tracking.delivery.flush import CONFIG, Flusher, classify
+
+    if not args.migrate and not settings.spool_path.exists():  # --migrate only touches the table
+        # Opening it would create an empty spool and report "nothing to do": a wrong path would go unnoticed.
+        return _config_error(args, f"the spool {settings.spool_path} does not exist: check TRACKING_SPOOL_PATH (it "
+                             "must name the file the app records into); no spool was created", out)
 
     if args.status:
         from ctg_app.tracking.delivery.leases import Delivery

@@ -4,19 +4,51 @@ Precedence (spec: "User Identification"): a trusted proxy header, only when ``TR
 Apps sends ``X-Forwarded-Email``; anyone reaching the app directly could forge it, so it is ignored unless configured);
 then ``st.user``'s email when the user logged in through Streamlit; then the configured default
 (``ctg_chatbot_user@eleviogroup.com``). Outside a Streamlit script run (CLI, tests, threads) it is the default.
+
+The trusted header is taken only when it is unambiguous: exactly one header line holding one value, without whitespace,
+control characters or other invisible characters inside (``"bo ss@\t…"`` or a no-break space must not turn into
+somebody else's address by normalisation). Anything else is rejected: identity falls through as if the header were
+absent, and the rejection is counted (:data:`header_rejections`) and logged once, without the value.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sys
+import threading
 from collections.abc import Mapping
 
 from ctg_app.settings import Settings, get_settings
 
+log = logging.getLogger("ctg_app.tracking")
+
 MAX_USER_LENGTH = 254  # the longest valid email address
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\s]+")
+_HTTP_OWS = " \t"  # optional whitespace around a header value (RFC 9110), the only whitespace trimmed from it
+_LIST_SEPARATORS = (",", ";")
+
+
+class _Rejections:
+    """How many trusted-header values were rejected, by reason (thread-safe); the first is logged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.by_reason: dict[str, int] = {}
+
+    def add(self, header: str, reason: str) -> None:
+        with self._lock:
+            self.count += 1
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+            first = self.count == 1
+        if first:  # once per process: a misbehaving proxy must not flood the log; the value itself is never logged
+            log.warning("trusted header %s rejected (%s); identity falls back to the login or the default user "
+                        "(further rejections are counted, not logged)", header, reason)
+
+
+header_rejections = _Rejections()
 
 
 def normalise_user(value: object, default: str) -> str:
@@ -62,6 +94,40 @@ def _streamlit_user_email() -> str | None:
     return email or None
 
 
+def trusted_header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """The single, clean value of header ``name`` in ``headers``, or None when it is absent or rejected.
+
+    Rejected (counted in :data:`header_rejections`): several header lines, a list (``,`` or ``;``), whitespace, control,
+    format or other non-printable characters inside the value, or a value longer than an email address can be.
+    Only the surrounding spaces/tabs HTTP allows are trimmed; the result is lower-cased.
+    """
+    get_all = getattr(headers, "get_all", None)
+    values = list(get_all(name)) if callable(get_all) else [headers.get(name)]
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if len(values) > 1:
+        return _reject(name, "several header lines")
+    value = values[0]
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", "replace")
+    value = str(value).strip(_HTTP_OWS)
+    if not value:
+        return None
+    if len(value) > MAX_USER_LENGTH:
+        return _reject(name, "longer than an email address")
+    if any(sep in value for sep in _LIST_SEPARATORS):
+        return _reject(name, "several values")
+    if not value.isprintable() or any(char.isspace() for char in value):
+        return _reject(name, "whitespace or invisible characters inside")
+    return value.lower()
+
+
+def _reject(name: str, reason: str) -> None:
+    header_rejections.add(name, reason)
+    return None
+
+
 def current_user(settings: Settings | None = None) -> str:
     """The acting user's normalised email (see the module docstring for the precedence)."""
     settings = settings or get_settings()
@@ -69,9 +135,9 @@ def current_user(settings: Settings | None = None) -> str:
     if script_run_ctx() is None:
         return default
     if settings.trusted_user_header:
-        value = request_headers().get(settings.trusted_user_header)
+        value = trusted_header_value(request_headers(), settings.trusted_user_header)
         if value:
-            return normalise_user(value, default)
+            return value
     return normalise_user(_streamlit_user_email(), default)
 
 

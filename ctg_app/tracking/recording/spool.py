@@ -115,6 +115,10 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 #: resident size, and the flush and the request path have no use for them.
 MMAP_BYTES = 1 << 30
 SCHEMA_VERSION = len(MIGRATIONS)
+#: SQLite's own wait per attempt on the request path: its busy handler sleeps 1, 2, 5, 10 … ms between polls, so under
+#: steady contention from many writers a single 100 ms wait polls only ~8 times and can starve; the recorder instead
+#: retries attempts this short until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (default 100 ms) has passed (see ``Tracker``).
+REQUEST_LOCK_POLL_MS = 2
 
 
 _fork_generation = 0
@@ -137,21 +141,33 @@ class SpoolError(RuntimeError):
 class Spool:
     """A spool file. Cheap to construct; connections are opened lazily, one per thread (and per process after fork)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000,
+                 setup_busy_timeout_ms: int | None = None):
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.path = Path(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = int(busy_timeout_ms)
+        # Opening a connection (creating the file, WAL mode, schema migration) happens once per thread and must not
+        # fail because another process is creating the same file at that moment: it may wait longer than each call.
+        self.setup_busy_timeout_ms = max(self.busy_timeout_ms, int(setup_busy_timeout_ms or 0))
         self._local = threading.local()
         self._lock = threading.Lock()
         self._schema_ready_generation: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Spool:
-        """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout)."""
-        return cls(settings.spool_path, synchronous=settings.spool_synchronous,
-                   busy_timeout_ms=settings.spool_busy_timeout_ms)
+    def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
+        """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout).
+
+        ``request_path=True`` (the recorder): each attempt waits only :data:`REQUEST_LOCK_POLL_MS` for a lock and the
+        recorder gives up after ``TRACKING_REQUEST_LOCK_WAIT_MS``, so a held spool costs a tracked call a dropped, counted
+        event instead of a multi-second stall; flush and CLI paths keep ``TRACKING_SPOOL_BUSY_TIMEOUT_MS`` (as does
+        opening a connection, once per thread, which may have to wait for another process creating the schema)."""
+        busy_ms = settings.spool_busy_timeout_ms
+        if request_path:  # SQLite polls a held lock with growing sleeps; the recorder re-polls finely up to the bound
+            busy_ms = min(busy_ms, REQUEST_LOCK_POLL_MS)
+        return cls(settings.spool_path, synchronous=settings.spool_synchronous, busy_timeout_ms=busy_ms,
+                   setup_busy_timeout_ms=settings.spool_busy_timeout_ms)
 
     # ----- connections -------------------------------------------------------------------------------------------
 
@@ -184,16 +200,18 @@ class Spool:
         return conn
 
     def _connect_and_migrate(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000,
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.setup_busy_timeout_ms / 1000,
                                check_same_thread=False)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            conn.execute(f"PRAGMA busy_timeout = {self.setup_busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             if self._schema_ready_generation != _fork_generation:
                 with self._lock:
                     self._migrate(conn)
                     self._schema_ready_generation = _fork_generation
+            if self.busy_timeout_ms != self.setup_busy_timeout_ms:
+                conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         except BaseException:
             conn.close()
             raise

@@ -6,9 +6,12 @@ The request path never touches the network: shipping to Databricks is the flush'
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +20,7 @@ from ctg_app.tracking.recording.classify import ErrorClassifier
 from ctg_app.tracking.recording.event import STATUS_ERROR, STATUS_OK, Event, new_id_and_timestamp
 from ctg_app.tracking.recording.guard import fail_safe, health
 from ctg_app.tracking.recording import identity
-from ctg_app.tracking.recording.identity import current_user, normalise_user
+from ctg_app.tracking.recording.identity import MAX_USER_LENGTH, current_user, normalise_user
 from ctg_app.tracking.recording.redact import Redactor
 from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool
 
@@ -26,7 +29,12 @@ log = logging.getLogger("ctg_app.tracking")
 # Event(...) goes through a generated Python __new__; tuple.__new__ builds the same value in a third of the time.
 _make_event = tuple.__new__
 
+# Bounds applied at record time (README "What is recorded"), so one hostile value costs O(bound) and can neither
+# bloat the spool nor make the warehouse refuse its batch.
+MAX_NAME = 64  # action, operation, error_type
+MAX_ERROR_MESSAGE = 500  # the redacted exception message
 MAX_DETAIL_VALUE = 200  # characters kept of each captured value
+MAX_DETAIL_KEYS = 50  # captured values per event
 MAX_DETAILS = 2000  # characters of the whole details JSON
 
 
@@ -42,7 +50,7 @@ class Tracker:
         redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
-        self.spool = spool or Spool.from_settings(settings)
+        self.spool = spool or Spool.from_settings(settings, request_path=True)
         self.classifier = classifier or ErrorClassifier()
         self.redact = redactor or Redactor(settings.secret_values())
         self.enabled = settings.tracking_enabled
@@ -76,6 +84,15 @@ class Tracker:
         """
         if not self.enabled:
             return None
+        # Cheap checks for the common case (short printable constants); anything else is cleaned and bounded.
+        if type(action) is not str or len(action) > MAX_NAME or not action.isprintable():
+            action = self._name(action)
+        if operation is not None and (type(operation) is not str or len(operation) > MAX_NAME
+                                      or not operation.isprintable()):
+            operation = self._name(operation)
+        if error_type is not None and (type(error_type) is not str or len(error_type) > MAX_NAME
+                                       or not error_type.isprintable()):
+            error_type = self._name(error_type)
         event_id, timestamp = new_id_and_timestamp()
         ctx = identity.script_run_ctx()
         if ctx is None:
@@ -86,6 +103,9 @@ class Tracker:
             session_id = ctx.session_id
             if user is None:
                 user = current_user(self.settings)
+        if user is not self.default_user and (type(user) is not str or len(user) > MAX_USER_LENGTH
+                                              or not user.isprintable()):
+            user = self._name(user, MAX_USER_LENGTH)
         event = _make_event(
             Event,
             (
@@ -97,21 +117,43 @@ class Tracker:
             operation,
             status,
             error_type,
-            None if error_message is None else self.redact(error_message),
+            None if error_message is None else self.redact(error_message, MAX_ERROR_MESSAGE),
             duration_ms,
             session_id,
             self._details_json(details) if details else "{}",
             ),
         )
-        self.spool.append(event)
+        try:
+            self.spool.append(event)
+        except sqlite3.OperationalError as exc:  # only when the spool was locked: not on the common path
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY and its extended codes
+                raise
+            self._append_when_free(event)
         if health.dropped_events:
             self._persist_dropped()
         if self.debug:
             log.debug("tracked %s", event._asdict())
         return event
 
+    def _name(self, value: object, limit: int = MAX_NAME) -> str:
+        """A short text field (action, operation, error type, user) made safe: redacted, escaped, bounded."""
+        return self.redact(value, limit) or "?"
+
+    def _append_when_free(self, event: Event) -> None:
+        """Retry a locked append in short attempts until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (100 ms) has passed, then
+        give up (the guard counts the event as dropped): a request never stalls on a spool another process holds."""
+        deadline = time.monotonic() + self.settings.request_lock_wait_ms / 1000
+        while True:
+            try:
+                self.spool.append(event)
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+
     def _details_json(self, details: Mapping[str, Any]) -> str:
-        safe = {str(key)[:64]: _bounded(value, self.redact) for key, value in details.items()}
+        safe = {self._name(key): _bounded(value, self.redact)
+                for key, value in itertools.islice(details.items(), MAX_DETAIL_KEYS)}
         text = json.dumps(safe, ensure_ascii=False, default=str)
         if len(text) > MAX_DETAILS:
             text = json.dumps({"truncated": True, "keys": sorted(safe)[:20]})
@@ -152,8 +194,7 @@ class Tracker:
 def _bounded(value: Any, redact: Redactor) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    text = redact(value)
-    return text if len(text) <= MAX_DETAIL_VALUE else text[: MAX_DETAIL_VALUE - 1] + "…"
+    return redact(value, MAX_DETAIL_VALUE)
 
 
 _tracker: Tracker | None = None
