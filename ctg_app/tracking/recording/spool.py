@@ -31,6 +31,8 @@ TABLE = "events"
 STATE_PENDING = "pending"
 STATE_DELIVERED = "delivered"
 STATE_DEAD = "dead"
+#: In a segment file on the park volume (``ctg_app.tracking.delivery.park``), not yet known to be delivered.
+STATE_PARKED = "parked"
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted", "not a database")
@@ -91,9 +93,14 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """The park tier: the segment file (on the park volume) holding a row in state ``parked``."""
+    db.execute(f"ALTER TABLE {TABLE} ADD COLUMN parked_segment TEXT")
+
+
 #: Ordered schema migrations; migration N brings ``user_version`` from N-1 to N. Append, never edit, so old spool
 #: files stay readable.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 #: Scans of a large spool (the usage reports walk up to a million index entries) read through a memory map rather
 #: than one read() system call per page. Only scanning connections map the file: mapped pages count in a process's
@@ -255,7 +262,8 @@ class Spool:
         return [dict(zip(EVENT_COLUMNS, row)) for row in reversed(cursor.fetchall())]
 
     def counts(self) -> dict[str, int]:
-        """Number of events per delivery state (``pending``, ``delivered``, ``dead``), zeros included."""
+        """Number of events per delivery state (``pending``, ``delivered``, ``dead``, zeros included; ``parked`` too
+        when there are parked rows)."""
         result = {STATE_PENDING: 0, STATE_DELIVERED: 0, STATE_DEAD: 0}
         for state, count in self.connection().execute(f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state"):
             result[state] = count
