@@ -19,9 +19,10 @@ APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
 def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
-    """The command line that serves the app (headless, no usage statistics), plus passthrough arguments."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", *extra]
+    """The command line that serves the app: the launcher ``python -m ctg_app.serve`` (starts usage shipping with the
+    server and drains it at shutdown, then runs ``streamlit run`` headless, without usage statistics), plus
+    passthrough arguments for streamlit."""
+    return [sys.executable, "-m", "ctg_app.serve", *extra]
 
 
 def _run(args: argparse.Namespace) -> int:
