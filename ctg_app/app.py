@@ -71,16 +71,15 @@ def configure_logging() -> None:
 @fail_safe("background_flusher", events=0)
 def start_shipping() -> None:
     """Start the in-app background flusher when ``BACKGROUND_FLUSH`` is on (one per process; later calls are no-ops).
-    Under the launcher (``python -m ctg_app.serve``) it already runs, started with the server.
+    Under the launcher (``python -m ctg_app.serve``, what ``ctg-app run`` and ``app.yaml`` use) it already runs,
+    started with the server, and the launcher also drains it on shutdown; plain ``streamlit run`` gets neither.
 
     Imported lazily: the flush pulls in the Databricks connector, which the request path never needs.
     """
     if get_settings().background_flush:
-        from ctg_app.tracking.delivery import shutdown
         from ctg_app.tracking.delivery.background import start_background_flusher
 
         start_background_flusher()
-        shutdown.install()  # plain `streamlit run ctg_app/app.py` drains at exit too (ctg_app.serve does both)
 
 
 def render_identity() -> None:

@@ -150,3 +150,15 @@ def test_segment_round_trip_keeps_every_field(park_env):
     (path,) = park_env.files.list_files(VOLUME + "/")
     decoded, texts = decode_segment(park_env.files.read(path))
     assert decoded == events and len(texts) == 20
+
+
+def test_a_volume_path_that_is_not_a_volume_is_a_clear_error_and_the_flush_goes_on(flush_env, monkeypatch, capsys):
+    monkeypatch.setenv("TRACKING_PARK_VOLUME", "/tmp/not-a-volume")
+    settings = reload_settings()
+    spool = Spool(settings.spool_path)
+    fill(spool, make_events(5))
+    report = Flusher(settings, spool=spool).run()
+    assert report.delivered == 5 and report.park_error == "ParkConfigError"
+    assert flush_spool(["--status", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "TRACKING_PARK_VOLUME must look like /Volumes/" in doc["park"]["volume_error"]

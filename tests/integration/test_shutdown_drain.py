@@ -100,7 +100,11 @@ def test_flusher_starts_with_the_server_and_sigterm_drains_everything_into_the_w
             return len(warehouse_ids(wh)) == 100
         except Exception:  # table not created yet
             return False
-    wait_for(shipped, 30, "events shipped without any session")
+    try:
+        wait_for(shipped, 30, "events shipped without any session")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[0][-4000:]) from None
 
     # Recorded while the server runs; the next periodic flush is an hour away: only the drain can ship them.
     during = make_events(3000, prefix="during")
@@ -138,3 +142,17 @@ def test_sigterm_during_an_outage_parks_everything_within_the_deadline_and_a_new
     ids = warehouse_ids(wh)
     assert len(ids) == 2500 and sorted(ids) == sorted(e[0] for e in events)
     assert wh.files.list_files(VOLUME + "/") == []
+
+
+def test_the_launcher_keeps_the_databricks_packages_importable_after_streamlit_changes_sys_path():
+    """``streamlit run`` puts ``ctg_app/`` first on sys.path, where ``ctg_app/databricks`` shadows the connector."""
+    code = ("import sys\n"
+            "from ctg_app import serve\n"
+            "serve.pin_databricks_namespace()\n"
+            "sys.path.insert(0, str(serve.APP_PATH.parent))  # what streamlit's bootstrap does\n"
+            "import databricks.sql, databricks.sdk\n"
+            "print(databricks.sql.__name__)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "databricks.sql", result.stderr[-2000:]
+    unpinned = code.replace("serve.pin_databricks_namespace()\n", "")
+    assert subprocess.run([sys.executable, "-c", unpinned], cwd=ROOT, capture_output=True, timeout=60).returncode != 0

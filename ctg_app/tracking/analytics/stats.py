@@ -25,7 +25,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.recording.spool import STATE_DEAD, STATE_PENDING, Spool
+from ctg_app.tracking.recording.spool import STATE_DEAD, STATE_PARKED, STATE_PENDING, Spool
 
 if TYPE_CHECKING:  # pandas, sqlglot and the connector load only when statistics are asked for
     import pandas as pd
@@ -241,7 +241,7 @@ def _pending_rows(spool: Spool, settings: Settings, since: date, user: str | Non
     import pandas as pd
 
     sql = ("SELECT event_id, timestamp, user, action, status FROM events "
-           f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND app_name = :app_name "
+           f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}', '{STATE_PARKED}') AND app_name = :app_name "
            "AND timestamp >= :since_ts")
     params: dict[str, Any] = {"app_name": settings.app_name, "since_ts": since.isoformat()}
     if user is not None:
