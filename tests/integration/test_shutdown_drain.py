@@ -110,6 +110,7 @@ def test_flusher_starts_with_the_server_and_sigterm_drains_everything_into_the_w
     during = make_events(3000, prefix="during")
     fill(spool, during)
     seconds, output = terminate(proc, 8)
+    print(f"SIGTERM to exit: {seconds:.2f} s; " + "".join(l for l in output.splitlines(True) if "drain on" in l))
     assert seconds < 8, output[-3000:]
     ids = warehouse_ids(wh)
     assert sorted(ids) == sorted(e[0] for e in before + during)  # each exactly once
@@ -129,6 +130,7 @@ def test_sigterm_during_an_outage_parks_everything_within_the_deadline_and_a_new
     events = make_events(2500, prefix="outage")
     fill(spool, events)
     seconds, output = terminate(proc, 5)
+    print(f"SIGTERM to exit: {seconds:.2f} s; " + "".join(l for l in output.splitlines(True) if "drain on" in l))
     assert seconds < 5 + 1.5, output[-3000:]  # the drain budget, plus interpreter exit
     assert spool.counts()["pending"] == 0 and spool.counts()["parked"] == 2500, output[-3000:]
     assert wh.files.list_files(VOLUME + "/")
@@ -156,3 +158,16 @@ def test_the_launcher_keeps_the_databricks_packages_importable_after_streamlit_c
     assert result.returncode == 0 and result.stdout.strip() == "databricks.sql", result.stderr[-2000:]
     unpinned = code.replace("serve.pin_databricks_namespace()\n", "")
     assert subprocess.run([sys.executable, "-c", unpinned], cwd=ROOT, capture_output=True, timeout=60).returncode != 0
+
+
+def test_sigterm_with_a_hung_warehouse_and_no_volume_exits_in_time_and_says_what_is_left(fake_warehouse, tmp_path,
+                                                                                          serve):
+    wh = fake_warehouse
+    spool_path = tmp_path / "spool.sqlite3"
+    wh.faults.next(100_000, method="ExecuteStatement", hang=True, hang_timeout=60)
+    proc, _ = serve({**wh.env(), "TRACKING_SPOOL_PATH": str(spool_path), "TRACKING_DRAIN_TIMEOUT_S": "3"})
+    fill(Spool(spool_path), make_events(40, prefix="stuck"))
+    seconds, output = terminate(proc, 3)
+    assert seconds < 3 + 1.5, output[-3000:]
+    assert "40 left pending in the local spool - lost if this disk does not survive the restart" in output
+    assert Spool(spool_path).counts()["pending"] == 40  # still there for a persistent disk's next flusher

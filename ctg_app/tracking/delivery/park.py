@@ -417,6 +417,8 @@ def after_flush(flusher: Any, report: Any, stop: Any = None) -> None:
             report.unparked += unparked.delivered
             report.inserted += unparked.inserted
             report.park_error = unparked.error
+            if unparked.segments_delivered and since is not None:  # the warehouse took a segment: outage over
+                spool.set_meta(META_UNREACHABLE_SINCE, None)
     except Exception as exc:  # noqa: BLE001 - the park tier must never break the flush
         log.warning("park step failed: %s", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
         report.park_error = type(exc).__name__

@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _installed = False
 _drained = False
+_signalled_at: float | None = None  # time.monotonic() of the shutdown signal, when the launcher saw it
+
+
+def mark_signal() -> None:
+    """Remember when the shutdown signal arrived: the drain's deadline counts from then, not from when the web
+    server has finished stopping (called from the launcher's signal handler; the first signal counts)."""
+    global _signalled_at
+    if _signalled_at is None:
+        _signalled_at = time.monotonic()
 
 
 @dataclass
@@ -75,11 +84,21 @@ def drain(settings: Settings | None = None, *, timeout_s: float | None = None) -
     try:
         settings = settings or get_settings()
         budget = max(0.5, float(timeout_s if timeout_s is not None else settings.drain_timeout_s))
-        deadline = started + budget
+        # from the signal when known (the web server's own shutdown came first), but never less than a second
+        deadline = max(started + 1.0, (_signalled_at or started) + budget)
+        budget = deadline - started
         parking = bool(settings.park_volume)
         flush_until = deadline - park_reserve_s(budget, parking)
         stop_background_flusher(timeout=min(1.0, budget / 10))  # asks it to stop; a hung call is left behind
         spool = Spool.from_settings(settings)
+        parker = None
+        if parking:
+            from ctg_app.tracking.delivery.park import Parker
+
+            parker = Parker(settings, spool, timeout_s=max(1.0, park_reserve_s(budget, True) - 0.3))
+            # build the Files API client (SDK import, config) while the flush runs, not in the park's short budget
+            client_ready = threading.Thread(target=lambda: parker.files, name="ctg-drain-files-client", daemon=True)
+            client_ready.start()
         if settings.warehouse_configured:
             stop = threading.Event()
             flusher = Flusher(settings, spool=spool, owner=new_owner("drain"))
@@ -93,16 +112,15 @@ def drain(settings: Settings | None = None, *, timeout_s: float | None = None) -
             elif isinstance(result, BaseException):
                 report.error = f"{type(result).__name__}"
             report.timed_out = not done
-        if parking and spool.counts()[STATE_PENDING]:
-            from ctg_app.tracking.delivery.park import Parker
-
+        if parker is not None and spool.counts()[STATE_PENDING]:
             remaining = deadline - time.monotonic()
-            parker = Parker(settings, spool, timeout_s=max(1.0, remaining - 0.2))
             done, result = _in_thread(lambda: parker.park_pending(force=True, deadline=deadline - 0.2),
                                       remaining - 0.1, "ctg-drain-park")
             if done and not isinstance(result, BaseException):
                 report.parked = result.parked
                 report.error = result.error or report.error
+            elif done:
+                report.error = f"{type(result).__name__}"
             report.timed_out = report.timed_out or not done
         report.left_pending = spool.counts()[STATE_PENDING]
     except Exception as exc:  # noqa: BLE001 - shutting down must never fail because of tracking
@@ -111,9 +129,10 @@ def drain(settings: Settings | None = None, *, timeout_s: float | None = None) -
     report.seconds = round(time.monotonic() - started, 3)
     level = logging.WARNING if report.left_pending else logging.INFO
     log.log(level, "drain on shutdown: %d events delivered, %d parked, %d left pending in the local spool%s "
-            "(%.1f s)", report.delivered, report.parked, report.left_pending,
+            "(%.1f s%s%s)", report.delivered, report.parked, report.left_pending,
             " - lost if this disk does not survive the restart (set TRACKING_PARK_VOLUME)"
-            if report.left_pending else "", report.seconds)
+            if report.left_pending else "", report.seconds, ", deadline reached" if report.timed_out else "",
+            f"; {report.error}" if report.error else "")
     return report
 
 
