@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     root = str(APP_PATH.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     command = streamlit_command(extra)
-    if os.name == "posix":  # become streamlit: signals reach it directly and no orphan is left behind
+    if os.name == "posix":  # become the server: signals reach it directly and no orphan is left behind
         os.execve(command[0], command, env)
     try:
         return subprocess.call(command, env=env)
