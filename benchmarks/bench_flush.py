@@ -127,38 +127,40 @@ def fill_target(wh: FakeWarehouse, table: str, rows: int) -> None:
     cur.close()
 
 
-def merge_times(wh: FakeWarehouse, table: str, batches: list[list[tuple]], bounded: bool = True) -> list[float]:
-    """Seconds of each batch's MERGE (one statement per ~1 MB of it) through the real connector."""
+def open_sink(wh: FakeWarehouse, table: str, bounded: bool = True) -> DatabricksSink:
+    """A sink on ``table`` through the real connector (``bounded=False``: the MERGE without its time bound)."""
     settings = Settings.from_sources({**wh.env(), "TRACKING_TABLE": table, "WAREHOUSE_TIMEOUT_S": "60"})
-    times = []
-    with DatabricksSink(settings) as sink:
-        if not bounded:
-            sink._merge = sink._merge.replace(" AND t.`timestamp` >= CAST(:since AS TIMESTAMP)", "")
-        for batch in batches:
-            t0 = time.perf_counter()
-            result = sink.send(batch)
-            times.append(time.perf_counter() - t0)
-            assert result.inserted == len(batch), result
-    return times
+    sink = DatabricksSink(settings).open()
+    if not bounded:
+        sink._merge = sink._merge.replace(" AND t.`timestamp` >= CAST(:since AS TIMESTAMP)", "")
+    return sink
 
 
 def merge_scaling(wh: FakeWarehouse, rows: int, n_batches: int, batch_size: int) -> tuple[float, float, float]:
-    """Median per-batch MERGE seconds against an empty and a ``rows``-row table, and unbounded on the big one."""
+    """Median per-batch MERGE seconds against an empty and a ``rows``-row table, and unbounded on the big one.
+    The three are interleaved batch by batch, so the machine's drift weighs on each alike."""
     small, big, plain = (f"bench.merge.t{i}" for i in range(3))
     wh.query(create_table_sql(small))
     t0 = time.perf_counter()
     fill_target(wh, big, rows)
     fill_target(wh, plain, rows)
     print(f"(d) two {rows:,}-row target tables built in {time.perf_counter() - t0:.1f} s", flush=True)
+    sinks = {"0": open_sink(wh, small), "big": open_sink(wh, big), "unbounded": open_sink(wh, plain, False)}
+    times: dict[str, list[float]] = {label: [] for label in sinks}
+    try:
+        for k in range(n_batches + 1):  # batch 0 warms each table up (one-off costs) and is not counted
+            for label, sink in sinks.items():
+                batch = events(batch_size, f"d{label}", first=k * batch_size)
+                t = time.perf_counter()
+                result = sink.send(batch)
+                if k:
+                    times[label].append(time.perf_counter() - t)
+                assert result.inserted == len(batch), result
+    finally:
+        for sink in sinks.values():
+            sink.close()
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    warm = events(batch_size, "warm")
-    for table in (small, big, plain):  # first statement per table pays one-off costs
-        merge_times(wh, table, [warm])
-    runs = {}
-    for label, table, bounded in (("0", small, True), ("big", big, True), ("unbounded", plain, False)):
-        batches = [events(batch_size, f"d{label}", first=k * batch_size) for k in range(n_batches)]
-        runs[label] = median(merge_times(wh, table, batches, bounded))
-    return runs["0"], runs["big"], runs["unbounded"]
+    return median(times["0"]), median(times["big"]), median(times["unbounded"])
 
 
 def main() -> None:
@@ -168,7 +170,7 @@ def main() -> None:
     parser.add_argument("--million", type=int, default=1_000_000, help="events for the big run")
     parser.add_argument("--batch-size", type=int, default=4000)
     parser.add_argument("--merge-rows", type=int, default=5_000_000, help="rows in the big MERGE target table")
-    parser.add_argument("--merge-batches", type=int, default=10, help="batches timed per target table")
+    parser.add_argument("--merge-batches", type=int, default=20, help="batches timed per target table")
     parser.add_argument("--only-merge", action="store_true", help="run (d) only")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-flush-"))
