@@ -162,3 +162,20 @@ def test_a_volume_path_that_is_not_a_volume_is_a_clear_error_and_the_flush_goes_
     assert flush_spool(["--status", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert "TRACKING_PARK_VOLUME must look like /Volumes/" in doc["park"]["volume_error"]
+
+
+def test_the_park_tier_logs_in_as_the_service_principal_like_databricks_apps(tmp_path, monkeypatch):
+    from fake_databricks import FakeWarehouse
+
+    with FakeWarehouse(oauth_clients={"sp-id": "sp-secret"}) as wh:
+        for key, value in wh.oauth_env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("TRACKING_SPOOL_PATH", str(tmp_path / "spool.sqlite3"))
+        monkeypatch.setenv("TRACKING_PARK_VOLUME", VOLUME)
+        settings = reload_settings()
+        spool = Spool(settings.spool_path)
+        fill(spool, make_events(30))
+        assert Parker(settings, spool, timeout_s=2).park_pending().parked == 30
+        assert wh.tokens_issued >= 1 and len(wh.files.list_files(VOLUME + "/")) == 1
+        report = Flusher(settings, spool=spool).run()
+        assert report.unparked == 30 and len(warehouse_ids(wh)) == 30
