@@ -72,6 +72,8 @@ def configure_logging() -> None:
 @fail_safe("background_flusher", events=0)
 def start_shipping() -> None:
     """Start the in-app background flusher when ``BACKGROUND_FLUSH`` is on (one per process; later calls are no-ops).
+    Under the launcher (``python -m ctg_app.serve``, what ``ctg-app run`` and ``app.yaml`` use) it already runs,
+    started with the server, and the launcher also drains it on shutdown; plain ``streamlit run`` gets neither.
 
     Imported lazily: the flush pulls in the Databricks connector, which the request path never needs.
     """

@@ -19,9 +19,10 @@ APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
 def streamlit_command(extra: Sequence[str] = ()) -> list[str]:
-    """The command line that serves the app (headless, no usage statistics), plus passthrough arguments."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", *extra]
+    """The command line that serves the app: the launcher ``python -m ctg_app.serve`` (starts usage shipping with the
+    server and drains it at shutdown, then runs ``streamlit run`` headless, without usage statistics), plus
+    passthrough arguments for streamlit."""
+    return [sys.executable, "-m", "ctg_app.serve", *extra]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     root = str(APP_PATH.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     command = streamlit_command(extra)
-    if os.name == "posix":  # become streamlit: signals reach it directly and no orphan is left behind
+    if os.name == "posix":  # become the server: signals reach it directly and no orphan is left behind
         os.execve(command[0], command, env)
     try:
         return subprocess.call(command, env=env)

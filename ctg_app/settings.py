@@ -99,6 +99,15 @@ class Settings:
     spool_max_mb: int = _setting("SPOOL_MAX_MB", 512, doc="spool size cap in MB (policy: docs/flush-spool.md)")
     background_flush: bool = _setting("BACKGROUND_FLUSH", False, doc="run a flusher thread inside the app")
     background_flush_interval_s: float = _setting("BACKGROUND_FLUSH_INTERVAL_S", 30.0, doc="flusher interval")
+    drain_timeout_s: float = _setting(
+        "TRACKING_DRAIN_TIMEOUT_S", 10.0, doc="on shutdown, flush (then park) for at most this long (Apps allow 15 s)"
+    )
+    park_volume: str | None = _setting(
+        "TRACKING_PARK_VOLUME", None, doc="off-box park tier: /Volumes/<catalog>/<schema>/<volume>/<dir>/ (off when unset)"
+    )
+    park_after_s: float = _setting(
+        "TRACKING_PARK_AFTER_S", 300.0, doc="park pending events once the warehouse was unreachable this long"
+    )
 
     # --- chatbot ---
     llm_provider: str = _setting(

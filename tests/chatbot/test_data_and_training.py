@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from ctg_app import cli
+from ctg_app import cli, serve
 from ctg_app.chatbot import training_check
 from ctg_app.chatbot.data_source import SampleSQLiteSource, make_data_source, qualify_tables
 from ctg_app.chatbot.sample_data import SCHEMA, ensure_sample_db, generate, sample_tables
@@ -101,9 +101,11 @@ def test_run_command_starts_streamlit_headless(monkeypatch):
     assert cli.main(["run", "--server.port", "8765"]) == 0
     cmd, env = calls[0]
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(cli.APP_PATH.parent.parent)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ctg_app/app.py")
-    assert cmd[5:] == ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-                       "--server.port", "8765"]
+    assert cmd[1:] == ["-m", "ctg_app.serve", "--server.port", "8765"]  # the launcher (ctg_app/serve.py) ...
+    argv = serve.streamlit_argv(cmd[3:])  # ... runs streamlit's own `streamlit run` in-process with these arguments
+    assert argv[:2] == ["streamlit", "run"] and argv[2].endswith("ctg_app/app.py")
+    assert argv[3:] == ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+                        "--server.port", "8765"]
 
 
 def test_subcommands_are_registered_one_function_each():

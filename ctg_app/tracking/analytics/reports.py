@@ -769,7 +769,7 @@ def _pending_count(spool: Spool) -> int:
         counts = spool.counts()
     except Exception:  # noqa: BLE001 - a notice is not worth failing the report for
         return 0
-    return counts.get("pending", 0) + counts.get("dead", 0)
+    return counts.get("pending", 0) + counts.get("dead", 0) + counts.get("parked", 0)  # parked: on the volume
 
 
 def run_spec_query(name: str, reader: WarehouseReader) -> pd.DataFrame:

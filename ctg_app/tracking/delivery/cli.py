@@ -31,7 +31,8 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or batches dead-lettered
 
 environment: DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN (or DATABRICKS_CONNECTION_URI),
-TRACKING_TABLE, TRACKING_SPOOL_PATH, WAREHOUSE_TIMEOUT_S, FLUSH_BATCH_SIZE, SPOOL_RETENTION_DAYS, SPOOL_MAX_MB.
+TRACKING_TABLE, TRACKING_SPOOL_PATH, WAREHOUSE_TIMEOUT_S, FLUSH_BATCH_SIZE, SPOOL_RETENTION_DAYS, SPOOL_MAX_MB,
+TRACKING_PARK_VOLUME, TRACKING_PARK_AFTER_S.
 """
 
 _OUTCOME_EXIT = {"ok": EXIT_OK, "config": EXIT_CONFIG, "unreachable": EXIT_UNREACHABLE, "partial": EXIT_PARTIAL}
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--status", action="store_true", help="show the spool's delivery status and exit (no network)")
+    what.add_argument("--status", action="store_true",
+                      help="show the spool's delivery status and exit (no warehouse; lists the park volume if set)")
     what.add_argument("--dry-run", action="store_true",
                       help="connect and inspect the table, show what would be sent; write nothing")
     what.add_argument("--migrate", action="store_true",
@@ -167,7 +169,12 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
         from ctg_app.tracking.delivery.leases import Delivery
         from ctg_app.tracking.recording.spool import Spool
 
-        status = Delivery(Spool.from_settings(settings)).status()
+        spool = Spool.from_settings(settings)
+        status = Delivery(spool).status()
+        if settings.park_volume:  # the park tier's segments on the volume and their age (park.py)
+            from ctg_app.tracking.delivery.park import parked_status
+
+            status["park"] = parked_status(settings, spool)
         _print_status(status, args.json, out)
         return EXIT_OK
 
@@ -216,6 +223,9 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
     summary = (f"delivered {report.delivered} events ({report.inserted} new to the table) in {report.batches} "
                f"batch(es), {report.statements} statement(s), {report.seconds:.1f} s; pending {status['pending']}, "
                f"dead {status['dead']}, dropped {status['dropped']}")
+    if report.parked or report.unparked or report.park_error:
+        summary += (f"; park volume: {report.parked} parked, {report.unparked} delivered from parked segments"
+                    + (f" ({report.park_error})" if report.park_error else ""))
     if report.error:
         summary += f"; error: {report.error}"
     _emit(args.json, {**report.as_dict(), "status": status}, summary, out, error=report.outcome != "ok")
@@ -278,7 +288,26 @@ def _print_status(status: dict[str, Any], as_json: bool, out: TextIO) -> None:
     ]
     for reason in status["dead_reasons"]:
         lines.append(f"  dead x{reason['count']}: {reason['reason']}")
+    lines += _park_lines(status.get("park"))
     out.write("\n".join(lines) + "\n")
+
+
+def _park_lines(park: dict[str, Any] | None) -> list[str]:
+    """The park tier's lines of ``--status``: segments on the volume and the oldest one's age."""
+    if park is None:
+        return ["parked:           - (no TRACKING_PARK_VOLUME: pending events live only on this disk)"]
+    segments = park.get("parked_segments") or []
+    oldest = park.get("oldest_parked_age_s")
+    lines = [f"parked:           {len(segments)} segment(s) on {park['park_volume']}"
+             + (f", oldest {_age(oldest)} old" if oldest is not None else "")
+             + f"; {park.get('parked_local', 0)} parked from this spool"]
+    if park.get("park_failed"):
+        lines.append(f"  could not park:  {park['park_failed']} pending events (still in the spool)")
+    if park.get("volume_error"):
+        lines.append(f"  volume error:    {park['volume_error']}")
+    elif park.get("last_park_error"):
+        lines.append(f"  last park error: {park['last_park_error']} (at {park.get('last_park_error_at')})")
+    return lines
 
 
 def _age(seconds: float) -> str:

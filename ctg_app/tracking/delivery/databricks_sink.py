@@ -9,6 +9,11 @@ One statement per batch carries the whole batch as ONE JSON ``STRING`` parameter
   1 MB parameter-value limit;
 - concurrent ``MERGE``s on one Delta table may conflict (``ConcurrentAppendException``): retried here with jitter.
 
+Each ``MERGE`` also bounds the target by the batch's earliest timestamp (``t.timestamp >= :since``): a duplicate of an
+event always carries the event's own timestamp, so the bound is exact, and on a table clustered by ``timestamp``
+(new tables are created ``CLUSTER BY (timestamp)``) Delta skips every file older than the batch - the ``MERGE`` costs
+what the batch costs, not what the table holds (``benchmarks/bench_flush.py``).
+
 The key is ``event_id``. A pre-existing table with only the spec's four columns (other apps write to it) is used as
 it is until ``flush-spool --migrate`` adds the nullable extension columns: until then only the four columns are
 delivered, deduplicated on the natural key ``(timestamp, app_name, user, action)``.
@@ -63,20 +68,41 @@ class TableSchemaError(ValueError):
     """The central table exists but lacks columns this code needs (the four spec columns)."""
 
 
-def create_table_sql(table: str, fields: tuple[Field, ...] = FIELDS) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for the central table (the spec's four columns + nullable extensions)."""
+#: Liquid clustering on the time column: the MERGE's time bound and the reports' time filters skip older files.
+CLUSTER_SQL = "CLUSTER BY (`timestamp`)"
+
+
+def create_table_sql(table: str, fields: tuple[Field, ...] = FIELDS, *, clustered: bool = True) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for the central table (the spec's four columns + nullable extensions), liquid
+    clustered by ``timestamp`` unless ``clustered=False`` (for warehouses without liquid clustering)."""
     from ctg_app.tracking.recording.event import table_fields
 
     columns = ",\n  ".join(f"`{f.name}` {f.delta_type}" for f in table_fields(fields))
-    return f"CREATE TABLE IF NOT EXISTS {validate_table_name(table)} (\n  {columns}\n) USING DELTA"
+    cluster = f" {CLUSTER_SQL}" if clustered else ""
+    return f"CREATE TABLE IF NOT EXISTS {validate_table_name(table)} (\n  {columns}\n) USING DELTA{cluster}"
+
+
+def cluster_table_sql(table: str) -> str:
+    """``ALTER TABLE ... CLUSTER BY (timestamp)`` for an existing central table (documented; run once by an owner)."""
+    return f"ALTER TABLE {validate_table_name(table)} {CLUSTER_SQL}"
+
+
+def batch_since(events: Sequence[Sequence[Any]]) -> str:
+    """The earliest timestamp of a batch in the wire form (``2026-01-02T03:04:05.123456Z``): the MERGE's exact lower
+    bound on the target (a duplicate of an event has the event's own timestamp)."""
+    earliest = min(str(event[_INDEX["timestamp"]]) for event in events)
+    return earliest.replace(" ", "T") + "Z"
 
 
 def merge_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on ``key``)."""
+    """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on
+    ``key``), the target bounded by the batch's earliest timestamp ``:since`` (see :func:`batch_since`)."""
     struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in columns)
     on = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in key)
     names = ", ".join(f"`{name}`" for name in columns)
     values = ", ".join(f"s.{WIRE_NAMES[name]}" for name in columns)
+    # The time bound is exact (see the module docstring) and lets Delta skip files older than the batch.
+    on += " AND t.`timestamp` >= CAST(:since AS TIMESTAMP)"
     return (
         f"MERGE INTO {validate_table_name(table)} AS t\n"
         f"USING (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
@@ -151,7 +177,7 @@ class DatabricksSink:
             self.conn = connect(self.settings)
         existing = self.existing_columns()
         if existing is None and create:
-            self._execute(create_table_sql(self.table))
+            self._create()
             existing = self.existing_columns()
         self._use(existing)
         return self
@@ -163,6 +189,19 @@ class DatabricksSink:
     def describe(self) -> dict[str, Any]:
         """The table's name, mode and the columns delivered."""
         return {"table": self.table, "mode": self.mode, "columns": list(self.columns)}
+
+    def _create(self) -> None:
+        """Create the table, liquid clustered by ``timestamp``; without clustering where the warehouse refuses it."""
+        from databricks.sql.exc import ServerOperationError
+
+        try:
+            self._execute(create_table_sql(self.table))
+        except ServerOperationError as exc:
+            if "CLUSTER" not in str(exc).upper():
+                raise
+            log.warning("the warehouse refused CLUSTER BY (%s); creating %s without liquid clustering",
+                        str(exc).splitlines()[0][:200], self.table)
+            self._execute(create_table_sql(self.table, clustered=False))
 
     def close(self) -> None:
         """Close the connection (errors while closing are ignored: the work is already committed or released)."""
@@ -227,7 +266,7 @@ class DatabricksSink:
             self.conn = connect(self.settings)
         existing = self.existing_columns()
         if existing is None:
-            self._execute(create_table_sql(self.table))
+            self._create()
             self._use(self.existing_columns())
             return [name for name, _ in TABLE_COLUMNS]
         have = {c.lower() for c in existing}
@@ -255,10 +294,11 @@ class DatabricksSink:
         else:
             unique = [texts[i] for i in keep] if len(keep) != len(texts) else list(texts)
         inserted = statements = conflicts = 0
+        since = batch_since([events[i] for i in keep]) if keep else ""
         for chunk in chunk_texts(unique, self.max_param_bytes):
             for attempt in range(self.conflict_retries + 1):
                 try:
-                    inserted += self._merge_one(chunk)
+                    inserted += self._merge_one(chunk, since)
                     statements += 1
                     break
                 except warehouse_errors() as exc:
@@ -268,10 +308,10 @@ class DatabricksSink:
                     time.sleep(CONFLICT_BACKOFF.delay(attempt))
         return SendResult(inserted, statements, conflicts)
 
-    def _merge_one(self, text: str) -> int:
+    def _merge_one(self, text: str, since: str) -> int:
         with self.conn.cursor() as cur:
             self.statements += 1
-            cur.execute(self._merge, {"events": text})
+            cur.execute(self._merge, {"events": text, "since": since})
             inserted = None
             if cur.description:
                 names = [d[0] for d in cur.description]

@@ -66,6 +66,9 @@ class FlushReport:
     dead: int = 0
     purged: int = 0
     dropped_cap: int = 0
+    parked: int = 0  # pending events moved to the park volume (park.py)
+    unparked: int = 0  # parked events delivered from the park volume
+    park_error: str | None = None
     mode: str | None = None
     error: str | None = None
     error_kind: str | None = None  # config | auth | unreachable | rejected
@@ -146,6 +149,10 @@ class Flusher:
         try:
             if self.due_count(ignore_backoff=ignore_backoff, limit=1):
                 self._deliver(report, max_batches, ignore_backoff, progress, stop)
+            if self.settings.park_volume:  # the off-box park tier (park.py): park in an outage, deliver parked
+                from ctg_app.tracking.delivery.park import after_flush
+
+                after_flush(self, report, stop)
         finally:
             if housekeeping:
                 self._housekeep(report)

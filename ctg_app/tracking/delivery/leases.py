@@ -31,7 +31,15 @@ from typing import Any
 from ctg_app.tracking.delivery.backoff import SPOOL_RETRY, Backoff
 from ctg_app.tracking.delivery.sink import Batch
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
-from ctg_app.tracking.recording.spool import DROPPED_COUNTER, STATE_DEAD, STATE_DELIVERED, STATE_PENDING, TABLE, Spool
+from ctg_app.tracking.recording.spool import (
+    DROPPED_COUNTER,
+    STATE_DEAD,
+    STATE_DELIVERED,
+    STATE_PARKED,
+    STATE_PENDING,
+    TABLE,
+    Spool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +189,11 @@ class Delivery:
         before = self.used_bytes()
         if before <= max_bytes:
             return CapResult(bytes_before=before, bytes_after=before)
-        purged = self._shrink(max_bytes, f"state = '{STATE_DELIVERED}'")
+        # parked rows are safe in their segment on the park volume: local copies, as delivered ones are
+        purged = self._shrink(max_bytes, f"state IN ('{STATE_DELIVERED}', '{STATE_PARKED}')")
         dropped = 0
         if self.used_bytes() > max_bytes:
-            dropped = self._shrink(max_bytes, f"state != '{STATE_DELIVERED}'", counter=CAP_COUNTER)
+            dropped = self._shrink(max_bytes, f"state IN ('{STATE_PENDING}', '{STATE_DEAD}')", counter=CAP_COUNTER)
         after = self.used_bytes()
         if dropped:
             log.warning("spool over its size cap (%d > %d bytes): dropped the %d oldest UNDELIVERED events "

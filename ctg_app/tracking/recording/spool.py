@@ -33,6 +33,8 @@ STATE_PENDING = "pending"
 STATE_DELIVERED = "delivered"
 STATE_DEAD = "dead"
 DROPPED_COUNTER = "dropped_unwritable"  # events lost while the spool was unwritable (persistent)
+#: In a segment file on the park volume (``ctg_app.tracking.delivery.park``), not yet known to be delivered.
+STATE_PARKED = "parked"
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -104,11 +106,14 @@ def add_field_migration(field: Field) -> Callable[[sqlite_utils.Database], None]
 
     migrate.__doc__ = f"The event field {field.name!r}."
     return migrate
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """The park tier: the segment file (on the park volume) holding a row in state ``parked``."""
+    db.execute(f"ALTER TABLE {TABLE} ADD COLUMN parked_segment TEXT")
 
 
 #: Ordered schema migrations; migration N brings ``user_version`` from N-1 to N. Append, never edit, so old spool
 #: files stay readable.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 #: Scans of a large spool (the usage reports walk up to a million index entries) read through a memory map rather
 #: than one read() system call per page. Only scanning connections map the file: mapped pages count in a process's
@@ -288,7 +293,8 @@ class Spool:
         return [dict(zip(EVENT_COLUMNS, row)) for row in reversed(cursor.fetchall())]
 
     def counts(self) -> dict[str, int]:
-        """Number of events per delivery state (``pending``, ``delivered``, ``dead``), zeros included."""
+        """Number of events per delivery state (``pending``, ``delivered``, ``dead``, zeros included; ``parked`` too
+        when there are parked rows)."""
         result = {STATE_PENDING: 0, STATE_DELIVERED: 0, STATE_DEAD: 0}
         for state, count in self.connection().execute(f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state"):
             result[state] = count
@@ -301,13 +307,13 @@ class Spool:
 
     def undelivered_rows(self, columns: tuple[str, ...], *, app_name: str, since_ts: str,
                          user: str | None = None) -> list[tuple]:
-        """``columns`` of the app's events not delivered yet (pending or dead) from ``since_ts`` on, for ``user``
+        """``columns`` of the app's events not delivered yet (pending, dead or parked) from ``since_ts`` on, for ``user``
         when given (a scan: the analytics merge these with the warehouse's rows)."""
         unknown = set(columns) - set(EVENT_COLUMNS)
         if unknown:
             raise ValueError(f"not event columns: {sorted(unknown)}")
         sql = (f"SELECT {', '.join(columns)} FROM {TABLE} "
-               f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND app_name = :app_name AND timestamp >= :since_ts")
+               f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}', '{STATE_PARKED}') AND app_name = :app_name AND timestamp >= :since_ts")
         params: dict[str, Any] = {"app_name": app_name, "since_ts": since_ts}
         if user is not None:
             sql += " AND user = :user"

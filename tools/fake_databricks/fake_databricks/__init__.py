@@ -124,6 +124,17 @@ class FakeWarehouse:
         return env
 
     @property
+    def files(self) -> Any:
+        """The fake workspace's Files API store (:class:`fake_databricks.files_api.FilesStore`): volume files, call
+        counts, ``fail_next(...)`` and ``unavailable`` faults."""
+        return self._server.files
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port``: the workspace host for ``databricks-sdk`` (Files API, OAuth)."""
+        return self._server.base_url
+
+    @property
     def tokens_issued(self) -> int:
         """OAuth access tokens issued by the token endpoint (0 without OAuth mode)."""
         return self.oauth.tokens_issued if self.oauth is not None else 0

@@ -389,7 +389,52 @@ class _Handler(BaseHTTPRequestHandler):
         oauth = self.server.owner.oauth
         if oauth is not None and self._oauth_reply(oauth.handle_get(self.path, self.server.owner.base_url)):
             return
+        if self._files_request("GET"):
+            return
+        if self.path.split("?")[0].rstrip("/") == "/.well-known/databricks-config":  # a workspace serves it always
+            body = json.dumps({"oidc_endpoint": f"{self.server.owner.base_url}/oidc", "workspace_id": "1234567890"})
+            self._send(200, body.encode(), {"Content-Type": "application/json"})
+            return
         self._send(404, b"Not Found")
+
+    # ---- the Files API (files_api.py): volume files for the SDK's WorkspaceClient().files ----
+    def do_PUT(self) -> None:
+        if not self._files_request("PUT"):
+            self._send(404, b"Not Found")
+
+    def do_DELETE(self) -> None:
+        if not self._files_request("DELETE"):
+            self._send(404, b"Not Found")
+
+    def do_HEAD(self) -> None:
+        if not self._files_request("HEAD"):
+            self._send(404, b"")
+
+    def _files_request(self, method: str) -> bool:
+        """Answer a Files API call (True), or False when the path is not one."""
+        from .files_api import DIRECTORIES_PREFIX, FILES_PREFIX
+
+        owner = self.server.owner
+        if not self.path.startswith((FILES_PREFIX, DIRECTORIES_PREFIX)):
+            return False
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        auth = self.headers.get("Authorization")
+        if auth != f"Bearer {owner.token}" and not (owner.oauth is not None and owner.oauth.accepts(auth)):
+            self._send(401, b'{"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}',
+                       {"Content-Type": "application/json"})
+            return True
+        status, reply, headers = owner.files.handle(method, self.path, body)
+        if method == "HEAD":  # no body, but the real length of what GET would send
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            if "content-length" not in headers:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        self._send(status, reply, {k: v for k, v in headers.items() if k != "content-length"})
+        return True
 
     def do_POST(self) -> None:
         owner = self.server.owner
@@ -452,6 +497,9 @@ class WarehouseServer:
         self.faults = faults
         self.ssl_context = ssl_context
         self.oauth: Any = None  # an oauth.OAuthServer when the OAuth M2M mode is on
+        from .files_api import FilesStore
+
+        self.files = FilesStore()  # the Files API's volume files
         self.statements: list[str] = []
         self.method_counts: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
