@@ -111,6 +111,33 @@ def _answer_events(key: tuple, days: int, user: str | None, _board):
     return answer_events(_board, days, user)
 
 
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _parked(key: tuple, _board):
+    from ctg_app.tracking.analytics.dashboard import parked
+
+    return parked(_board)
+
+
+def _park_panel(board) -> None:
+    status = _parked(board.cache_key(), board)
+    if status is None:
+        st.caption("No park volume (TRACKING_PARK_VOLUME): on an ephemeral disk, events still pending when the app "
+                   "stops are lost.")
+        return
+    segments = status.get("parked_segments") or []
+    oldest = status.get("oldest_parked_age_s")
+    cols = st.columns(3)
+    cols[0].metric("Parked segments", len(segments))
+    cols[1].metric("Oldest parked", "-" if oldest is None else f"{oldest / 60:.0f} min")
+    cols[2].metric("Parked here", status.get("parked_local", 0))
+    if status.get("volume_error"):
+        st.warning(f"Park volume unavailable: {status['volume_error']}")
+    elif status.get("last_park_error"):
+        st.caption(f"Last park error ({status.get('last_park_error_at')}): {status['last_park_error']}")
+    if segments:
+        st.dataframe(pd.DataFrame(segments).rename(columns={"name": "segment", "age_s": "age (s)"}), hide_index=True)
+
+
 def open_board(source: str = "auto"):
     """This render's :class:`~ctg_app.tracking.analytics.dashboard.Board` with the table probed (cached briefly):
     ``source`` is ``auto`` (the warehouse when it answers, else the spool), ``spool`` or ``warehouse``."""
@@ -146,6 +173,7 @@ def _health(board) -> None:
     cols[4].metric("Last flush", status.get("last_success_at") or "never")
     if status.get("last_error"):
         st.caption(f"Last flush error ({status.get('last_error_at')}): {status['last_error']}")
+    _park_panel(board)
     if not settings.warehouse_configured:
         st.caption("Databricks is not configured: events stay in the local spool (offline mode).")
         return

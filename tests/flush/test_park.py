@@ -179,3 +179,25 @@ def test_the_park_tier_logs_in_as_the_service_principal_like_databricks_apps(tmp
         assert wh.tokens_issued >= 1 and len(wh.files.list_files(VOLUME + "/")) == 1
         report = Flusher(settings, spool=spool).run()
         assert report.unparked == 30 and len(warehouse_ids(wh)) == 30
+
+
+def test_usage_page_shows_parked_segments_and_their_age(park_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from ctg_app.app_pages import analytics
+
+    monkeypatch.setenv("ADMIN_EMAILS", "test@example.com")
+    settings = reload_settings()
+    spool = Spool(settings.spool_path)
+    fill(spool, make_events(30))
+    Parker(settings, spool, timeout_s=2).park_pending()
+    app = str(analytics.PAGE_PATH.parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=30)
+    at.user = {"email": "test@example.com"}
+    at.run()
+    at.switch_page(str(analytics.PAGE_PATH)).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parked segments"] == "1" and metrics["Parked here"] == "30"
+    assert metrics["Oldest parked"].endswith("min")
+    assert any("segment" in frame.value.columns for frame in at.dataframe)

@@ -189,3 +189,11 @@ def answer_events(board: Board, days: int, user: str | None, now: datetime | Non
         sql = to_sqlite(ANSWER_EVENTS_SQL.format(events=SPOOL_TABLE, where=where))
         rows = board.spool.scan(sql, _params(board.settings.app_name, since, user, None, for_spool=True)).fetchall()
     return pd.DataFrame([tuple(r) for r in rows], columns=list(_ANSWER_COLUMNS))
+
+
+def parked(board: Board) -> dict[str, Any] | None:
+    """The park tier: segments on the volume with their age, rows of this spool parked, the last park error; None
+    when no park volume is configured (one Files API listing, no warehouse statement)."""
+    from ctg_app.tracking.delivery.park import parked_status
+
+    return parked_status(board.settings, board.spool)
