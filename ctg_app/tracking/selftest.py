@@ -158,9 +158,9 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
         return Check("delivery to the warehouse", FAIL, str(exc), _fix_for(str(exc)))
     except Exception as exc:  # noqa: BLE001
         from ctg_app.databricks.connection import describe_error
+        from ctg_app.databricks.errors import advice, classify_error
 
-        message = describe_error(exc, settings)
-        return Check("delivery to the warehouse", FAIL, message, _fix_for(message))
+        return Check("delivery to the warehouse", FAIL, describe_error(exc, settings), advice(classify_error(exc)))
 
 
 def _fix_for(message: str) -> str:

@@ -29,13 +29,8 @@ from datetime import timedelta
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import (
-    WarehouseConfigError,
-    describe_error,
-    is_auth_error,
-    is_rejection,
-    warehouse_errors,
-)
+from ctg_app.databricks.connection import WarehouseConfigError, describe_error, warehouse_errors
+from ctg_app.databricks.errors import CONFIGURATION, REJECTED, classify_error
 from ctg_app.tracking.delivery.leases import Batch, Delivery
 from ctg_app.tracking.delivery.databricks_sink import EVENT_JSON_SQL, DatabricksSink, TableSchemaError
 from ctg_app.tracking.recording.spool import STATE_PENDING, TABLE, Spool
@@ -90,12 +85,12 @@ class FlushReport:
 
 
 def classify(exc: BaseException) -> str:
-    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later)."""
-    if isinstance(exc, (WarehouseConfigError, TableSchemaError)):
-        return "config"
-    if is_auth_error(exc):
-        return "auth"
-    if is_rejection(exc):
+    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later), from the one
+    warehouse error classifier (:func:`ctg_app.databricks.errors.classify_error`)."""
+    verdict = classify_error(exc)
+    if verdict.kind == CONFIGURATION:
+        return "auth" if verdict.is_auth else "config"
+    if verdict.kind == REJECTED:
         return "rejected"
     return "unreachable"
 
