@@ -256,7 +256,7 @@ def _print_status(status: dict[str, Any], as_json: bool, out: TextIO) -> None:
         f"delivered:        {status['delivered']} (kept for retention)",
         f"dead:             {status['dead']}",
         f"dropped:          {status['dropped']} (spool unwritable {status['dropped_unwritable']}, "
-        f"size cap {status['dropped_cap']})",
+        f"size cap {status['dropped_cap']}, unreadable in a corrupt spool {status['dropped_corrupt']})",
         f"last success:     {status['last_success_at'] or '-'}"
         + (f" ({status['last_delivered']} delivered)" if status["last_delivered"] is not None else ""),
         f"last error:       {status['last_error'] or '-'}"
@@ -264,6 +264,10 @@ def _print_status(status: dict[str, Any], as_json: bool, out: TextIO) -> None:
     ]
     for reason in status["dead_reasons"]:
         lines.append(f"  dead x{reason['count']}: {reason['reason']}")
+    for file in status["spool_files"]:
+        unreadable = "nothing readable" if file["unreadable_file"] else f"{file['unreadable']} unreadable"
+        lines.append(f"spool file {file['event']} at {file['at']}: {file['salvaged']} events salvaged, {unreadable}"
+                     + (f" ({file['path']})" if file["path"] else ""))
     out.write("\n".join(lines) + "\n")
 
 

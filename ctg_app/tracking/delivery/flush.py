@@ -33,7 +33,7 @@ from ctg_app.databricks.connection import WarehouseConfigError, describe_error, 
 from ctg_app.databricks.errors import CONFIGURATION, REJECTED, classify_error
 from ctg_app.tracking.delivery.leases import Batch, Delivery
 from ctg_app.tracking.delivery.databricks_sink import EVENT_JSON_SQL, DatabricksSink, TableSchemaError
-from ctg_app.tracking.recording.spool import STATE_PENDING, TABLE, Spool
+from ctg_app.tracking.recording.spool import STATE_PENDING, TABLE, Spool, survives_corruption
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class Flusher:
         report = FlushReport()
         started = time.monotonic()
         try:
+            self.spool.reconcile()  # rows a slow writer added to a quarantined file since its salvage
             if self.due_count(ignore_backoff=ignore_backoff, limit=1):
                 self._deliver(report, max_batches, ignore_backoff, progress, stop)
         finally:
@@ -184,7 +185,7 @@ class Flusher:
                     seqs = in_flight.seqs
                     message = describe_error(exc, self.settings)
                     if kind == "rejected":
-                        report.dead += self.delivery.dead(self.owner, seqs, message)
+                        report.dead += self.delivery.dead(self.owner, seqs, message, file_id=in_flight.file_id)
                         consecutive_dead += 1
                         log.error("warehouse refused a batch of %d events for good; dead-lettered: %s",
                                   len(seqs), message)
@@ -194,12 +195,12 @@ class Flusher:
                             continue
                         report.error_kind = "rejected"
                     else:
-                        report.released += self.delivery.release(self.owner, seqs, message)
+                        report.released += self.delivery.release(self.owner, seqs, message, file_id=in_flight.file_id)
                         self._fail(report, exc, kind, message)
                     in_flight = Batch()
                     break
                 consecutive_dead = 0
-                acked = self.delivery.ack(self.owner, in_flight.seqs)
+                acked = self.delivery.ack(self.owner, in_flight.seqs, file_id=in_flight.file_id)
                 if acked < len(in_flight):
                     log.warning("%d of %d delivered events had lost their lease (another flusher took over); "
                                 "the MERGE keeps them exactly-once", len(in_flight) - acked, len(in_flight))
@@ -212,11 +213,12 @@ class Flusher:
                     progress(acked, report)
         except BaseException as exc:
             if in_flight:  # outcome unknown: give it back (re-sending is safe)
-                self.delivery.release(self.owner, in_flight.seqs, f"flush interrupted: {type(exc).__name__}")
+                self.delivery.release(self.owner, in_flight.seqs, f"flush interrupted: {type(exc).__name__}",
+                                      file_id=in_flight.file_id)
             raise
         finally:
             if prefetched:
-                self.delivery.unlease(self.owner, prefetched.seqs)
+                self.delivery.unlease(self.owner, prefetched.seqs, file_id=prefetched.file_id)
             sender.shutdown(wait=True)
             sink.close()
 
@@ -242,6 +244,7 @@ class Flusher:
 
     # ----- other commands ------------------------------------------------------------------------------------------
 
+    @survives_corruption
     def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
         """Pending rows that a run would claim now (stops counting at ``limit``)."""
         now = time.time()

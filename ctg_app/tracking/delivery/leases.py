@@ -29,7 +29,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
-from ctg_app.tracking.recording.spool import STATE_DEAD, STATE_DELIVERED, STATE_PENDING, TABLE, Spool
+from ctg_app.tracking.recording.integrity import CORRUPT_COUNTER
+from ctg_app.tracking.recording.spool import (
+    STATE_DEAD,
+    STATE_DELIVERED,
+    STATE_PENDING,
+    TABLE,
+    Spool,
+    survives_corruption,
+)
 from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,7 @@ class Batch:
     attempts: list[int] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     texts: list[str] | None = None
+    file_id: str | None = None  # the spool file the rows were claimed from (seqs mean nothing in another file)
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -86,6 +95,7 @@ class Delivery:
 
     # ----- claiming and settling -----------------------------------------------------------------------------------
 
+    @survives_corruption
     def claim(self, owner: str, limit: int, lease_seconds: float, *, ignore_backoff: bool = False,
               json_sql: str | None = None) -> Batch:
         """Lease up to ``limit`` due pending rows (oldest first) to ``owner`` for ``lease_seconds``; returns them in order.
@@ -98,6 +108,7 @@ class Delivery:
         now = time.time()
         due = float("inf") if ignore_backoff else now
         extra = f", {json_sql}" if json_sql else ""
+        file_id = self.spool.file_id
         with self.spool.transaction("IMMEDIATE") as conn:
             rows = conn.execute(
                 f"UPDATE {TABLE} SET lease_owner = :owner, lease_expires_at = :until "
@@ -114,10 +125,13 @@ class Delivery:
             texts, *rest = rest
         columns = len(EVENT_COLUMNS)
         events = list(zip(*rest)) if len(rest) == columns else []
-        return Batch(list(seqs), list(attempts), events, list(texts) if json_sql else None)
+        return Batch(list(seqs), list(attempts), events, list(texts) if json_sql else None, file_id)
 
-    def ack(self, owner: str, seqs: Iterable[int]) -> int:
+    @survives_corruption
+    def ack(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Mark rows delivered (the warehouse has confirmed them); only rows still leased by ``owner``. Returns the count."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
         with self.spool.transaction("IMMEDIATE") as conn:
             return conn.execute(
                 f"UPDATE {TABLE} SET state = '{STATE_DELIVERED}', delivered_at = :at, lease_owner = NULL, "
@@ -126,8 +140,11 @@ class Delivery:
                 {"seqs": _json_list(seqs), "owner": owner, "at": format_timestamp(utc_now())},
             ).rowcount
 
-    def unlease(self, owner: str, seqs: Iterable[int]) -> int:
+    @survives_corruption
+    def unlease(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Give leased rows back untouched (claimed but never sent, e.g. when a run stops early): due again at once."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
         with self.spool.transaction("IMMEDIATE") as conn:
             return conn.execute(
                 f"UPDATE {TABLE} SET lease_owner = NULL, lease_expires_at = NULL "
@@ -135,9 +152,13 @@ class Delivery:
                 {"seqs": _json_list(seqs), "owner": owner},
             ).rowcount
 
-    def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None) -> int:
+    @survives_corruption
+    def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None, *,
+                file_id: str | None = None) -> int:
         """Give leased rows back after a failure: ``attempts + 1``, ``last_error``, next try at ``retry_at`` or, when
         None, after an exponential backoff (base 2 s, cap 10 min) with one jitter factor for the whole batch."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
         params = {"seqs": _json_list(seqs), "owner": owner, "error": error[:1000], "now": time.time(),
                   "retry_at": retry_at, "base": BACKOFF_BASE_S, "cap": BACKOFF_CAP_S,
                   "jitter": 0.5 + 0.5 * random.random()}
@@ -150,8 +171,11 @@ class Delivery:
                 params,
             ).rowcount
 
-    def dead(self, owner: str, seqs: Iterable[int], reason: str) -> int:
+    @survives_corruption
+    def dead(self, owner: str, seqs: Iterable[int], reason: str, *, file_id: str | None = None) -> int:
         """Dead-letter leased rows the warehouse refused for good, with the reason (see :meth:`retry_dead`)."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
         with self.spool.transaction("IMMEDIATE") as conn:
             return conn.execute(
                 f"UPDATE {TABLE} SET state = '{STATE_DEAD}', attempts = attempts + 1, last_error = :reason, "
@@ -160,6 +184,7 @@ class Delivery:
                 {"seqs": _json_list(seqs), "owner": owner, "reason": reason[:1000]},
             ).rowcount
 
+    @survives_corruption
     def retry_dead(self) -> int:
         """Put every dead-lettered row back to pending, due now. Returns the count."""
         with self.spool.transaction("IMMEDIATE") as conn:
@@ -170,6 +195,7 @@ class Delivery:
 
     # ----- retention and the size cap ------------------------------------------------------------------------------
 
+    @survives_corruption
     def purge(self, older_than: datetime | timedelta) -> int:
         """Delete delivered rows delivered before ``older_than`` (a moment, or an age such as ``timedelta(days=7)``)."""
         cutoff = utc_now() - older_than if isinstance(older_than, timedelta) else older_than
@@ -189,6 +215,7 @@ class Delivery:
         pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
         return pages * page_size
 
+    @survives_corruption
     def enforce_cap(self, max_bytes: int) -> CapResult:
         """Keep the spool under ``max_bytes``: delete the oldest delivered rows first; if still over, the oldest
         undelivered rows (pending or dead), each counted persistently in ``counters.dropped_cap`` and logged at WARNING.
@@ -245,14 +272,19 @@ class Delivery:
         self.spool.set_meta(META_LAST_ERROR, message[:500])
         self.spool.set_meta(META_LAST_ERROR_AT, format_timestamp(utc_now()))
 
+    @survives_corruption
     def status(self) -> dict[str, Any]:
         """The spool's delivery status (what ``flush-spool --status`` shows). Keys:
 
         ``spool_path``, ``spool_bytes``, ``pending``, ``due_now``, ``leased``, ``oldest_pending_at``,
         ``oldest_pending_age_s``, ``delivered``, ``dead``, ``dead_reasons`` (list of ``{"reason", "count"}``),
-        ``dropped`` (= ``dropped_unwritable`` + ``dropped_cap``), ``dropped_unwritable``, ``dropped_cap``,
+        ``dropped`` (= ``dropped_unwritable`` + ``dropped_cap`` + ``dropped_corrupt``), ``dropped_unwritable``,
+        ``dropped_cap``, ``dropped_corrupt`` (undelivered events in unreadable parts of a corrupt spool),
+        ``spool_files`` (every spool file quarantined, replaced or deleted under a running process, with the events
+        salvaged from it and those that could not be read; see :mod:`~ctg_app.tracking.recording.integrity`),
         ``last_success_at``, ``last_delivered``, ``last_error``, ``last_error_at``.
         """
+        files = self.spool.reconcile()
         conn = self.spool.connection()
         now = time.time()
         counts = self.spool.counts()
@@ -277,6 +309,7 @@ class Delivery:
             age = round(max(0.0, (utc_now() - moment).total_seconds()), 1)
         unwritable = int(counters.get(DROPPED_COUNTER, 0))
         cap = int(counters.get(CAP_COUNTER, 0))
+        corrupt = int(counters.get(CORRUPT_COUNTER, 0))
         return {
             "spool_path": str(self.spool.path),
             "spool_bytes": self.used_bytes(),
@@ -288,9 +321,16 @@ class Delivery:
             "delivered": counts[STATE_DELIVERED],
             "dead": counts[STATE_DEAD],
             "dead_reasons": [{"reason": r or "", "count": c} for r, c in reasons],
-            "dropped": unwritable + cap,
+            "dropped": unwritable + cap + corrupt,
             "dropped_unwritable": unwritable,
             "dropped_cap": cap,
+            "dropped_corrupt": corrupt,
+            "spool_files": [
+                {"event": f.event, "path": f.path, "at": f.at, "salvaged": f.salvaged,
+                 "unreadable": f.lost_undelivered + f.unreadable_delivered, "unreadable_undelivered": f.lost_undelivered,
+                 "unreadable_file": f.unreadable_file}
+                for f in files
+            ],
             "last_success_at": meta.get(META_LAST_SUCCESS),
             "last_delivered": int(meta[META_LAST_DELIVERED]) if meta.get(META_LAST_DELIVERED) else None,
             "last_error": meta.get(META_LAST_ERROR),

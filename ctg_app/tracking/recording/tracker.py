@@ -6,6 +6,7 @@ The request path never touches the network: shipping to Databricks is the flush'
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -19,7 +20,7 @@ from ctg_app.tracking.recording.guard import fail_safe, health
 from ctg_app.tracking.recording import identity
 from ctg_app.tracking.recording.identity import current_user, normalise_user
 from ctg_app.tracking.recording.redact import Redactor
-from ctg_app.tracking.recording.spool import Spool
+from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool, record_drops_outside
 
 log = logging.getLogger("ctg_app.tracking")
 
@@ -28,7 +29,6 @@ _make_event = tuple.__new__
 
 MAX_DETAIL_VALUE = 200  # characters kept of each captured value
 MAX_DETAILS = 2000  # characters of the whole details JSON
-DROPPED_COUNTER = "dropped_unwritable"
 
 
 class Tracker:
@@ -190,6 +190,21 @@ def set_tracker(tracker: Tracker | None) -> None:
     global _tracker
     with _tracker_lock:
         _tracker = tracker
+
+
+def _persist_drops_at_exit() -> None:
+    """At interpreter exit, drops still only counted in memory go to ``<spool>.drops`` (the spool itself may be what
+    was unwritable; the next flush or ``--status`` adds them to the spool's ``dropped_unwritable``)."""
+    dropped = health.take_dropped()
+    if not dropped:
+        return
+    tracker = _tracker
+    path = tracker.spool.path if tracker is not None else None
+    if path is None or not record_drops_outside(path, dropped):
+        log.error("%d tracking events were lost and could not be counted persistently", dropped)
+
+
+atexit.register(_persist_drops_at_exit)
 
 
 def reset_tracker() -> None:
