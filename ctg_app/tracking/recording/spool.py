@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,9 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 #: than one read() system call per page. Only scanning connections map the file: mapped pages count in a process's
 #: resident size, and the flush and the request path have no use for them.
 MMAP_BYTES = 1 << 30
+#: How often a connection checks that its file is still the one at the spool path. Rows written in between into a
+#: file that was moved or deleted are not lost: they are salvaged from this very connection when it notices.
+IDENTITY_CHECK_S = 0.02
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -167,17 +171,29 @@ class Spool:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode: each statement is its own transaction unless ``BEGIN`` is issued).
 
-        Each call checks that the path still names the file the connection opened (one ``stat``): a spool moved
-        aside, replaced or deleted by another process is followed, and its rows salvaged (see
+        At most every :data:`IDENTITY_CHECK_S` it checks that the path still names the file the connection opened
+        (one ``stat``, a few microseconds, so not on every insert): a spool moved aside, replaced or deleted by
+        another process is followed, and its rows - including any this thread wrote since - are salvaged (see
         :mod:`~ctg_app.tracking.recording.integrity`)."""
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
             conn, local.identity, local.file_id = self._open()
             local.conn, local.generation, local.mapped = conn, _fork_generation, False
-        elif identity_of(self.path) != local.identity:
-            conn = self._follow(None, None)
+            local.checked_at = time.monotonic()
+        else:
+            now = time.monotonic()
+            if now - local.checked_at >= IDENTITY_CHECK_S:
+                local.checked_at = now
+                if identity_of(self.path) != local.identity:
+                    conn = self._follow(None, None)
         return conn
+
+    def check_identity(self) -> None:
+        """Check now that this thread's connection still uses the file at the path (follow and salvage if not)."""
+        if getattr(self._local, "conn", None) is not None:
+            self._local.checked_at = float("-inf")
+            self.connection()
 
     def scan_connection(self) -> sqlite3.Connection:
         """This thread's connection, set up for large read-only scans (memory-mapped reads; see :data:`MMAP_BYTES`)."""
@@ -285,6 +301,7 @@ class Spool:
         local.conn = None
         conn, local.identity, local.file_id = self._open()
         local.conn, local.generation, local.mapped = conn, _fork_generation, False
+        local.checked_at = time.monotonic()
         if old is None or old_id is None:
             return conn
         try:

@@ -193,12 +193,18 @@ def set_tracker(tracker: Tracker | None) -> None:
 
 
 def _persist_drops_at_exit() -> None:
-    """At interpreter exit, drops still only counted in memory go to ``<spool>.drops`` (the spool itself may be what
-    was unwritable; the next flush or ``--status`` adds them to the spool's ``dropped_unwritable``)."""
+    """At interpreter exit: salvage what went into a spool file moved or deleted since the last identity check, and
+    write drops still only counted in memory to ``<spool>.drops`` (the spool itself may be what was unwritable; the
+    next flush or ``--status`` adds them to the spool's ``dropped_unwritable``)."""
+    tracker = _tracker
+    if tracker is not None:
+        try:  # the last events may have gone into a spool file deleted or moved since the last identity check
+            tracker.spool.check_identity()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            log.debug("spool identity check at exit failed", exc_info=True)
     dropped = health.take_dropped()
     if not dropped:
         return
-    tracker = _tracker
     path = tracker.spool.path if tracker is not None else None
     if path is None or not record_drops_outside(path, dropped):
         log.error("%d tracking events were lost and could not be counted persistently", dropped)
