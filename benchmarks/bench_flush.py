@@ -62,7 +62,7 @@ def fill_spool(path: str, n: int, prefix: str, chunk: int = 50_000) -> None:
     for first in range(0, n, chunk):
         rows = events(min(chunk, n - first), prefix, first)
         with spool.transaction() as conn:
-            conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * 12)})",
+            conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
                              rows)
     spool.close()
 

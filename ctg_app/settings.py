@@ -101,6 +101,9 @@ class Settings:
     )
     llm_model: str | None = _setting("LLM_MODEL", None, doc="model / deployment name for the LLM provider")
     openai_api_key: str | None = _setting("OPENAI_API_KEY", None, secret=True, doc="OpenAI / Azure OpenAI key")
+    openai_base_url: str | None = _setting(
+        "OPENAI_BASE_URL", None, doc="OpenAI-compatible endpoint, e.g. a proxy or local server (default: api.openai.com)"
+    )
     azure_openai_endpoint: str | None = _setting("AZURE_OPENAI_ENDPOINT", None, doc="Azure OpenAI endpoint")
     azure_openai_api_version: str = _setting("AZURE_OPENAI_API_VERSION", "2024-10-21", doc="Azure OpenAI API version")
     anthropic_api_key: str | None = _setting("ANTHROPIC_API_KEY", None, secret=True, doc="Anthropic key")
@@ -112,6 +115,22 @@ class Settings:
     data_schema: str | None = _setting(
         "CTG_DATA_SCHEMA", None, doc="catalog.schema holding the CTG tables when CTG_DATA_SOURCE=databricks"
     )
+    data_access_token: str | None = _setting(
+        "CTG_DATA_ACCESS_TOKEN", None, secret=True,
+        doc="read-only token for chat queries on Databricks (default: the DATABRICKS_* credentials)",
+    )
+    data_client_id: str | None = _setting(
+        "CTG_DATA_CLIENT_ID", None, doc="read-only service principal for chat queries on Databricks (OAuth M2M)"
+    )
+    data_client_secret: str | None = _setting(
+        "CTG_DATA_CLIENT_SECRET", None, secret=True, doc="secret of CTG_DATA_CLIENT_ID"
+    )
+    chat_query_timeout_s: float = _setting(
+        "CHAT_QUERY_TIMEOUT_S", 30.0, doc="a chat query running longer than this is stopped"
+    )
+    chat_max_rows: int = _setting("CHAT_MAX_ROWS", 10000, doc="chat results are cut to this many rows (user is told)")
+    llm_timeout_s: float = _setting("LLM_TIMEOUT_S", 60.0, doc="give up on one LLM request after this long")
+    llm_max_retries: int = _setting("LLM_MAX_RETRIES", 2, doc="retries of a failed LLM request (429, 5xx, timeout)")
     similarity_threshold: float = _setting(
         "CTG_SIMILARITY_THRESHOLD", 0.35, doc="offline retrieval: below this the bot declines"
     )
@@ -127,6 +146,10 @@ class Settings:
         if not self.databricks_server_hostname and self.databricks_host:
             host = self.databricks_host.removeprefix("https://").removeprefix("http://").rstrip("/")
             object.__setattr__(self, "databricks_server_hostname", host)
+        if not self.chat_query_timeout_s > 0 or self.chat_max_rows < 1:
+            raise SettingsError("CHAT_QUERY_TIMEOUT_S must be > 0 and CHAT_MAX_ROWS >= 1")
+        if not self.llm_timeout_s > 0 or self.llm_max_retries < 0:
+            raise SettingsError("LLM_TIMEOUT_S must be > 0 and LLM_MAX_RETRIES >= 0")
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
 

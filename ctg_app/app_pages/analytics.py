@@ -2,7 +2,9 @@
 
 Register it in ``app.py`` with :func:`analytics_pages` (empty for anyone not in ``ADMIN_EMAILS``, so the page is
 unreachable for them); the page checks again itself. Data: the warehouse when configured and reachable (plus the
-pending spool rows for the headline numbers), otherwise the local spool, with a notice saying so.
+pending spool rows for the headline numbers), otherwise the local spool, with a notice saying so. Each panel is one
+function of ``ctg_app.tracking.analytics.dashboard`` over one board per render (one warehouse session at most), and
+its result is cached for ``CACHE_TTL_S`` seconds per filter.
 """
 
 from __future__ import annotations
@@ -64,30 +66,67 @@ def _filters(known_users: list[str], known_actions: list[str]) -> tuple[int, str
     return int(days), (None if user == ALL else user), (None if action == ALL else action)
 
 
-def probe_source() -> tuple[str, str | None]:
-    """``("warehouse", None)`` when the warehouse answers, else ``("spool", why)``: probed once per script run, so a
-    dead warehouse costs one bounded wait, not one per chart."""
-    from ctg_app.tracking.analytics.reports import SOURCE_SPOOL, SOURCE_WAREHOUSE, WarehouseReader, WarehouseUnavailable
-
-    settings = get_settings()
-    if not settings.warehouse_configured:
-        return SOURCE_SPOOL, None
-    try:
-        with WarehouseReader(settings) as reader:
-            reader.columns()
-    except WarehouseUnavailable as exc:
-        return SOURCE_SPOOL, str(exc)
-    return SOURCE_WAREHOUSE, None
+CACHE_TTL_S = 30  # panel results are reused this long per filter: a filter change or rerun costs no statements
 
 
-def _health(warehouse_error: str | None = None) -> None:
-    from ctg_app.tracking.delivery.leases import Delivery
-    from ctg_app.tracking.analytics.reports import WarehouseReader, WarehouseUnavailable, spool_for
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _probe(key: tuple, _board) -> tuple:
+    """``(TableInfo | None, warehouse error | None)``: the central table probed once (one statement)."""
+    info = _board.table_info()
+    return info, _board.warehouse_error
 
-    settings = get_settings()
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _choices(key: tuple, _board) -> tuple[list[str], list[str]]:
+    from ctg_app.tracking.analytics.dashboard import filter_choices
+
+    return filter_choices(_board)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _headline(key: tuple, days: int, user: str | None, _board):
+    from ctg_app.tracking.analytics.dashboard import headline
+
+    return headline(_board, days, user)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _report(key: tuple, name: str, days: int, user: str | None, action: str | None, _board):
+    from ctg_app.tracking.analytics.dashboard import report
+
+    return report(_board, name, days=days, user=user, action=action)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _table_health(key: tuple, rows: int | None, _board, _info):
+    from ctg_app.tracking.analytics.dashboard import table_health
+
+    return table_health(_board, _info)
+
+
+def open_board(source: str = "auto"):
+    """This render's :class:`~ctg_app.tracking.analytics.dashboard.Board` with the table probed (cached briefly):
+    ``source`` is ``auto`` (the warehouse when it answers, else the spool), ``spool`` or ``warehouse``."""
+    from ctg_app.tracking.analytics.dashboard import Board
+
+    board = Board(get_settings(), source=source)
+    info, error = _probe(board.cache_key(), board)
+    if error:
+        board.warehouse_error = error
+        board.close()
+    else:
+        board.table_info(known=info)
+    return board
+
+
+def _health(board) -> None:
+    from ctg_app.tracking.analytics.dashboard import spool_health
+    from ctg_app.tracking.analytics.reports import WarehouseUnavailable
+
+    settings = board.settings
     st.subheader("Tracker health")
     try:
-        status = Delivery(spool_for(settings)).status()
+        status = spool_health(board)
     except Exception as exc:  # noqa: BLE001 - show the problem instead of breaking the page
         st.error(f"The local spool cannot be read: {type(exc).__name__}: {exc}")
         return
@@ -103,50 +142,44 @@ def _health(warehouse_error: str | None = None) -> None:
     if not settings.warehouse_configured:
         st.caption("Databricks is not configured: events stay in the local spool (offline mode).")
         return
-    if warehouse_error:
-        st.caption(f"Central table not checked: {warehouse_error}")
+    if board.warehouse_error:
+        st.caption(f"Central table not checked: {board.warehouse_error}")
         return
     try:
-        with WarehouseReader(settings) as reader:
-            rows = reader.row_count()
-            detail = reader.detail() if rows is not None else None
+        table = _table_health(board.cache_key(), board.info.rows if board.info else None, board, board.info)
     except WarehouseUnavailable as exc:
         st.warning(f"Warehouse unreachable: {exc}")
         return
-    if rows is None:
+    if table.rows is None:
         st.caption(f"Central table {settings.tracking_table} does not exist yet (nothing delivered).")
         return
-    size = (detail or {}).get("sizeInBytes")
-    files = (detail or {}).get("numFiles")
-    text = f"Central table {settings.tracking_table}: {rows:,} rows"
-    if size is not None:
-        text += f", {int(size) / 1e6:.1f} MB in {files} files (DESCRIBE DETAIL)"
+    text = f"Central table {settings.tracking_table}: {table.rows:,} rows"
+    if table.size_bytes is not None:
+        text += f", {table.size_bytes / 1e6:.1f} MB in {table.files} files (DESCRIBE DETAIL)"
     st.caption(text)
 
 
 def render() -> None:
-    """The page body."""
-    from ctg_app.tracking.analytics.reports import run_report
-    from ctg_app.tracking.analytics.stats import get_usage_stats
-
+    """The page body: one board (at most one warehouse connection) per render, each panel cached per filter."""
     st.title("Usage analytics")
     if not is_admin():
         st.error("This page is only available to administrators (ADMIN_EMAILS).")
         st.stop()
+    board = open_board()
+    try:
+        _render_panels(board)
+    finally:
+        board.close()
 
-    source, warehouse_error = probe_source()
-    if warehouse_error:
-        st.warning(f"Warehouse unavailable ({warehouse_error}): showing the events still in the local spool "
-                   f"(delivered events older than {get_settings().spool_retention_days} days may be missing).")
-    everyone = run_report("activity_per_user", days=90, source=source)
-    actions_all = run_report("popular_actions", days=90, source=source)
-    days, user, action = _filters(sorted(everyone.frame["user"]) if not everyone.empty else [],
-                                  sorted(actions_all.frame["action"]) if not actions_all.empty else [])
-    if warehouse_error:  # already said; read the spool only
-        stats = get_usage_stats(user, days, settings=get_settings().replace(databricks_connection_uri=None,
-                                                                           databricks_server_hostname=None))
-    else:
-        stats = get_usage_stats(user, days)
+
+def _render_panels(board) -> None:
+    if board.warehouse_error:
+        st.warning(f"Warehouse unavailable ({board.warehouse_error}): showing the events still in the local spool "
+                   f"(delivered events older than {board.settings.spool_retention_days} days may be missing).")
+    key = (*board.cache_key(), board.source)
+    known_users, known_actions = _choices(key, board)
+    days, user, action = _filters(known_users, known_actions)
+    stats = _headline(key, days, user, board)
     if stats.notice:
         st.warning(stats.notice)
     st.caption(f"Since {stats.since} (UTC) · source: {stats.source}")
@@ -154,7 +187,7 @@ def render() -> None:
     if stats.empty:
         st.info("No events yet in this window. Events appear here once people use the chatbot "
                 "(every question, SQL run, download and error is tracked); try a longer window or another user.")
-        _health(warehouse_error)
+        _health(board)
         return
 
     cols = st.columns(5)
@@ -164,30 +197,32 @@ def render() -> None:
     cols[3].metric("Errors", stats.error_count)
     cols[4].metric("Error rate", f"{stats.error_count / stats.total_events:.1%}")
 
-    common = {"days": days, "user": user, "action": action, "source": source}
-    dau = run_report("daily_active_users", **common)
+    def panel(name: str):
+        return _report(key, name, days, user, action, board)
+
+    dau = panel("daily_active_users")
     if dau.notice and not stats.notice:
         st.info(dau.notice)
     left, right = st.columns(2)
     frame = dau.frame.sort_values("date")
     left.plotly_chart(_counts(_daily(px.line(frame, x="date", y="active_users", markers=True,
                                              title="Daily active users"), days), frame["active_users"]), key="chart_dau")
-    popular = run_report("popular_actions", **common).frame
+    popular = panel("popular_actions").frame
     right.plotly_chart(_counts(px.bar(popular, x="action", y="count", title="Actions"), popular["count"]),
                        key="chart_actions")
 
     left, right = st.columns(2)
-    trend = run_report("error_trend", **common).frame
+    trend = panel("error_trend").frame
     fig = go.Figure()
     fig.add_bar(x=trend["date"], y=trend["errors"], name="errors")
     fig.add_scatter(x=trend["date"], y=trend["error_rate"], name="error rate", yaxis="y2", mode="lines+markers")
     fig.update_layout(title="Errors per day", yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%"})
     left.plotly_chart(_counts(_daily(fig, days), trend["errors"]), key="chart_errors")
-    funnel = run_report("funnel", days=days, user=user, source=source).frame
+    funnel = panel("funnel").frame
     right.plotly_chart(go.Figure(go.Funnel(y=funnel["action"], x=funnel["users"], textinfo="value+percent initial"))
                        .update_layout(title="Question → download funnel (users)"), key="chart_funnel")
 
-    pct = run_report("duration_percentiles", **common).frame
+    pct = panel("duration_percentiles").frame
     if not pct.empty:
         long = pct.melt(id_vars=["action"], value_vars=["p50_ms", "p95_ms"], var_name="percentile",
                         value_name="ms")
@@ -197,11 +232,11 @@ def render() -> None:
         st.caption("No durations recorded in this window.")
 
     with st.expander("Tables"):
-        st.dataframe(run_report("error_rate", **common).frame, hide_index=True)
-        st.dataframe(run_report("activity_per_user", **common).frame, hide_index=True)
+        st.dataframe(panel("error_rate").frame, hide_index=True)
+        st.dataframe(panel("activity_per_user").frame, hide_index=True)
         st.dataframe(funnel, hide_index=True)
         st.dataframe(pd.DataFrame(list(stats.errors_by_type.items()), columns=["error", "count"]), hide_index=True)
-    _health(warehouse_error)
+    _health(board)
 
 
 if __name__ == "__main__":  # Streamlit runs page scripts as __main__; importing analytics_pages must not render

@@ -2,14 +2,21 @@
 
 A :class:`DataSource` runs read-only SQL and returns a DataFrame; ``dialect`` is the sqlglot dialect its SQL is written
 in and ``display_dialect`` the name Vanna puts into LLM prompts. :func:`make_data_source` picks one from the settings.
+
+Both sources bound every query: it stops after ``CHAT_QUERY_TIMEOUT_S`` (SQLite: a progress handler; Databricks: the
+warehouse's ``STATEMENT_TIMEOUT`` session parameter) and returns at most ``CHAT_MAX_ROWS`` rows, fetched with
+``fetchmany(cap + 1)`` so a cut result is known: the frame then carries ``attrs["capped"] = True`` and
+``attrs["row_cap"]``. ``sql_policy()`` says which tables chat SQL may read (see :mod:`ctg_app.chatbot.sql_policy`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +24,8 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from ctg_app.chatbot.sample_data import ensure_sample_db
+from ctg_app.chatbot.sample_data import SCHEMA, ensure_sample_db
+from ctg_app.chatbot.sql_policy import SqlPolicy
 from ctg_app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,23 @@ class DataSource(Protocol):
     def describe(self) -> str:
         """A short human description (no secrets)."""
         ...
+
+    def sql_policy(self) -> SqlPolicy:
+        """What chat SQL may read from this source."""
+        ...
+
+
+def _frame(rows: list, columns: list[str], max_rows: int) -> pd.DataFrame:
+    """The result frame, cut to ``max_rows`` (``rows`` holds up to one more, which tells that it was cut)."""
+    capped = len(rows) > max_rows
+    df = pd.DataFrame([tuple(r) for r in rows[:max_rows]], columns=columns)
+    df.attrs["capped"] = capped
+    df.attrs["row_cap"] = max_rows
+    return df
+
+
+def _usage_table(settings: Settings) -> tuple[str, ...]:
+    return (str(settings.tracking_table or "").replace("`", "").lower(),)
 
 
 def _date_part(fmt: str):
@@ -67,8 +92,13 @@ class SampleSQLiteSource:
     dialect = "sqlite"
     display_dialect = "SQLite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, timeout_s: float = 30.0, max_rows: int = 10000,
+                 refused_names: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        self.timeout_s = float(timeout_s)
+        self.max_rows = int(max_rows)
+        self.refused_names = refused_names
+        self._policy: SqlPolicy | None = None
 
     def _connect(self) -> sqlite3.Connection:
         ensure_sample_db(self.path)
@@ -78,14 +108,38 @@ class SampleSQLiteSource:
         return conn
 
     def run_sql(self, sql: str) -> pd.DataFrame:
-        """Execute ``sql`` on a fresh read-only connection."""
+        """Execute ``sql`` on a fresh read-only connection, within the time limit and row cap."""
         conn = self._connect()
+        deadline = time.monotonic() + self.timeout_s
+        # called every N virtual-machine steps; a non-zero return makes SQLite stop with "interrupted"
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
         try:  # a plain cursor, not pandas.read_sql: sqlite3's own exceptions reach the error classification
             cursor = conn.execute(sql)
             columns = [d[0] for d in cursor.description or []]
-            return pd.DataFrame(cursor.fetchall(), columns=columns)
+            return _frame(cursor.fetchmany(self.max_rows + 1), columns, self.max_rows)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and time.monotonic() > deadline:
+                raise sqlite3.OperationalError(
+                    f"the query was stopped after CHAT_QUERY_TIMEOUT_S={self.timeout_s:g} s; "
+                    "narrow it down (filters, fewer joins)") from None
+            raise
         finally:
             conn.close()
+
+    def sql_policy(self) -> SqlPolicy:
+        """The database's own data tables (not ``sqlite_*`` nor internal ``_*`` ones), unqualified or under ``main``."""
+        if self._policy is None:
+            conn = self._connect()
+            try:
+                names = [r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%' "
+                    "AND name NOT LIKE '\\_%' ESCAPE '\\'")]
+                tables = {n.lower(): frozenset(r[1].lower() for r in conn.execute(f'PRAGMA table_info("{n}")'))
+                          for n in names}
+            finally:
+                conn.close()
+            self._policy = SqlPolicy("sqlite", tables, ("main",), self.max_rows, refused_names=self.refused_names)
+        return self._policy
 
     def describe(self) -> str:
         """Where the sample database is."""
@@ -119,6 +173,9 @@ class DatabricksSource:
             )
         self.settings = settings
         self.catalog, self.schema = settings.data_schema.split(".")
+        self.timeout_s = float(settings.chat_query_timeout_s)
+        self.max_rows = int(settings.chat_max_rows)
+        self._policy: SqlPolicy | None = None
         # One warehouse session per thread, reused across queries (opening one is a round trip, about a second on a
         # cold warehouse); a connection is not shared between threads (PEP 249 thread safety level 1).
         self._local = threading.local()
@@ -126,10 +183,26 @@ class DatabricksSource:
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or not conn.open:
-            from ctg_app.databricks.connection import connect  # lazy: only this source needs the connector
+            from databricks import sql  # lazy: only this source needs the connector
 
-            conn = self._local.conn = connect(self.settings, catalog=self.catalog, schema=self.schema)
+            from ctg_app.databricks.connection import connect_kwargs
+
+            kwargs = connect_kwargs(self.data_settings(), catalog=self.catalog, schema=self.schema)
+            # enforced by the warehouse itself; the connector (4.x) has no per-statement timeout argument
+            kwargs["session_configuration"] = {"STATEMENT_TIMEOUT": str(max(1, math.ceil(self.timeout_s)))}
+            conn = self._local.conn = sql.connect(**kwargs)
         return conn
+
+    def data_settings(self) -> Settings:
+        """The settings with the chat's own read-only credentials (``CTG_DATA_*``) in place of the flusher's."""
+        s = self.settings
+        if s.data_access_token:
+            return s.replace(databricks_access_token=s.data_access_token, databricks_client_id=None,
+                             databricks_client_secret=None)
+        if s.data_client_id and s.data_client_secret:
+            return s.replace(databricks_access_token=None, databricks_client_id=s.data_client_id,
+                             databricks_client_secret=s.data_client_secret)
+        return s
 
     def _discard_connection(self) -> None:
         conn, self._local.conn = getattr(self._local, "conn", None), None
@@ -146,16 +219,25 @@ class DatabricksSource:
         statement = qualify_tables(sql, self.catalog, self.schema)
         conn = self._connection()
         try:
-            with conn.cursor() as cursor:
+            with conn.cursor(row_limit=self.max_rows + 1) as cursor:
                 cursor.execute(statement)
-                rows = cursor.fetchall()
+                rows = cursor.fetchmany(self.max_rows + 1)
                 columns = [d[0] for d in (cursor.description or [])]
         except ServerOperationError:
             raise  # the statement failed; the session is fine
         except Exception:
             self._discard_connection()  # transport or session trouble: start afresh next time
             raise
-        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+        return _frame(rows, columns, self.max_rows)
+
+    def sql_policy(self) -> SqlPolicy:
+        """The CTG tables under ``CTG_DATA_SCHEMA`` (unqualified, ``schema.t`` or ``catalog.schema.t``)."""
+        if self._policy is None:
+            tables = {t: frozenset(c for c, _ in cols) for t, cols in SCHEMA.items()}
+            qualifiers = (f"{self.catalog}.{self.schema}".lower(), self.schema.lower())
+            self._policy = SqlPolicy("databricks", tables, qualifiers, self.max_rows,
+                                     refused_names=_usage_table(self.settings))
+        return self._policy
 
     def describe(self) -> str:
         """The schema the tables are read from."""
@@ -167,7 +249,8 @@ def make_data_source(settings: Settings | None = None) -> DataSource:
     settings = settings or get_settings()
     kind = (settings.data_source or "sample").strip().lower()
     if kind in ("sample", "local", "sqlite"):
-        return SampleSQLiteSource(settings.sample_db_path)
+        return SampleSQLiteSource(settings.sample_db_path, timeout_s=settings.chat_query_timeout_s,
+                                  max_rows=settings.chat_max_rows, refused_names=_usage_table(settings))
     if kind == "databricks":
         return DatabricksSource(settings)
     raise DataSourceConfigError(f"Unknown CTG_DATA_SOURCE {settings.data_source!r}: use 'sample' or 'databricks'.")

@@ -3,7 +3,9 @@
 ``offline`` (default) is the retrieval model in :mod:`ctg_app.chatbot.offline`. ``openai``, ``azure_openai``,
 ``anthropic`` and ``ollama`` use vanna's legacy classes. Provider modules are imported only here, when the Vanna
 object is built; building never contacts a network (clients connect on the first prompt; Ollama's automatic model
-pull at construction is disabled). A missing key or package raises :class:`LlmConfigError` with a message meant for
+pull at construction is disabled). Every client waits at most ``LLM_TIMEOUT_S`` per request and retries
+``LLM_MAX_RETRIES`` times (the clients' own retry of 429 / 5xx / timeouts; Ollama, a local server, is not retried) —
+never the libraries' 600 s default. A missing key or package raises :class:`LlmConfigError` with a message meant for
 the UI.
 """
 
@@ -69,14 +71,16 @@ def create_vanna(settings: Settings, mixin: type, store: type, base_config: dict
         openai = _import("openai", "openai")
         chat_module = _import("vanna.legacy.openai.openai_chat", "openai")
         key = _require(settings.openai_api_key, "Set OPENAI_API_KEY to use the OpenAI / Azure OpenAI provider.")
+        limits = {"timeout": settings.llm_timeout_s, "max_retries": settings.llm_max_retries}
         if name == "openai":
-            client = openai.OpenAI(api_key=key)
+            extra = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
+            client = openai.OpenAI(api_key=key, **extra, **limits)
             config["model"] = settings.llm_model or DEFAULT_MODELS["openai"]
         else:
             endpoint = _require(settings.azure_openai_endpoint, "Set AZURE_OPENAI_ENDPOINT for LLM_PROVIDER=azure_openai.")
             config["model"] = _require(settings.llm_model, "Set LLM_MODEL to your Azure OpenAI deployment name.")
             client = openai.AzureOpenAI(api_key=key, azure_endpoint=endpoint,
-                                        api_version=settings.azure_openai_api_version)
+                                        api_version=settings.azure_openai_api_version, **limits)
         llm_cls = chat_module.OpenAI_Chat
         config.setdefault("temperature", 0.0)
 
@@ -91,7 +95,8 @@ def create_vanna(settings: Settings, mixin: type, store: type, base_config: dict
         anthropic = _import("anthropic", "anthropic")
         chat_module = _import("vanna.legacy.anthropic.anthropic_chat", "anthropic")
         key = _require(settings.anthropic_api_key, "Set ANTHROPIC_API_KEY to use the Anthropic provider.")
-        client = anthropic.Anthropic(api_key=key)
+        client = anthropic.Anthropic(api_key=key, timeout=settings.llm_timeout_s,
+                                     max_retries=settings.llm_max_retries)
         config["model"] = settings.llm_model or DEFAULT_MODELS["anthropic"]
         config.setdefault("temperature", 0.0)
         llm_cls = chat_module.Anthropic_Chat
@@ -108,6 +113,7 @@ def create_vanna(settings: Settings, mixin: type, store: type, base_config: dict
     ollama_module = _import("vanna.legacy.ollama.ollama", "ollama")
     config["model"] = settings.llm_model or DEFAULT_MODELS["ollama"]
     config["ollama_host"] = settings.ollama_host
+    config["ollama_timeout"] = settings.llm_timeout_s  # vanna's default is 240 s
     llm_cls = ollama_module.Ollama
 
     class OllamaVanna(mixin, store, llm_cls):  # type: ignore[misc, valid-type]

@@ -226,6 +226,8 @@ class SqlAnswer:
     message: str = ""
     nearest: tuple[str, ...] = ()
     score: float | None = None
+    interpretation: str = ""
+    confidence: str = ""
 
 
 def _fmt(value: Any) -> str:

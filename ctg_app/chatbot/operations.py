@@ -7,8 +7,8 @@ records the classified error action and re-raises; the page turns it into a frie
 What a question records (the decision for the spec's actions):
 
 - submitted → ``generate_question`` (the question is captured, bounded and redacted);
-- SQL generated and validated → ``sql_query`` with ``{"declined": false}``; SQL that is not a single read-only query
-  → ``sql_error``; the LLM failing → ``llm_error``;
+- SQL generated and validated → ``sql_query`` with ``{"declined": false}``; SQL the read-only policy refuses
+  (:mod:`ctg_app.chatbot.sql_policy`) → ``sql_error``; the LLM failing → ``llm_error``;
 - the offline model declining an unknown question is not an error: ``sql_query`` with ``{"declined": true}``, status
   ok, and nothing is executed (no ``execute_sql``);
 - the SQL run → ``execute_sql`` (or ``sql_error`` / ``database_error``);
@@ -33,7 +33,6 @@ import streamlit as st
 from ctg_app.chatbot.charts import build_chart
 from ctg_app.chatbot.offline import SqlAnswer
 from ctg_app.tracking import Actions, tracked
-from ctg_app.tracking.recording.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,7 @@ def generate_sql(vn: Any, question: str) -> SqlAnswer:
     answer = _cached_answer(question, _key(vn), vn)
     if answer.declined:
         return answer
-    if not vn.is_sql_valid(answer.sql or ""):
-        raise SqlValidationError("the generated text is not a single read-only SQL query")
+    vn.validate_sql(answer.sql or "")  # raises SqlValidationError with the reason
     return answer
 
 
@@ -114,8 +112,7 @@ def execute_sql(vn: Any, sql: str) -> pd.DataFrame:
 @tracked(Actions.EDIT_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
 def run_edited_sql(vn: Any, sql: str) -> pd.DataFrame:
     """Validate and run SQL the user edited (one event: ``edit_sql``)."""
-    if not vn.is_sql_valid(sql):
-        raise SqlValidationError("the edited SQL is not a single read-only SQL query")
+    vn.validate_sql(sql)  # raises SqlValidationError with the reason; run_sql validates (and caps) again
     return _cached_run_sql(sql, _key(vn), vn)
 
 

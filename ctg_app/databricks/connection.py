@@ -25,7 +25,13 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from ctg_app.databricks.errors import CONFIGURATION, REJECTED, WarehouseConfigError, classify_error
+from ctg_app.databricks.errors import (
+    CONFIGURATION,
+    REJECTED,
+    WarehouseConfigError,
+    classify_error,
+    is_missing_object,
+)
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.recording.redact import Redactor
 
@@ -78,6 +84,12 @@ def is_auth_error(exc: BaseException) -> bool:
 def is_conflict(exc: BaseException) -> bool:
     """True for a Delta concurrent-write conflict (``ConcurrentAppendException`` & co.): retry the statement."""
     return classify_error(exc).is_conflict
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """True when the error (or its cause) says the table, schema or catalog does not exist, by its error condition
+    or SQLSTATE (see :func:`ctg_app.databricks.errors.is_missing_object`)."""
+    return any(is_missing_object(e) for e in (exc, exc.__cause__) if e is not None)
 
 
 def is_rejection(exc: BaseException) -> bool:

@@ -191,6 +191,17 @@ def is_sql_problem(exc: BaseException) -> bool:
         ("PARSE_SYNTAX_ERROR", "TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN", "UNRESOLVED_ROUTINE"))))
 
 
+_MISSING_CONDITIONS = ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "CATALOG_NOT_FOUND", "DELTA_TABLE_NOT_FOUND",
+                       "DELTA_PATH_DOES_NOT_EXIST")
+_MISSING_SQLSTATES = ("42P01", "42704", "3F000", "42P06")
+
+
+def is_missing_object(exc: BaseException) -> bool:
+    """True when a warehouse error says the table, schema or catalog does not exist (error condition or SQLSTATE)."""
+    error_class, sqlstate, _ = error_facts(exc)
+    return bool((error_class and error_class.startswith(_MISSING_CONDITIONS)) or sqlstate in _MISSING_SQLSTATES)
+
+
 ADVICE = {
     "credentials rejected": "check DATABRICKS_ACCESS_TOKEN (or DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET)",
     "access denied": "grant the identity CAN USE on the warehouse and MODIFY on the table",

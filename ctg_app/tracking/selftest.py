@@ -57,9 +57,7 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
         tracker = Tracker(test_settings)
         event = tracker.record_unguarded("selftest", operation="selftest", duration_ms=1.0,
                                          details={"selftest": True}, user=settings.default_user)
-        found = tracker.spool.connection().execute(
-            "SELECT COUNT(*) FROM events WHERE event_id = ?", (event.event_id,)).fetchone()[0]
-        if found != 1:
+        if not tracker.spool.has_event(event.event_id):
             raise RuntimeError("the event was not found in the spool after the insert")
         checks.append(Check("basic action tracking", PASS, f"event {event.event_id} in spool {tracker.spool.path}"))
     except Exception as exc:  # noqa: BLE001 - the checklist reports every failure

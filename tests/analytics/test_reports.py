@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -62,11 +63,29 @@ def test_spec_queries_verbatim_equal_named_reports(both, name):
     assert len(verbatim) > 0
 
 
-def test_spec_sql_is_the_specs_character_for_character():
-    spec_file = Path(__file__).resolve().parents[3] / "shared" / "spec" / "usage-tracking.md"  # beside the checkout
+SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "spec" / "usage-tracking.md"  # beside the checkout
+
+
+def spec_text(spec_file: Path = SPEC_FILE) -> str:
+    """The spec's text; a missing file skips the check locally but fails it under ``CI=true``."""
     if not spec_file.exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # CI checks out shared/ beside the clone
+            pytest.fail(f"the specification is not at {spec_file} (CI must check out shared/ beside the clone)")
         pytest.skip(f"the specification is not at {spec_file}")
-    spec = spec_file.read_text()
+    return spec_file.read_text()
+
+
+def test_a_missing_spec_fails_under_ci(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must check out shared"):
+        spec_text(tmp_path / "usage-tracking.md")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        spec_text(tmp_path / "usage-tracking.md")
+
+
+def test_spec_sql_is_the_specs_character_for_character():
+    spec = spec_text()
     for sql in (SPEC_CREATE_TABLE, *SPEC_QUERIES.values()):
         assert sql in spec
 

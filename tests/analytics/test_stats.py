@@ -106,3 +106,31 @@ def test_wrong_token_is_reported_not_raised(tracking_spool, warehouse_env, monke
 def test_empty(tracking_spool, days):
     stats = get_usage_stats(days=days)
     assert stats.empty and stats.total_events == 0 and len(stats.daily) == days + 1
+
+
+def test_source_spool_reads_only_the_spool_even_with_databricks_host_set(tracking_spool, warehouse_env, monkeypatch):
+    # On Databricks Apps DATABRICKS_HOST is always set, so blanking the hostname in Settings did not force the spool;
+    # source="spool" does, without opening a warehouse session.
+    from ctg_app.settings import get_settings
+
+    monkeypatch.setenv("DATABRICKS_HOST", "https://adb-1.azuredatabricks.net")
+    get_settings.cache_clear()
+    events = make_events(n=50)
+    load_warehouse(warehouse_env, events)
+    load_spool(tracking_spool, events[:10])
+    warehouse_env.reset_stats()
+    stats = get_usage_stats(days=30, source="spool")
+    assert stats.source == "spool" and stats.warehouse_events == 0
+    assert stats.total_events == len(_expected(events[:10], stats.since))
+    assert warehouse_env.method_counts.get("OpenSession", 0) == 0
+    with pytest.raises(ValueError):
+        get_usage_stats(days=7, source="everywhere")
+
+
+def test_source_warehouse_raises_instead_of_falling_back(tracking_spool, warehouse_env):
+    from ctg_app.tracking.analytics.reports import WarehouseUnavailable
+
+    warehouse_env.stop()
+    with pytest.raises(WarehouseUnavailable):
+        get_usage_stats(days=7, source="warehouse")
+    assert get_usage_stats(days=7).source == "spool"  # auto falls back

@@ -109,8 +109,19 @@ def test_run_command_starts_streamlit_headless(monkeypatch):
 def test_subcommands_are_registered_one_function_each():
     parser = cli.build_parser()
     names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
-    assert {"run", "check-training"} <= names
-    assert all(callable(add) for add in cli.COMMANDS)
+    assert {"run", "check-training", "selftest", "usage-report"} <= names
+    # Each listed function registers exactly one subcommand, and that subcommand has a handler to run.
+    import argparse
+
+    registered = []
+    for add in cli.COMMANDS:
+        fresh = argparse.ArgumentParser().add_subparsers(dest="command")
+        add(fresh)
+        assert len(fresh.choices) == 1, add.__name__
+        (name, sub), = fresh.choices.items()
+        assert callable(sub.get_default("func")), name
+        registered.append(name)
+    assert sorted(registered) == sorted(names)
 
 
 def test_default_source_is_the_sample(tmp_path, monkeypatch):

@@ -139,13 +139,14 @@ def test_openai_provider_is_built_lazily_without_network(monkeypatch, tmp_path):
     with pytest.raises(LlmConfigError, match="OPENAI_API_KEY"):
         build_vanna(Settings(llm_provider="openai", sample_db_path=db))
     vn = build_vanna(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=db))
-    assert created == [{"api_key": "sk-test"}]
+    assert created == [{"api_key": "sk-test", "timeout": 60.0, "max_retries": 2}]  # never the client's 600 s
     assert vn.config["model"] == "gpt-4o-mini" and vn.dialect == "SQLite"
     with pytest.raises(LlmConfigError, match="AZURE_OPENAI_ENDPOINT"):
         build_vanna(Settings(llm_provider="azure_openai", openai_api_key="k", sample_db_path=db))
     vn = build_vanna(Settings(llm_provider="azure_openai", openai_api_key="k", llm_model="dep",
                               azure_openai_endpoint="https://x.openai.azure.com", sample_db_path=db))
     assert created[-1]["azure_endpoint"] == "https://x.openai.azure.com" and vn.config["model"] == "dep"
+    assert (created[-1]["timeout"], created[-1]["max_retries"]) == (60.0, 2)
 
 
 def test_llm_answers_go_through_vanna_generate_sql(monkeypatch, tmp_path):
@@ -180,3 +181,26 @@ def test_ollama_is_not_contacted_at_build(monkeypatch, tmp_path):
     assert calls == [("init", "http://127.0.0.1:11434")]
     assert vn.model == "llama3.1:latest"
     reload_settings()
+
+
+def test_anthropic_and_ollama_clients_get_the_timeout_and_retries(monkeypatch, tmp_path):
+    created = []
+
+    class Client:
+        def __init__(self, *args, **kwargs):
+            created.append((args, kwargs))
+
+    for name in ("anthropic", "ollama"):
+        module = types.ModuleType(name)
+        module.Anthropic = module.Client = Client
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in ("vanna.legacy.anthropic.anthropic_chat", "vanna.legacy.anthropic", "vanna.legacy.ollama.ollama",
+                 "vanna.legacy.ollama"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    db = tmp_path / "s.sqlite3"
+    build_vanna(Settings(llm_provider="anthropic", anthropic_api_key="k", llm_timeout_s=12.5, llm_max_retries=1,
+                         sample_db_path=db))
+    assert created[-1][1] == {"api_key": "k", "timeout": 12.5, "max_retries": 1}
+    vn = build_vanna(Settings(llm_provider="ollama", llm_timeout_s=12.5, sample_db_path=db))
+    assert vn.ollama_timeout == 12.5  # vanna's own default is 240 s
+    assert created[-1][1]["timeout"].read == 12.5

@@ -76,3 +76,33 @@ def test_identity_header_honoured_when_trusted(browser, start_app):
         proxy.close()
     events = server.wait_for_action("app_start")
     assert events[0] == ("app_start", "boss@elevio.com", "ok")
+
+
+def test_trusted_header_decides_who_reaches_the_usage_page(browser, start_app):
+    # Identity precedence through real request headers (not a patched function): the trusted header names an admin,
+    # so the admin-only page is in the navigation and renders; the app records that user.
+    server = start_app(TRUSTED_USER_HEADER="X-Forwarded-Email", ADMIN_EMAILS="boss@elevio.com")
+    proxy = HeaderInjectingProxy(server.port, {"X-Forwarded-Email": "Boss@Elevio.COM"})
+    context, page = _open(browser, proxy.url, header="Boss@Elevio.COM")
+    try:
+        page.goto(proxy.url.rstrip("/") + "/analytics")
+        page.get_by_role("heading", name="Usage analytics").wait_for()
+        assert page.get_by_text("only available to administrators").count() == 0
+    finally:
+        context.close()
+        proxy.close()
+    assert server.wait_for_action("app_start")[0] == ("app_start", "boss@elevio.com", "ok")
+
+
+def test_untrusted_header_does_not_make_an_admin(browser, start_app):
+    # The same header without TRUSTED_USER_HEADER is ignored: the default user is no admin, no usage page.
+    server = start_app(ADMIN_EMAILS="boss@elevio.com")
+    proxy = HeaderInjectingProxy(server.port, {"X-Forwarded-Email": "Boss@Elevio.COM"})
+    context, page = _open(browser, proxy.url, header="Boss@Elevio.COM")
+    try:
+        page.get_by_text(DEFAULT_USER).first.wait_for()
+        assert page.get_by_role("link", name="Usage analytics").count() == 0
+    finally:
+        context.close()
+        proxy.close()
+    assert server.wait_for_action("app_start")[0] == ("app_start", DEFAULT_USER, "ok")

@@ -67,27 +67,17 @@ def test_503_with_retry_after_is_retried_then_succeeds(wh: FakeWarehouse) -> Non
     assert wh.method_counts["ExecuteStatement"] == 2 and _count(wh) == 1
 
 
-def test_persistent_503_fails_fast_with_short_retry_budget(wh: FakeWarehouse) -> None:
+@pytest.mark.parametrize(("fault", "max_seconds"), [
+    pytest.param({"count": 5, "http_status": 503, "retry_after": 1}, 2, id="persistent-503-short-retry-budget"),
+    pytest.param({"count": 1, "http_status": 429, "retry_after": 1}, 2, id="429-short-retry-budget"),
+    pytest.param({"count": 1, "http_status": 500}, 1, id="500-at-once"),
+])
+def test_http_error_on_execute_fails_fast_and_runs_nothing(wh: FakeWarehouse, fault: dict, max_seconds: float) -> None:
     with sql.connect(**wh.connect_kwargs()) as conn, conn.cursor() as cur:
-        wh.faults.next(5, method="ExecuteStatement", http_status=503, retry_after=1)
+        fault = dict(fault)
+        wh.faults.next(fault.pop("count"), method="ExecuteStatement", **fault)
         err, took = _timed(lambda: cur.execute(f"INSERT INTO {T} VALUES ('a', 1)"))
-    assert isinstance(err, RequestError) and took < 2
-    assert _count(wh) == 0
-
-
-def test_429_fails_fast_with_short_retry_budget(wh: FakeWarehouse) -> None:
-    with sql.connect(**wh.connect_kwargs()) as conn, conn.cursor() as cur:
-        wh.faults.next(1, method="ExecuteStatement", http_status=429, retry_after=1)
-        err, took = _timed(lambda: cur.execute(f"INSERT INTO {T} VALUES ('a', 1)"))
-    assert isinstance(err, RequestError) and took < 2
-    assert _count(wh) == 0
-
-
-def test_500_on_execute_raises_at_once(wh: FakeWarehouse) -> None:
-    with sql.connect(**wh.connect_kwargs()) as conn, conn.cursor() as cur:
-        wh.faults.next(1, method="ExecuteStatement", http_status=500)
-        err, took = _timed(lambda: cur.execute(f"INSERT INTO {T} VALUES ('a', 1)"))
-    assert isinstance(err, RequestError) and took < 1
+    assert isinstance(err, RequestError) and took < max_seconds
     assert wh.statement_count == 0 and _count(wh) == 0
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.tracking.recording.event import EVENT_COLUMNS
+from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event
 from ctg_app.tracking.recording.spool import Spool
 
 TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
@@ -29,17 +29,21 @@ def make_events(n: int, *, start: datetime | None = None, prefix: str = "") -> l
         ts = (start + timedelta(microseconds=1000 * i + 7)).isoformat(sep=" ", timespec="microseconds")
         action = ACTIONS[i % len(ACTIONS)]
         error = action.endswith("_error")
-        out.append((f"{prefix}{i:08d}-{rng.getrandbits(64):016x}", ts, APP, f"user{i % 13}@eleviogroup.com", action,
-                    "run_sql" if i % 3 else None, "error" if error else "ok", "ValueError" if error else None,
-                    "bad 'quote' ünïcode" if error else None, round(rng.random() * 100, 3), f"s{i % 17}",
-                    json.dumps({"i": i})))
+        out.append(Event(  # by name: the field order comes from the event's declaration
+            event_id=f"{prefix}{i:08d}-{rng.getrandbits(64):016x}", timestamp=ts, app_name=APP,
+            user=f"user{i % 13}@eleviogroup.com", action=action, operation="run_sql" if i % 3 else None,
+            status="error" if error else "ok", error_type="ValueError" if error else None,
+            error_message="bad 'quote' ünïcode" if error else None, duration_ms=round(rng.random() * 100, 3),
+            session_id=f"s{i % 17}", details=json.dumps({"i": i}),
+        ))
     return out
 
 
 def fill(spool: Spool, events: list[tuple]) -> None:
     """Insert events into the spool with one executemany (fast; not the request path)."""
     with spool.transaction() as conn:
-        conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * 12)})", events)
+        conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                         f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", events)
 
 
 def warehouse_ids(wh: FakeWarehouse, table: str = TABLE) -> list[str]:

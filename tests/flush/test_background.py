@@ -10,7 +10,7 @@ import pytest
 from fake_databricks import FakeWarehouse
 from ctg_app.tracking.delivery import background
 from ctg_app.tracking.delivery import cli as flush_cli
-from ctg_app.tracking.delivery.background import start_background_flusher, stop_background_flusher
+from ctg_app.tracking.delivery.background import BackgroundFlusher, start_background_flusher, stop_background_flusher
 from tests.flush.conftest import fill, make_events, warehouse_ids
 
 
@@ -53,7 +53,7 @@ def test_backs_off_while_down_then_recovers(settings, spool, flush_env: FakeWare
     fill(spool, make_events(50))
     flusher = start_background_flusher(settings.replace(background_flush=True, background_flush_interval_s=0.2))
     assert _wait(lambda: flusher.failures >= 1)
-    assert flusher.next_delay() >= 0.2
+    assert flusher.last_report is None or flusher.last_report.outcome != "ok"  # the failure is what it counted
     flush_env.start()
     flusher.flusher.delivery.spool.connection().execute("UPDATE events SET next_attempt_at = 0")  # skip row backoff
     assert _wait(lambda: spool.counts()["delivered"] == 50, timeout=30)
@@ -75,3 +75,19 @@ def test_runs_alongside_the_ops_command_without_duplicates(settings, spool, flus
     ids = warehouse_ids(flush_env)
     assert len(ids) == len(set(ids)) == 15000
     assert background._current is None
+
+
+@pytest.mark.parametrize(("failures", "low", "high"), [
+    (0, 0.2, 0.2),  # healthy: the interval itself
+    (1, 0.2, 0.4),  # doubled per failure, "equal jitter": half to all of it
+    (3, 0.8, 1.6),
+    (12, 300.0, 600.0),  # capped at 10 minutes
+    (500, 300.0, 600.0),
+])
+def test_next_delay_doubles_per_failure_with_jitter_up_to_the_cap(settings, failures, low, high) -> None:
+    flusher = BackgroundFlusher(settings, interval_s=0.2)  # not started: only the arithmetic
+    flusher.failures = failures
+    delays = [flusher.next_delay() for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    if low < high:
+        assert max(delays) - min(delays) > (high - low) / 4  # jittered, not constant

@@ -10,6 +10,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from fake_databricks import FakeWarehouse
 from ctg_app.tracking.delivery.flush import Flusher
 from ctg_app.tracking.delivery.databricks_sink import create_table_sql
@@ -71,35 +73,36 @@ def test_outage_mid_run_is_partial_then_recovers(settings, spool, flush_env) -> 
     _assert_exactly_once(wh, spool, events)
 
 
-def test_503_storm_then_delivered_once(settings, spool, flush_env) -> None:
+@pytest.mark.parametrize(("n", "fault", "table_first", "released"), [
+    # every call answers 503: the sink cannot even open, nothing is claimed
+    pytest.param(500, {"count": 100, "http_status": 503, "retry_after": 1}, False, False, id="503-storm"),
+    # the MERGE hangs past the timeout: the claimed batch is released with backoff
+    pytest.param(300, {"count": 5, "method": "ExecuteStatement", "hang": True, "hang_timeout": 15}, True, True,
+                 id="hang"),
+])
+def test_transient_fault_stops_fast_then_delivered_once(settings, spool, flush_env, n, fault, table_first,
+                                                        released) -> None:
     wh = flush_env
-    events = make_events(500)
+    if table_first:
+        _create_table(wh)
+    events = make_events(n)
     fill(spool, events)
-    wh.faults.next(100, http_status=503, retry_after=1)
-    t0 = time.monotonic()
-    report = Flusher(settings, spool=spool).run()
-    assert time.monotonic() - t0 < 10
-    assert report.outcome == "unreachable" and spool.counts()["pending"] == 500
-    wh.faults.clear()
-    report = Flusher(settings, spool=spool).run(ignore_backoff=True)
-    assert report.outcome == "ok"
-    _assert_exactly_once(wh, spool, events)
-
-
-def test_hang_times_out_releases_then_delivers(settings, spool, flush_env) -> None:
-    wh = flush_env
-    _create_table(wh)
-    events = make_events(300)
-    fill(spool, events)
-    _skip_describe(wh)
-    wh.faults.next(5, method="ExecuteStatement", hang=True, hang_timeout=15)
+    if table_first:
+        _skip_describe(wh)
+    fault = dict(fault)
+    wh.faults.next(fault.pop("count"), **fault)
     t0 = time.monotonic()
     report = Flusher(settings, spool=spool).run()
     took = time.monotonic() - t0
     wh.faults.clear()
     assert took < 10 and report.outcome == "unreachable"
-    assert spool.connection().execute("SELECT MIN(attempts) FROM events").fetchone()[0] == 1  # released, backoff
-    assert Flusher(settings, spool=spool).run().delivered == 0  # still backing off
+    assert spool.counts()["pending"] == n
+    attempts = spool.connection().execute("SELECT MIN(attempts) FROM events").fetchone()[0]
+    if released:
+        assert attempts == 1  # released, with backoff
+        assert Flusher(settings, spool=spool).run().delivered == 0  # still backing off
+    else:
+        assert attempts == 0  # never claimed
     report = Flusher(settings, spool=spool).run(ignore_backoff=True)
     assert report.outcome == "ok"
     _assert_exactly_once(wh, spool, events)

@@ -83,7 +83,12 @@ def test_custom_rules_come_first():
 
 
 def test_classifying_never_imports_client_libraries():
+    # in a fresh interpreter: other tests in this process import the real openai client (the LLM-path tests)
+    import subprocess
     import sys
 
-    ErrorClassifier().classify(ValueError("x"), Actions.SQL_QUERY)
-    assert "openai" not in sys.modules and "anthropic" not in sys.modules and "ollama" not in sys.modules
+    code = ("import sys\n"
+            "from ctg_app.tracking import Actions, ErrorClassifier\n"
+            "ErrorClassifier().classify(ValueError('x'), Actions.SQL_QUERY)\n"
+            "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules and 'ollama' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

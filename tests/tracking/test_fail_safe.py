@@ -133,16 +133,22 @@ def test_read_only_spool_still_returns_the_value(tmp_path):
     for p in tmp_path.iterdir():
         p.chmod(0o444)
     tmp_path.chmod(0o555)
+    widened: list[tuple[Path, int]] = []  # (ancestor, its original mode): restored afterwards, whatever happens
     try:
         if running_as_root():  # the unprivileged child must be able to reach the directory
             for parent in tmp_path.parents:
                 if parent == Path(tmp_path.anchor):
                     break
-                parent.chmod(parent.stat().st_mode | 0o005)
+                mode = parent.stat().st_mode
+                if mode & 0o005 != 0o005:
+                    widened.append((parent, mode))
+                    parent.chmod(mode | 0o005)
         child = subprocess.run([sys.executable, "-c", READ_ONLY_CHILD, str(path)], cwd=ROOT, capture_output=True,
                                text=True, timeout=60)
     finally:
         tmp_path.chmod(0o755)
+        for parent, mode in reversed(widened):
+            parent.chmod(mode)
     assert child.returncode == 0, child.stderr
     assert "result ok, dropped 1" in child.stdout
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0

@@ -102,7 +102,8 @@ def test_spool_deleted_under_a_running_writer_is_noticed_and_nothing_is_lost(tmp
     print(f"SUMMARY deleted spool: live {len(live)}/2000, dropped {dropped}")
     assert live == {("w", i) for i in range(2000)}
     status = Delivery(Spool(path)).status()
-    assert [(f["event"], f["salvaged"]) for f in status["spool_files"]] == [("deleted", 1000)]
+    assert [f["event"] for f in status["spool_files"]] == ["deleted"]
+    assert status["spool_files"][0]["salvaged"] >= 1000  # and any written before the writer noticed
     assert failures == 0
 
 

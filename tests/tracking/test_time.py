@@ -48,3 +48,28 @@ def test_event_ids_are_unique_rfc9562_v7_and_ordered_by_time():
     millis = [_id_millis(i) for i in ids]
     assert millis == sorted(millis)
     assert ids[:1000] == sorted(ids[:1000])  # same millisecond: the counter keeps creation order
+
+
+def test_ids_within_one_millisecond_keep_creation_order_past_the_12_bit_counter():
+    # Whatever ran before (any counter state), 5,000 ids made within one frozen millisecond - more than the 4,096
+    # the 12-bit counter holds - are unique and sort in creation order: the id's millisecond advances, never wraps.
+    for _ in range(1234):
+        new_id_and_timestamp()
+    with freeze_time("2026-01-01 00:00:05.000123"):
+        ids = [new_id_and_timestamp()[0] for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert _id_millis(ids[0]) == int(datetime(2026, 1, 1, 0, 0, 5, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_id_order_holds_in_a_fresh_process_too():
+    import subprocess
+    import sys
+
+    code = ("from freezegun import freeze_time\n"
+            "from ctg_app.tracking.recording.event import new_id_and_timestamp\n"
+            "with freeze_time('2026-01-01 00:00:00'):\n"
+            "    ids = [new_id_and_timestamp()[0] for _ in range(4500)]\n"
+            "assert ids == sorted(ids) and len(set(ids)) == 4500, 'out of order'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -27,6 +27,7 @@ same rows as :func:`run_report` on the same data.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -43,15 +44,12 @@ from sqlglot import exp
 from ctg_app.settings import SPEC_APP_NAME, SPEC_TABLE, Settings, get_settings
 from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.analytics.spec_sql import SPEC_QUERIES
+from ctg_app.tracking.recording.event import TABLE_COLUMNS
 from ctg_app.tracking.recording.spool import TABLE as SPOOL_TABLE
 from ctg_app.tracking.recording.spool import Spool
 
 log = logging.getLogger(__name__)
 
-#: The central table's columns, in order (what the flush writes; a legacy table may only have the first four).
-EVENT_COLUMNS = ("timestamp", "app_name", "user", "action", "event_id", "operation", "status", "error_type",
-                 "error_message", "duration_ms", "session_id", "details")
-SPEC_COLUMNS = EVENT_COLUMNS[:4]
 FUNNEL_STEPS = (Actions.GENERATE_QUESTION, Actions.SQL_QUERY, Actions.EXECUTE_SQL, Actions.DOWNLOAD_RESULTS)
 SQL_EDITING_ACTIONS = (Actions.SQL_QUERY, Actions.EDIT_SQL, Actions.EXECUTE_SQL)
 
@@ -443,24 +441,18 @@ def _like_to_glob(pattern: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=256)
 def to_sqlite(databricks: str) -> str:
-    """Translate a report's Databricks SQL to SQLite for the spool (sqlglot, then the adjustments above)."""
+    """Translate a report's Databricks SQL to SQLite for the spool (sqlglot, then the adjustments above); cached
+    per statement - the filters are parameters, so there are only a few distinct statements."""
     tree = sqlglot.parse_one(databricks, read="databricks")
     tree = tree.transform(_ToSpool())
     return tree.sql(dialect="sqlite")
 
 
-_SQLITE_CACHE: dict[tuple[str, bool, bool, bool], str] = {}
-
-
 def spool_sql(name: str, *, since: date | None = None, user: str | None = None, action: str | None = None) -> str:
-    """The report's SQLite SQL for the spool (translated once per filter combination and cached)."""
-    key = (name, since is not None, user is not None, action is not None)
-    sql = _SQLITE_CACHE.get(key)
-    if sql is None:
-        sql = to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
-        _SQLITE_CACHE[key] = sql
-    return sql
+    """The report's SQLite SQL for the spool (translated once per filter combination: :func:`to_sqlite` caches)."""
+    return to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
 
 
 def _params(app_name: str, since: date | None, user: str | None, action: str | None, *, for_spool: bool) -> dict:
@@ -475,6 +467,9 @@ def _params(app_name: str, since: date | None, user: str | None, action: str | N
 
 
 # ----- engines -----------------------------------------------------------------------------------------------------
+
+
+_ROWS_ALIAS = "ctg_table_rows"
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -496,6 +491,7 @@ class WarehouseReader:
         self._connect = connect
         self._conn: Any = None
         self._columns: tuple[str, ...] | None = None
+        self._total_rows: int | None = None
         self.table_missing = False
 
     def __enter__(self) -> WarehouseReader:
@@ -541,17 +537,34 @@ class WarehouseReader:
 
     def columns(self) -> tuple[str, ...]:
         """The central table's columns (empty when the table does not exist yet)."""
+        from ctg_app.databricks.connection import is_missing_table
+
         if self._columns is None:
+            # One statement learns both the columns and the row count (a Delta COUNT(*) is answered from metadata).
             try:
-                names, _ = self.fetch(f"SELECT * FROM {self.table} LIMIT 0")
+                names, rows = self.fetch(f"SELECT *, (SELECT COUNT(*) FROM {self.table}) AS {_ROWS_ALIAS} "
+                                         f"FROM {self.table} LIMIT 1")
             except WarehouseUnavailable as exc:
-                if _is_missing_table(exc):
+                if is_missing_table(exc):
                     self.table_missing = True
                     self._columns = ()
                     return self._columns
                 raise
-            self._columns = tuple(n.lower() for n in names)
+            names = [n.lower() for n in names]
+            self._total_rows = int(rows[0][names.index(_ROWS_ALIAS)]) if rows else 0
+            self._columns = tuple(n for n in names if n != _ROWS_ALIAS)
         return self._columns
+
+    def table_info(self) -> tuple[tuple[str, ...], int | None]:
+        """``(columns, total rows)`` of the central table (``((), None)`` when it does not exist)."""
+        columns = self.columns()
+        return columns, (self._total_rows if columns else None)
+
+    def use_table_info(self, columns: Sequence[str], total_rows: int | None) -> None:
+        """Adopt a recent :meth:`table_info` (e.g. cached by the usage page) instead of probing the table again."""
+        self._columns = tuple(columns)
+        self._total_rows = total_rows
+        self.table_missing = not self._columns
 
     def events_relation(self) -> str | None:
         """``{events}`` for the report SQL: the table itself, or a subquery supplying missing extension columns;
@@ -559,12 +572,12 @@ class WarehouseReader:
         have = set(self.columns())
         if not have:
             return None
-        missing = [c for c in EVENT_COLUMNS if c not in have]
+        missing = [c for c in TABLE_COLUMNS if c not in have]
         if not missing:
             return self.table
         errors = ", ".join(f"'{a}'" for a in Actions.errors())
         select = []
-        for name in EVENT_COLUMNS:
+        for name in TABLE_COLUMNS:
             if name in have:
                 select.append(f"`{name}`")
             elif name == "status":
@@ -580,6 +593,8 @@ class WarehouseReader:
         if self.events_relation() is None:
             return None
         if app_name is None:
+            if self._total_rows is not None:
+                return self._total_rows
             _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table}")
         else:
             _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table} WHERE app_name = :app_name",
@@ -595,11 +610,6 @@ class WarehouseReader:
         if not rows:
             return None
         return dict(zip(names, rows[0]))
-
-
-def _is_missing_table(exc: BaseException) -> bool:
-    text = f"{exc} {exc.__cause__ or ''}".upper()
-    return "TABLE_OR_VIEW_NOT_FOUND" in text or "DOES NOT EXIST" in text or "NOT FOUND" in text and "TABLE" in text
 
 
 def spool_for(settings: Settings | None = None) -> Spool:
@@ -673,7 +683,7 @@ def run_on_spool(name: str, spool: Spool, *, days: int | None = ..., user: str |
     since = window_start(days, now)
     app_name = app_name or get_settings().app_name
     sql = spool_sql(name, since=since, user=user, action=action)
-    cursor = spool.scan_connection().execute(sql, _params(app_name, since, user, action, for_spool=True))
+    cursor = spool.scan(sql, _params(app_name, since, user, action, for_spool=True))
     if spec.reduce_rows is not None:
         return _finish(spec, spec.reduce_rows(cursor))
     names = [d[0] for d in cursor.description]

@@ -25,7 +25,8 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.recording.spool import STATE_DEAD, STATE_PENDING, Spool
+from ctg_app.tracking.recording.spool import TABLE as SPOOL_TABLE
+from ctg_app.tracking.recording.spool import Spool
 
 if TYPE_CHECKING:  # pandas, sqlglot and the connector load only when statistics are asked for
     import pandas as pd
@@ -116,9 +117,26 @@ def _frame(columns: list[str]) -> pd.DataFrame:
 
 def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: Settings | None = None,
                     spool: Spool | None = None, reader: WarehouseReader | None = None,
-                    now: datetime | None = None) -> UsageStats:
-    """Usage statistics for ``user_email`` (None: everyone) over the last ``days`` days (see the module docstring)."""
-    from ctg_app.tracking.analytics.reports import WarehouseReader, WarehouseUnavailable, _where, spool_for, window_start
+                    now: datetime | None = None, source: str = "auto") -> UsageStats:
+    """Usage statistics for ``user_email`` (None: everyone) over the last ``days`` days (see the module docstring).
+
+    ``source``: ``"auto"`` (the warehouse plus pending spool rows when configured and reachable, else the spool with a
+    notice), ``"spool"`` (the local spool only, e.g. when the caller already knows the warehouse is down) or
+    ``"warehouse"`` (raises ``WarehouseUnavailable`` instead of falling back). A ``reader`` passed in is used and left
+    open (so one connection can serve several calls)."""
+    from ctg_app.tracking.analytics.reports import (
+        SOURCE_AUTO,
+        SOURCE_SPOOL,
+        SOURCE_WAREHOUSE,
+        WarehouseReader,
+        WarehouseUnavailable,
+        _where,
+        spool_for,
+        window_start,
+    )
+
+    if source not in (SOURCE_AUTO, SOURCE_SPOOL, SOURCE_WAREHOUSE):
+        raise ValueError(f"source must be auto, spool or warehouse, not {source!r}")
 
     settings = settings or get_settings()
     days = int(days)
@@ -127,7 +145,7 @@ def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: S
     spool = spool or spool_for(settings)
     where = _where("", since=since, user=user, action=None)
 
-    if settings.warehouse_configured:
+    if source == SOURCE_WAREHOUSE or (source == SOURCE_AUTO and settings.warehouse_configured):
         own_reader = reader is None
         reader = reader or WarehouseReader(settings)
         try:
@@ -138,6 +156,8 @@ def get_usage_stats(user_email: str | None = None, days: int = 7, *, settings: S
             stats.notice = notice
             return stats
         except WarehouseUnavailable as exc:
+            if source == SOURCE_WAREHOUSE:
+                raise
             warehouse_error = str(exc)
             log.info("usage stats: warehouse unavailable (%s); using the local spool", warehouse_error)
         finally:
@@ -167,17 +187,13 @@ SPOOL_CUBE_SQL = """SELECT DATE(timestamp) AS date, user, action, COUNT(*) AS ev
 FROM {events} WHERE {where}
 GROUP BY DATE(timestamp), user, action"""
 SPOOL_EDGE_SQL = "SELECT {agg}(timestamp) FROM {events} WHERE {where} AND DATE(timestamp) = :edge_day"
-_SPOOL_SQL_CACHE: dict[str, str] = {}
 
 
 def _spool_sql(databricks: str) -> str:
-    """``to_sqlite`` once per distinct statement (the filters are parameters, so there are only a few)."""
-    sql = _SPOOL_SQL_CACHE.get(databricks)
-    if sql is None:
-        from ctg_app.tracking.analytics.reports import to_sqlite
+    """The statement in SQLite (``reports.to_sqlite``, which caches each distinct statement)."""
+    from ctg_app.tracking.analytics.reports import to_sqlite
 
-        sql = _SPOOL_SQL_CACHE[databricks] = to_sqlite(databricks)
-    return sql
+    return to_sqlite(databricks)
 
 
 def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user: str | None,
@@ -186,9 +202,8 @@ def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user:
 
     from ctg_app.tracking.analytics.reports import _as_naive_utc, _params
 
-    conn = spool.scan_connection()
     params = _params(settings.app_name, since, user, None, for_spool=True)
-    rows = conn.execute(_spool_sql(SPOOL_CUBE_SQL.format(events="events", where=where)), params).fetchall()
+    rows = spool.scan(_spool_sql(SPOOL_CUBE_SQL.format(events=SPOOL_TABLE, where=where)), params).fetchall()
     day_of: dict[str, date] = {}
     days_col, users, actions, events, errors = [], [], [], [], []
     for day_text, row_user, action, count, error_count in rows:
@@ -207,8 +222,8 @@ def _spool_only(spool: Spool, where: str, settings: Settings, since: date, user:
     if day_of:
         texts = sorted(day_of)
         for agg, edge in (("MIN", texts[0]), ("MAX", texts[-1])):
-            sql = _spool_sql(SPOOL_EDGE_SQL.format(agg=agg, events="events", where=where))
-            value = conn.execute(sql, {**params, "edge_day": edge}).fetchone()[0]
+            sql = _spool_sql(SPOOL_EDGE_SQL.format(agg=agg, events=SPOOL_TABLE, where=where))
+            value = spool.scan(sql, {**params, "edge_day": edge}).fetchone()[0]
             if agg == "MIN":
                 first_seen = _as_naive_utc(value)
             else:
@@ -240,15 +255,9 @@ def _pending_rows(spool: Spool, settings: Settings, since: date, user: str | Non
     """Spool rows not delivered yet in the window, minus those the warehouse already has (by ``event_id``)."""
     import pandas as pd
 
-    sql = ("SELECT event_id, timestamp, user, action, status FROM events "
-           f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND app_name = :app_name "
-           "AND timestamp >= :since_ts")
-    params: dict[str, Any] = {"app_name": settings.app_name, "since_ts": since.isoformat()}
-    if user is not None:
-        sql += " AND user = :user"
-        params["user"] = user
-    rows = spool.scan_connection().execute(sql, params).fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=["event_id", "timestamp", "user", "action", "status"])
+    columns = ("event_id", "timestamp", "user", "action", "status")
+    rows = spool.undelivered_rows(columns, app_name=settings.app_name, since_ts=since.isoformat(), user=user)
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
     frame = frame.drop_duplicates(subset=["event_id"])
     if frame.empty or "event_id" not in reader.columns():
         return frame, 0

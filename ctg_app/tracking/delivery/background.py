@@ -12,11 +12,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import random
 import threading
 
 from ctg_app.settings import Settings, get_settings
 from ctg_app.databricks.connection import describe_error
+from ctg_app.tracking.delivery.backoff import Backoff
 from ctg_app.tracking.delivery.flush import OK, Flusher, FlushReport, new_owner
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ class BackgroundFlusher:
         """Seconds until the next run: the interval, doubled per consecutive failure up to 10 minutes, with jitter."""
         if not self.failures:
             return self.interval_s
-        delay = min(MAX_BACKOFF_S, self.interval_s * 2 ** min(self.failures, 20))
-        return delay * (0.5 + 0.5 * random.random())
+        return Backoff(base=self.interval_s, cap=MAX_BACKOFF_S).delay(self.failures)
 
     def _loop(self) -> None:
         delay = min(self.interval_s, 1.0)  # first run soon after start-up

@@ -18,51 +18,42 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import connect, is_conflict, validate_table_name, warehouse_errors
-from ctg_app.tracking.recording.event import EVENT_COLUMNS
+from ctg_app.databricks.connection import connect, is_conflict, is_missing_table, validate_table_name, warehouse_errors
+from ctg_app.tracking.delivery.backoff import Backoff
+from ctg_app.tracking.delivery.sink import Batch, SendResult
+from ctg_app.tracking.recording.event import EVENT_COLUMNS, FIELDS, SPEC_COLUMNS, TABLE_FIELDS, Field
 
 log = logging.getLogger(__name__)
 
-#: The central table's columns in table order: the spec's four, then the nullable extensions.
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("timestamp", "TIMESTAMP"),
-    ("app_name", "STRING"),
-    ("user", "STRING"),
-    ("action", "STRING"),
-    ("event_id", "STRING"),
-    ("operation", "STRING"),
-    ("status", "STRING"),
-    ("error_type", "STRING"),
-    ("error_message", "STRING"),
-    ("duration_ms", "DOUBLE"),
-    ("session_id", "STRING"),
-    ("details", "STRING"),
-)
-SPEC_COLUMNS = ("timestamp", "app_name", "user", "action")
+#: The central table's (name, Delta type) in table order: the spec's four, then the nullable extensions (from
+#: ``event.FIELDS``).
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = tuple((f.name, f.delta_type) for f in TABLE_FIELDS)
 NATURAL_KEY = SPEC_COLUMNS
 #: Databricks allows 1 MiB (1,048,576 bytes) of parameter values per statement; keep a margin.
 MAX_PARAM_BYTES = 1_000_000
 CONFLICT_RETRIES = 6
+#: Pause before retrying a ``MERGE`` that lost a Delta write conflict: 0.2 s doubling up to 5 s, jitter 0.5-1.5.
+CONFLICT_BACKOFF = Backoff(base=0.2, cap=5.0, jitter_low=0.5, jitter_high=1.5)
 
 #: Short JSON field names on the wire: a batch's bytes, not its rows, decide how many fit in one 1 MB statement.
-WIRE_NAMES: dict[str, str] = {
-    "event_id": "id", "timestamp": "ts", "app_name": "app", "user": "u", "action": "a", "operation": "op",
-    "status": "st", "error_type": "et", "error_message": "em", "duration_ms": "ms", "session_id": "sid",
-    "details": "d",
-}
-#: The same wire text built by SQLite from a spool row (``Delivery.claim(json_sql=...)``): nulls left out by
-#: ``json_patch``, the timestamp as ISO 8601 UTC. Equivalent to :func:`encode_event`.
-EVENT_JSON_SQL = "json_patch('{}', json_object(" + ", ".join(
-    f"'{WIRE_NAMES[name]}', " + ("replace(timestamp, ' ', 'T') || 'Z'" if name == "timestamp" else f'"{name}"')
-    for name in EVENT_COLUMNS
-) + "))"
+WIRE_NAMES: dict[str, str] = {f.name: f.wire for f in FIELDS}
+
+
+def event_json_sql(fields: tuple[Field, ...] = FIELDS) -> str:
+    """The wire text of one spool row as a SQLite expression (the sink's ``encoding_sql``): nulls left out by
+    ``json_patch``, the timestamp as ISO 8601 UTC. Equivalent to :func:`encode_event`."""
+    return "json_patch('{}', json_object(" + ", ".join(
+        f"'{f.wire}', " + ("replace(timestamp, ' ', 'T') || 'Z'" if f.name == "timestamp" else f'"{f.name}"')
+        for f in fields
+    ) + "))"
+
+
+EVENT_JSON_SQL = event_json_sql()
 
 _TYPES = dict(TABLE_COLUMNS)
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
@@ -72,18 +63,11 @@ class TableSchemaError(ValueError):
     """The central table exists but lacks columns this code needs (the four spec columns)."""
 
 
-@dataclass(frozen=True)
-class SendResult:
-    """The outcome of one :meth:`DatabricksSink.send`: rows new to the table, statements sent, conflicts retried."""
-
-    inserted: int
-    statements: int
-    conflicts: int = 0
-
-
-def create_table_sql(table: str) -> str:
+def create_table_sql(table: str, fields: tuple[Field, ...] = FIELDS) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for the central table (the spec's four columns + nullable extensions)."""
-    columns = ",\n  ".join(f"`{name}` {kind}" for name, kind in TABLE_COLUMNS)
+    from ctg_app.tracking.recording.event import table_fields
+
+    columns = ",\n  ".join(f"`{f.name}` {f.delta_type}" for f in table_fields(fields))
     return f"CREATE TABLE IF NOT EXISTS {validate_table_name(table)} (\n  {columns}\n) USING DELTA"
 
 
@@ -142,7 +126,10 @@ def dedupe(events: Sequence[Sequence[Any]], key: Sequence[str]) -> list[int]:
 
 
 class DatabricksSink:
-    """Ships event batches to the central table over one ``databricks.sql`` connection (use as a context manager)."""
+    """Ships event batches to the central table over one ``databricks.sql`` connection (use as a context manager).
+    A :class:`~ctg_app.tracking.delivery.sink.Sink`; its wire form is one JSON object per event."""
+
+    encoding_sql: str | None = EVENT_JSON_SQL
 
     def __init__(self, settings: Settings | None = None, *, max_param_bytes: int = MAX_PARAM_BYTES,
                  conflict_retries: int = CONFLICT_RETRIES) -> None:
@@ -168,6 +155,14 @@ class DatabricksSink:
             existing = self.existing_columns()
         self._use(existing)
         return self
+
+    def ensure_table(self, *, create: bool = True) -> str:
+        """Connect and look at the table (creating it when missing and ``create``); returns :attr:`mode`."""
+        return self.open(create=create).mode
+
+    def describe(self) -> dict[str, Any]:
+        """The table's name, mode and the columns delivered."""
+        return {"table": self.table, "mode": self.mode, "columns": list(self.columns)}
 
     def close(self) -> None:
         """Close the connection (errors while closing are ignored: the work is already committed or released)."""
@@ -215,8 +210,7 @@ class DatabricksSink:
         try:
             rows = self._execute(f"DESCRIBE TABLE {self.table}", fetch=True)
         except ServerOperationError as exc:
-            text = str(exc)
-            if "TABLE_OR_VIEW_NOT_FOUND" in text or "cannot be found" in text or "not found" in text.lower():
+            if is_missing_table(exc):
                 return None
             raise
         columns = []
@@ -247,11 +241,12 @@ class DatabricksSink:
 
     # ----- sending -------------------------------------------------------------------------------------------------
 
-    def send(self, events: Sequence[Sequence[Any]], texts: Sequence[str] | None = None) -> SendResult:
-        """Insert the events not yet in the table. ``events`` are tuples in ``EVENT_COLUMNS`` order; ``texts``, when
-        given, the same events already as JSON objects (see :func:`encode_event`). Raises a warehouse error (see
-        ``db_connection.warehouse_errors()``) when it cannot; a batch may then be partly in the table, and sending it
-        again is safe."""
+    def send(self, batch: Batch | Sequence[Sequence[Any]]) -> SendResult:
+        """Insert the events not yet in the table. ``batch``: a claimed :class:`Batch` (its ``texts``, when claimed
+        with :attr:`encoding_sql`, are the same events already as JSON objects) or a sequence of event tuples in
+        ``EVENT_COLUMNS`` order. Raises a warehouse error (see ``connection.warehouse_errors()``) when it cannot; a
+        batch may then be partly in the table, and sending it again is safe."""
+        events, texts = (batch.events, batch.texts) if isinstance(batch, Batch) else (batch, None)
         if not self._merge:
             raise TableSchemaError(f"table {self.table} is not ready (open the sink first)")
         keep = dedupe(events, self.key)
@@ -270,7 +265,7 @@ class DatabricksSink:
                     if not is_conflict(exc) or attempt == self.conflict_retries:
                         raise
                     conflicts += 1
-                    time.sleep(min(5.0, 0.2 * 2 ** attempt) * (0.5 + random.random()))
+                    time.sleep(CONFLICT_BACKOFF.delay(attempt))
         return SendResult(inserted, statements, conflicts)
 
     def _merge_one(self, text: str) -> int:

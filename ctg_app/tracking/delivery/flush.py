@@ -31,9 +31,10 @@ from typing import Any
 from ctg_app.settings import Settings, get_settings
 from ctg_app.databricks.connection import WarehouseConfigError, describe_error, warehouse_errors
 from ctg_app.databricks.errors import CONFIGURATION, REJECTED, classify_error
-from ctg_app.tracking.delivery.leases import Batch, Delivery
-from ctg_app.tracking.delivery.databricks_sink import EVENT_JSON_SQL, DatabricksSink, TableSchemaError
-from ctg_app.tracking.recording.spool import STATE_PENDING, TABLE, Spool, survives_corruption
+from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, TableSchemaError
+from ctg_app.tracking.delivery.leases import Delivery
+from ctg_app.tracking.delivery.sink import Batch, Sink
+from ctg_app.tracking.recording.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Flusher:
         owner: str | None = None,
         batch_size: int | None = None,
         lease_seconds: float | None = None,
-        sink_factory: Callable[[Settings], DatabricksSink] = DatabricksSink,
+        sink_factory: Callable[[Settings], Sink] = DatabricksSink,
     ) -> None:
         self.settings = settings or get_settings()
         self.spool = spool or Spool.from_settings(self.settings)
@@ -158,26 +159,25 @@ class Flusher:
                  progress: Callable[[int, FlushReport], None] | None, stop: threading.Event | None) -> None:
         sink = self.sink_factory(self.settings)
         try:
-            sink.open()
+            report.mode = sink.ensure_table()
         except (WarehouseConfigError, TableSchemaError, *warehouse_errors()) as exc:
             kind = classify(exc)
             self._fail(report, exc, "config" if kind == "rejected" else kind)
             sink.close()
             return
-        report.mode = sink.mode
         sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush-send")
         in_flight = Batch()
         prefetched = Batch()
         consecutive_dead = 0
         try:
-            prefetched = self._claim(report, ignore_backoff)
+            prefetched = self._claim(report, ignore_backoff, sink)
             while prefetched:
                 in_flight, prefetched = prefetched, Batch()
-                future: Future = sender.submit(sink.send, in_flight.events, in_flight.texts)
+                future: Future = sender.submit(sink.send, in_flight)
                 report.batches += 1
                 more = (max_batches is None or report.batches < max_batches) and not (stop and stop.is_set())
                 if more:
-                    prefetched = self._claim(report, ignore_backoff)  # overlaps the MERGE on the wire
+                    prefetched = self._claim(report, ignore_backoff, sink)  # overlaps the MERGE on the wire
                 try:
                     result = future.result()
                 except (ValueError, *warehouse_errors()) as exc:
@@ -222,9 +222,9 @@ class Flusher:
             sender.shutdown(wait=True)
             sink.close()
 
-    def _claim(self, report: FlushReport, ignore_backoff: bool) -> Batch:
+    def _claim(self, report: FlushReport, ignore_backoff: bool, sink: Sink) -> Batch:
         rows = self.delivery.claim(self.owner, self.batch_size, self.lease_seconds,
-                                   ignore_backoff=ignore_backoff, json_sql=EVENT_JSON_SQL)
+                                   ignore_backoff=ignore_backoff, encoding_sql=sink.encoding_sql)
         report.claimed += len(rows)
         return rows
 
@@ -244,15 +244,9 @@ class Flusher:
 
     # ----- other commands ------------------------------------------------------------------------------------------
 
-    @survives_corruption
     def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
         """Pending rows that a run would claim now (stops counting at ``limit``)."""
-        now = time.time()
-        sql = (f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE state = '{STATE_PENDING}' "
-               f"AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
-               + (" LIMIT ?" if limit else "") + ")")
-        params: list[Any] = [float("inf") if ignore_backoff else now, now] + ([limit] if limit else [])
-        return int(self.spool.connection().execute(sql, params).fetchone()[0])
+        return self.delivery.due_count(ignore_backoff=ignore_backoff, limit=limit)
 
     def plan(self, *, ignore_backoff: bool = False) -> dict[str, Any]:
         """A dry run: what a run would send, and the table's state (reads only: connects, ``DESCRIBE``s, writes
@@ -260,13 +254,13 @@ class Flusher:
         due = self.due_count(ignore_backoff=ignore_backoff)
         sink = self.sink_factory(self.settings)
         try:
-            sink.open(create=False)
-            mode = sink.mode
+            sink.ensure_table(create=False)
+            described = sink.describe()
         finally:
             sink.close()
         return {
-            "table": sink.table,
-            "table_mode": mode,
+            "table": described["table"],
+            "table_mode": described["mode"],
             "due": due,
             "batch_size": self.batch_size,
             "batches": -(-due // self.batch_size),

@@ -24,13 +24,16 @@ import logging
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ctg_app.tracking.delivery.backoff import SPOOL_RETRY, Backoff
+from ctg_app.tracking.delivery.sink import Batch
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
 from ctg_app.tracking.recording.integrity import CORRUPT_COUNTER
 from ctg_app.tracking.recording.spool import (
+    DROPPED_COUNTER,
     STATE_DEAD,
     STATE_DELIVERED,
     STATE_PENDING,
@@ -38,7 +41,6 @@ from ctg_app.tracking.recording.spool import (
     Spool,
     survives_corruption,
 )
-from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +50,15 @@ META_LAST_DELIVERED = "flush.last_delivered"
 META_LAST_ERROR = "flush.last_error"
 META_LAST_ERROR_AT = "flush.last_error_at"
 
-BACKOFF_BASE_S = 2.0
-BACKOFF_CAP_S = 600.0
+BACKOFF_BASE_S = SPOOL_RETRY.base
+BACKOFF_CAP_S = SPOOL_RETRY.cap
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
-
-
-@dataclass
-class Batch:
-    """Rows claimed together, as parallel lists: sequence numbers, attempts so far, the events (tuples in
-    ``EVENT_COLUMNS`` order) and, when claimed with ``json_sql``, each event's wire text."""
-
-    seqs: list[int] = field(default_factory=list)
-    attempts: list[int] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    texts: list[str] | None = None
-    file_id: str | None = None  # the spool file the rows were claimed from (seqs mean nothing in another file)
-
-    def __len__(self) -> int:
-        return len(self.seqs)
+#: The one "due now" predicate (claim, due_count, status): pending, its retry time reached (``:due``, which is
+#: ``:now`` or +inf to ignore backoff) and no live lease.
+_DUE = (f"state = '{STATE_PENDING}' AND next_attempt_at <= :due "
+        "AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
 
 
 @dataclass(frozen=True)
@@ -83,106 +74,99 @@ class CapResult:
 def backoff_seconds(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S,
                     rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": between half and all of ``min(cap, base * 2**(attempts-1))``."""
-    ceiling = min(cap, base * (2 ** max(0, min(attempts, 30) - 1)))
-    return ceiling * (0.5 + 0.5 * (rng or random).random())
+    return Backoff(base, cap).delay(attempts - 1, rng)
 
 
 class Delivery:
     """The delivery verbs on one :class:`Spool` (thread-safe: each thread uses its own spool connection)."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: Spool, *, backoff: Backoff = SPOOL_RETRY) -> None:
         self.spool = spool
+        self.backoff = backoff
 
     # ----- claiming and settling -----------------------------------------------------------------------------------
 
     @survives_corruption
     def claim(self, owner: str, limit: int, lease_seconds: float, *, ignore_backoff: bool = False,
-              json_sql: str | None = None) -> Batch:
+              encoding_sql: str | None = None) -> Batch:
         """Lease up to ``limit`` due pending rows (oldest first) to ``owner`` for ``lease_seconds``; returns them in order.
 
         Due means ``next_attempt_at <= now`` (unless ``ignore_backoff``) and no live lease. Runs under
-        ``BEGIN IMMEDIATE``, so two flushers never get the same row while its lease lives. ``json_sql``, a trusted
-        SQL expression over the event columns (a sink's wire form, e.g. ``json_object(...)``), is evaluated by
-        SQLite for each row into :attr:`Batch.texts` - much faster than encoding in Python.
+        ``BEGIN IMMEDIATE``, so two flushers never get the same row while its lease lives. ``encoding_sql``, a trusted
+        SQL expression over the event columns chosen by the sink (its wire form, e.g. ``json_object(...)``; see
+        ``Sink.encoding_sql``), is evaluated by SQLite for each row into :attr:`Batch.texts` - much faster than
+        encoding in Python.
         """
         now = time.time()
-        due = float("inf") if ignore_backoff else now
-        extra = f", {json_sql}" if json_sql else ""
+        extra = f", {encoding_sql}" if encoding_sql else ""
         file_id = self.spool.file_id
         with self.spool.transaction("IMMEDIATE") as conn:
             rows = conn.execute(
                 f"UPDATE {TABLE} SET lease_owner = :owner, lease_expires_at = :until "
-                f"WHERE seq IN (SELECT seq FROM {TABLE} WHERE state = '{STATE_PENDING}' AND next_attempt_at <= :due "
-                f"  AND (lease_expires_at IS NULL OR lease_expires_at <= :now) ORDER BY seq LIMIT :limit) "
+                f"WHERE seq IN (SELECT seq FROM {TABLE} WHERE {_DUE} ORDER BY seq LIMIT :limit) "
                 f"RETURNING seq, attempts{extra}, {_COLUMNS}",
-                {"owner": owner, "until": now + lease_seconds, "due": due, "now": now, "limit": int(limit)},
+                {"owner": owner, "until": now + lease_seconds, "limit": int(limit), **_due_params(now, ignore_backoff)},
             ).fetchall()
         if not rows:
             return Batch()
         rows.sort()
         seqs, attempts, *rest = zip(*rows)
-        if json_sql:
+        if encoding_sql:
             texts, *rest = rest
-        columns = len(EVENT_COLUMNS)
-        events = list(zip(*rest)) if len(rest) == columns else []
-        return Batch(list(seqs), list(attempts), events, list(texts) if json_sql else None, file_id)
+        events = list(zip(*rest)) if len(rest) == len(EVENT_COLUMNS) else []
+        return Batch(list(seqs), list(attempts), events, list(texts) if encoding_sql else None, file_id)
+
+    @survives_corruption
+    def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
+        """Pending rows that a claim would take now (stops counting at ``limit``)."""
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {_DUE}" + (" LIMIT :limit" if limit else "") + ")"
+        params: dict[str, Any] = {**_due_params(time.time(), ignore_backoff), "limit": limit}
+        return int(self.spool.connection().execute(sql, params).fetchone()[0])
+
+    def _settle(self, owner: str, seqs: Iterable[int], assignments: str, file_id: str | None = None,
+                **params: Any) -> int:
+        """The one shape of ack/unlease/release/dead: ``SET assignments`` (and drop the lease) on the given rows
+        that ``owner`` still holds, in one transaction. Returns the number of rows changed. Rows claimed from
+        another spool file (``file_id``: since quarantined or replaced, its rows were salvaged unleased and
+        renumbered) are left alone: 0."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0
+        with self.spool.transaction("IMMEDIATE") as conn:
+            return conn.execute(
+                f"UPDATE {TABLE} SET {assignments}lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
+                {"seqs": _json_list(seqs), "owner": owner, **params},
+            ).rowcount
 
     @survives_corruption
     def ack(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Mark rows delivered (the warehouse has confirmed them); only rows still leased by ``owner``. Returns the count."""
-        if file_id is not None and file_id != self.spool.file_id:
-            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
-        with self.spool.transaction("IMMEDIATE") as conn:
-            return conn.execute(
-                f"UPDATE {TABLE} SET state = '{STATE_DELIVERED}', delivered_at = :at, lease_owner = NULL, "
-                f"lease_expires_at = NULL, last_error = NULL "
-                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
-                {"seqs": _json_list(seqs), "owner": owner, "at": format_timestamp(utc_now())},
-            ).rowcount
+        return self._settle(owner, seqs, f"state = '{STATE_DELIVERED}', delivered_at = :at, last_error = NULL, ",
+                            at=format_timestamp(utc_now()), file_id=file_id)
 
     @survives_corruption
     def unlease(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Give leased rows back untouched (claimed but never sent, e.g. when a run stops early): due again at once."""
-        if file_id is not None and file_id != self.spool.file_id:
-            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
-        with self.spool.transaction("IMMEDIATE") as conn:
-            return conn.execute(
-                f"UPDATE {TABLE} SET lease_owner = NULL, lease_expires_at = NULL "
-                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
-                {"seqs": _json_list(seqs), "owner": owner},
-            ).rowcount
+        return self._settle(owner, seqs, "", file_id=file_id)
 
     @survives_corruption
     def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None, *,
                 file_id: str | None = None) -> int:
         """Give leased rows back after a failure: ``attempts + 1``, ``last_error``, next try at ``retry_at`` or, when
-        None, after an exponential backoff (base 2 s, cap 10 min) with one jitter factor for the whole batch."""
-        if file_id is not None and file_id != self.spool.file_id:
-            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
-        params = {"seqs": _json_list(seqs), "owner": owner, "error": error[:1000], "now": time.time(),
-                  "retry_at": retry_at, "base": BACKOFF_BASE_S, "cap": BACKOFF_CAP_S,
-                  "jitter": 0.5 + 0.5 * random.random()}
-        with self.spool.transaction("IMMEDIATE") as conn:
-            return conn.execute(
-                f"UPDATE {TABLE} SET attempts = attempts + 1, last_error = :error, lease_owner = NULL, "
-                f"lease_expires_at = NULL, next_attempt_at = COALESCE(:retry_at, "
-                f"  :now + min(:cap, :base * (1 << min(attempts, 30))) * :jitter) "
-                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
-                params,
-            ).rowcount
+        None, after :attr:`backoff` (base 2 s, cap 10 min) with one jitter factor for the whole batch."""
+        return self._settle(
+            owner, seqs,
+            "attempts = attempts + 1, last_error = :error, "
+            f"next_attempt_at = COALESCE(:retry_at, :now + {self.backoff.sql('attempts')} * :backoff_jitter), ",
+            error=error[:1000], now=time.time(), retry_at=retry_at, file_id=file_id,
+            **self.backoff.sql_params(),
+        )
 
     @survives_corruption
     def dead(self, owner: str, seqs: Iterable[int], reason: str, *, file_id: str | None = None) -> int:
         """Dead-letter leased rows the warehouse refused for good, with the reason (see :meth:`retry_dead`)."""
-        if file_id is not None and file_id != self.spool.file_id:
-            return 0  # claimed from a spool file since quarantined or replaced: its rows were salvaged unleased
-        with self.spool.transaction("IMMEDIATE") as conn:
-            return conn.execute(
-                f"UPDATE {TABLE} SET state = '{STATE_DEAD}', attempts = attempts + 1, last_error = :reason, "
-                f"lease_owner = NULL, lease_expires_at = NULL "
-                f"WHERE {_SEQS} AND lease_owner = :owner AND state = '{STATE_PENDING}'",
-                {"seqs": _json_list(seqs), "owner": owner, "reason": reason[:1000]},
-            ).rowcount
+        return self._settle(owner, seqs, f"state = '{STATE_DEAD}', attempts = attempts + 1, last_error = :reason, ",
+                            reason=reason[:1000], file_id=file_id)
 
     @survives_corruption
     def retry_dead(self) -> int:
@@ -249,12 +233,8 @@ class Delivery:
                     f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT ?)",
                     (batch,),
                 ).rowcount
-                if counter and count:
-                    conn.execute(
-                        "INSERT INTO counters (name, value) VALUES (?, ?) "
-                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                        (counter, count),
-                    )
+                if counter and count:  # same thread, same connection: inside this transaction
+                    self.spool.add_to_counter(counter, count)
             deleted += count
             if count == 0:
                 break
@@ -289,9 +269,9 @@ class Delivery:
         now = time.time()
         counts = self.spool.counts()
         due, leased = conn.execute(
-            f"SELECT COALESCE(SUM(next_attempt_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at <= :now)), 0),"
-            f" COALESCE(SUM(lease_expires_at > :now), 0) FROM {TABLE} WHERE state = '{STATE_PENDING}'",
-            {"now": now},
+            f"SELECT COALESCE(SUM({_DUE}), 0), COALESCE(SUM(lease_expires_at > :now), 0) "
+            f"FROM {TABLE} WHERE state = '{STATE_PENDING}'",
+            _due_params(now, False),
         ).fetchone()
         oldest = conn.execute(
             f"SELECT timestamp FROM {TABLE} WHERE state = '{STATE_PENDING}' ORDER BY seq LIMIT 1"
@@ -336,6 +316,10 @@ class Delivery:
             "last_error": meta.get(META_LAST_ERROR),
             "last_error_at": meta.get(META_LAST_ERROR_AT),
         }
+
+
+def _due_params(now: float, ignore_backoff: bool) -> dict[str, float]:
+    return {"now": now, "due": float("inf") if ignore_backoff else now}
 
 
 def _json_list(seqs: Iterable[int]) -> str:

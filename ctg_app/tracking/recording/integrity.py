@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ctg_app.tracking.recording.event import EVENT_COLUMNS
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows: cross-process safety then rests on the identity checks alone
@@ -47,10 +49,12 @@ CORRUPT_COUNTER = "dropped_corrupt"  # undelivered events lost in unreadable par
 CHUNK_ROWS = 2000
 _CORRUPT_NAMES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted", "not a database")
-# Columns copied by a salvage (every column but seq and the lease, which belong to the old file).
-SALVAGE_COLUMNS = ("event_id", "timestamp", "app_name", "user", "action", "operation", "status", "error_type",
-                   "error_message", "duration_ms", "session_id", "details", "state", "attempts", "last_error",
-                   "delivered_at")
+# Columns copied by a salvage: the event fields and the delivery state (not seq, lease or retry time, which belong
+# to the old file).
+SALVAGE_COLUMNS = (*EVENT_COLUMNS, "state", "attempts", "last_error", "delivered_at")
+_STATE_AT = len(EVENT_COLUMNS)
+_REQUIRED_TEXT = tuple(EVENT_COLUMNS.index(name) for name in ("event_id", "timestamp", "app_name", "user", "action",
+                                                              "status", "details"))
 _STATES = ("pending", "delivered", "dead")
 
 
@@ -282,10 +286,9 @@ def _read_chunk(source: sqlite3.Connection, after: int) -> tuple[list[tuple[Any,
 
 
 def _valid(values: tuple[Any, ...]) -> bool:
-    event_id, timestamp, app_name, user, action = values[:5]
-    state, attempts = values[12], values[13]
-    return (all(isinstance(v, str) and v for v in (event_id, timestamp, app_name, user, action))
-            and isinstance(values[6], str) and isinstance(values[11], str) and state in _STATES
+    """A row from a damaged page may be garbage: the NOT NULL text fields must be text, the state known."""
+    state, attempts = values[_STATE_AT], values[_STATE_AT + 1]
+    return (all(isinstance(values[i], str) for i in _REQUIRED_TEXT) and state in _STATES
             and isinstance(attempts, int))
 
 

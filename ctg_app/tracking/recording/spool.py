@@ -4,8 +4,9 @@ The schema is created and versioned by :data:`MIGRATIONS` (``PRAGMA user_version
 is one prepared ``INSERT`` and its commit on a per-thread connection (WAL, ``synchronous=NORMAL`` by default, a busy
 timeout), with no thread hand-off and no network. Many threads and processes may write at once.
 
-Verbs: :meth:`Spool.append` (request path), :meth:`Spool.rows` and :meth:`Spool.counts` (reading); the flush adds its own
-verbs (claim, ack, release, purge) on the same table.
+Verbs: :meth:`Spool.append` (request path), :meth:`Spool.rows`, :meth:`Spool.counts`, :meth:`Spool.has_event`,
+:meth:`Spool.undelivered_rows` and :meth:`Spool.scan` (reading). The delivery verbs (claim, ack, release, purge) live
+in ``ctg_app.tracking.delivery.leases.Delivery`` on the same table; no other module writes SQL against it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sqlite_utils
 
 from ctg_app.settings import Settings
 from ctg_app.tracking.recording import integrity
-from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event
+from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event, Field
 from ctg_app.tracking.recording.integrity import FileIdentity, identity_of, is_corruption
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,11 @@ TABLE = "events"
 STATE_PENDING = "pending"
 STATE_DELIVERED = "delivered"
 STATE_DEAD = "dead"
-DROPPED_COUNTER = "dropped_unwritable"  # events lost because the spool could not be written (persistent)
+DROPPED_COUNTER = "dropped_unwritable"  # events lost while the spool was unwritable (persistent)
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -92,6 +95,17 @@ def _migration_3(db: sqlite_utils.Database) -> None:
         f"CREATE INDEX IF NOT EXISTS idx_events_errors ON {TABLE} "
         "(app_name, substr(timestamp, 1, 10), user, action) WHERE status = 'error'"
     )
+
+
+def add_field_migration(field: Field) -> Callable[[sqlite_utils.Database], None]:
+    """The migration that adds a new event :class:`Field` to the spool: append its result to :data:`MIGRATIONS` when
+    a field is added to ``event.FIELDS`` (a nullable column; old rows read as NULL)."""
+
+    def migrate(db: sqlite_utils.Database) -> None:
+        db[TABLE].add_column(field.name, field.spool_type)
+
+    migrate.__doc__ = f"The event field {field.name!r}."
+    return migrate
 
 
 #: Ordered schema migrations; migration N brings ``user_version`` from N-1 to N. Append, never edit, so old spool
@@ -410,16 +424,37 @@ class Spool:
             result[state] = count
         return result
 
+    def has_event(self, event_id: str) -> bool:
+        """True when the event ``event_id`` is in the spool (whatever its delivery state)."""
+        return self.connection().execute(f"SELECT 1 FROM {TABLE} WHERE event_id = ? LIMIT 1", (event_id,)).fetchone() \
+            is not None
+
+    def undelivered_rows(self, columns: tuple[str, ...], *, app_name: str, since_ts: str,
+                         user: str | None = None) -> list[tuple]:
+        """``columns`` of the app's events not delivered yet (pending or dead) from ``since_ts`` on, for ``user``
+        when given (a scan: the analytics merge these with the warehouse's rows)."""
+        unknown = set(columns) - set(EVENT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not event columns: {sorted(unknown)}")
+        sql = (f"SELECT {', '.join(columns)} FROM {TABLE} "
+               f"WHERE state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND app_name = :app_name AND timestamp >= :since_ts")
+        params: dict[str, Any] = {"app_name": app_name, "since_ts": since_ts}
+        if user is not None:
+            sql += " AND user = :user"
+            params["user"] = user
+        return self.scan_connection().execute(sql, params).fetchall()
+
+    def scan(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """Run one read-only report statement (SQLite, against the ``events`` table) on the scanning connection; the
+        analytics' report SQL is translated from Databricks SQL (``analytics.reports.to_sqlite``)."""
+        return self.scan_connection().execute(sql, params)
+
     # ----- counters and metadata -----------------------------------------------------------------------------------
 
     @survives_corruption
     def add_to_counter(self, name: str, amount: int) -> None:
         """Persistently add ``amount`` to the counter ``name`` (e.g. events dropped while the spool was unwritable)."""
-        self.connection().execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-            (name, int(amount)),
-        )
+        self.connection().execute(_COUNTER_UPSERT, (name, int(amount)))
 
     @survives_corruption
     def counters(self) -> dict[str, int]:

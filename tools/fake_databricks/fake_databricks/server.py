@@ -137,6 +137,18 @@ def _guid() -> ttypes.THandleIdentifier:
 class _Session:
     cursor: duckdb.DuckDBPyConnection
     lock: threading.Lock = field(default_factory=threading.Lock)
+    statement_timeout_s: Optional[float] = None  # the STATEMENT_TIMEOUT session parameter, as Databricks SQL has it
+
+
+def _statement_timeout(configuration: Optional[dict]) -> Optional[float]:
+    for key, value in (configuration or {}).items():
+        if str(key).upper() == "STATEMENT_TIMEOUT":
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                return None
+            return seconds if seconds > 0 else None
+    return None
 
 
 @dataclass
@@ -165,7 +177,7 @@ class ThriftHandler(TCLIService.Iface):
         if ns and (ns.catalogName or ns.schemaName):
             self.engine.use(cur, ns.catalogName, ns.schemaName)
         with self._lock:
-            self.sessions[handle.guid] = _Session(cur)
+            self.sessions[handle.guid] = _Session(cur, statement_timeout_s=_statement_timeout(req.configuration))
         return ttypes.TOpenSessionResp(
             status=_OK,
             serverProtocolVersion=ttypes.TProtocolVersion.SPARK_CLI_SERVICE_PROTOCOL_V8,
@@ -207,7 +219,7 @@ class ThriftHandler(TCLIService.Iface):
             ]
             with sess.lock:
                 self.on_statement(req.statement)
-                result = self.engine.execute(req.statement, params, sess.cursor)
+                result = self._execute_bounded(sess, req.statement, params)
         except SqlError as e:
             logger.info("statement failed: %s", e)
             status = ttypes.TGetOperationStatusResp(
@@ -236,6 +248,31 @@ class ThriftHandler(TCLIService.Iface):
             closeOperation=None if has_more else ttypes.TCloseOperationResp(status=_OK),
         )
         return ttypes.TExecuteStatementResp(status=_OK, operationHandle=op_handle, directResults=direct)
+
+    def _execute_bounded(self, sess: _Session, statement: str, params: list) -> Result:
+        """Run the statement; past the session's STATEMENT_TIMEOUT it is interrupted and fails as Databricks does."""
+        if sess.statement_timeout_s is None:
+            return self.engine.execute(statement, params, sess.cursor)
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            sess.cursor.interrupt()
+
+        timer = threading.Timer(sess.statement_timeout_s, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self.engine.execute(statement, params, sess.cursor)
+        except SqlError:
+            if fired.is_set():
+                raise SqlError(
+                    f"Query execution was cancelled due to exceeding the timeout ({sess.statement_timeout_s:g}s). "
+                    "Please increase the limit in seconds by setting STATEMENT_TIMEOUT.", "57KD0",
+                    "QUERY_EXECUTION_TIMEOUT_EXCEEDED") from None
+            raise
+        finally:
+            timer.cancel()
 
     @staticmethod
     def _metadata(result: Result) -> ttypes.TGetResultSetMetadataResp:

@@ -1,0 +1,1 @@
+"""Data files shipped with the chatbot (``training.toml``: the question/SQL pairs it is trained on)."""
