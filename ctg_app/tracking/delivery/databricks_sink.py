@@ -24,6 +24,7 @@ from typing import Any
 
 from ctg_app.settings import Settings, get_settings
 from ctg_app.databricks.connection import connect, is_conflict, is_missing_table, validate_table_name, warehouse_errors
+from ctg_app.databricks.errors import EventTooLarge, TableSchemaError
 from ctg_app.tracking.delivery.backoff import Backoff
 from ctg_app.tracking.delivery.sink import Batch, SendResult
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, FIELDS, SPEC_COLUMNS, TABLE_FIELDS, Field
@@ -59,8 +60,13 @@ _TYPES = dict(TABLE_COLUMNS)
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 
 
-class TableSchemaError(ValueError):
-    """The central table exists but lacks columns this code needs (the four spec columns)."""
+#: Column types the table may have for each type this code writes (Databricks' DESCRIBE names, lower case).
+_COMPATIBLE_TYPES = {"STRING": {"string", "varchar", "char"}, "TIMESTAMP": {"timestamp", "timestamp_ntz"},
+                     "DOUBLE": {"double", "float", "decimal"}}
+
+
+def _compatible(described: str, kind: str) -> bool:
+    return described.split("(")[0] in _COMPATIBLE_TYPES.get(kind, {kind.lower()})
 
 
 def create_table_sql(table: str, fields: tuple[Field, ...] = FIELDS) -> str:
@@ -101,7 +107,7 @@ def chunk_texts(texts: Sequence[str], max_bytes: int) -> list[str]:
     for text in texts:
         n = len(text.encode()) + 1  # the comma
         if n + 2 > max_bytes:
-            raise ValueError(f"one event is {n} bytes as JSON, over the {max_bytes}-byte parameter limit")
+            raise EventTooLarge(f"one event is {n} bytes as JSON, over the {max_bytes}-byte parameter limit")
         if current and size + n > max_bytes:
             chunks.append("[" + ",".join(current) + "]")
             current, size = [], 2
@@ -141,6 +147,7 @@ class DatabricksSink:
         self.columns: tuple[str, ...] = ()
         self.key: tuple[str, ...] = ()
         self._merge = ""
+        self._types: dict[str, str] = {}
         self.statements = 0
 
     # ----- lifecycle -----------------------------------------------------------------------------------------------
@@ -194,6 +201,11 @@ class DatabricksSink:
         missing_spec = [c for c in SPEC_COLUMNS if c not in have]
         if missing_spec:
             raise TableSchemaError(f"table {self.table} lacks the spec column(s) {', '.join(missing_spec)}")
+        wrong = [f"{name} is {self._types[name]}, needs {kind}" for name, kind in TABLE_COLUMNS
+                 if self._types.get(name) and not _compatible(self._types[name], kind)]
+        if wrong:
+            raise TableSchemaError(f"table {self.table} has columns of the wrong type ({'; '.join(wrong)}): delivery "
+                                   "pauses until it is fixed")
         self.columns = tuple(name for name, _ in TABLE_COLUMNS if name in have)
         self.key = ("event_id",) if "event_id" in have else NATURAL_KEY
         self._merge = merge_sql(self.table, self.columns, self.key)
@@ -214,11 +226,13 @@ class DatabricksSink:
                 return None
             raise
         columns = []
+        self._types = {}
         for row in rows:
             name = (row[0] or "").strip()
             if not name or name.startswith("#"):  # Databricks appends "# Partition Information" sections
                 break
             columns.append(name)
+            self._types[name.lower()] = str(row[1] or "").strip().lower() if len(row) > 1 else ""
         return columns
 
     def migrate(self) -> list[str]:

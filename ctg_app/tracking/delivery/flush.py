@@ -7,8 +7,13 @@ local work overlaps the warehouse's. Failures:
 - warehouse unreachable / busy / timing out: the batch is released (``attempts + 1``, backoff with jitter) and the
   run stops - the next run or the background flusher tries again;
 - credentials rejected, settings missing, table unusable: released, run stops, reported as a configuration error;
-- the warehouse refuses the batch for good (SQL/schema/permission error): the batch is dead-lettered with the
-  reason (``flush-spool --status`` lists it, ``--retry-dead`` replays it); after two such batches in a row the run stops.
+- errors are decided by :func:`ctg_app.databricks.errors.classify_error` (class, HTTP status, SQLSTATE), never by
+  message text: a transient server error never dead-letters;
+- the warehouse refuses some events for good (e.g. one over the 1 MB statement limit): the batch is split until
+  each refused event is alone; only those are dead-lettered, with the reason (``flush-spool --status`` lists them,
+  ``--retry-dead`` replays them) - never their batch-mates;
+- a table problem (dropped, wrong column types, permissions) pauses delivery as a configuration error (exit 3) with
+  the rows due again at once, so the first run after the fix delivers them.
 
 Afterwards delivered rows older than ``SPOOL_RETENTION_DAYS`` are purged and the ``SPOOL_MAX_MB`` cap is enforced
 (see :meth:`Delivery.enforce_cap`). Nothing here is imported by the request path.
@@ -30,10 +35,10 @@ from typing import Any
 
 from ctg_app.settings import Settings, get_settings
 from ctg_app.databricks.connection import WarehouseConfigError, describe_error, warehouse_errors
-from ctg_app.databricks.errors import CONFIGURATION, REJECTED, classify_error
+from ctg_app.databricks.errors import CONFIGURATION, REJECTED, advice, classify_error
 from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, TableSchemaError
 from ctg_app.tracking.delivery.leases import Delivery
-from ctg_app.tracking.delivery.sink import Batch, Sink
+from ctg_app.tracking.delivery.sink import Batch, SendResult, Sink
 from ctg_app.tracking.recording.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,9 @@ CONFIG = "config"
 UNREACHABLE = "unreachable"
 PARTIAL = "partial"
 
-MAX_CONSECUTIVE_DEAD = 2
+#: A batch whose events the warehouse refuses one by one more often than this is not a few bad events but a table
+#: that cannot take them: delivery pauses as for a configuration error instead of dead-lettering them all.
+MAX_ISOLATED_REJECTIONS = 32
 
 
 @dataclass
@@ -64,6 +71,7 @@ class FlushReport:
     mode: str | None = None
     error: str | None = None
     error_kind: str | None = None  # config | auth | unreachable | rejected
+    advice: str | None = None  # what an operator should do about ``error`` (from the error's class, not its text)
     seconds: float = 0.0
 
     @property
@@ -168,38 +176,33 @@ class Flusher:
         sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush-send")
         in_flight = Batch()
         prefetched = Batch()
-        consecutive_dead = 0
         try:
             prefetched = self._claim(report, ignore_backoff, sink)
             while prefetched:
                 in_flight, prefetched = prefetched, Batch()
-                future: Future = sender.submit(sink.send, in_flight)
+                future: Future = sender.submit(self._send_isolating, sink, in_flight)
                 report.batches += 1
                 more = (max_batches is None or report.batches < max_batches) and not (stop and stop.is_set())
                 if more:
                     prefetched = self._claim(report, ignore_backoff, sink)  # overlaps the MERGE on the wire
                 try:
-                    result = future.result()
+                    result, refused = future.result()
                 except (ValueError, *warehouse_errors()) as exc:
-                    kind = "rejected" if isinstance(exc, ValueError) else classify(exc)
-                    seqs = in_flight.seqs
+                    kind = classify(exc)
                     message = describe_error(exc, self.settings)
-                    if kind == "rejected":
-                        report.dead += self.delivery.dead(self.owner, seqs, message, file_id=in_flight.file_id)
-                        consecutive_dead += 1
-                        log.error("warehouse refused a batch of %d events for good; dead-lettered: %s",
-                                  len(seqs), message)
-                        report.error, report.error_kind = message, None
-                        if consecutive_dead < MAX_CONSECUTIVE_DEAD:
-                            in_flight = Batch()
-                            continue
-                        report.error_kind = "rejected"
-                    else:
-                        report.released += self.delivery.release(self.owner, seqs, message, file_id=in_flight.file_id)
-                        self._fail(report, exc, kind, message)
+                    # transient: back off; settings/table/credentials: due again at once, so the first run after
+                    # the fix delivers (the run itself stops here: delivery pauses until then)
+                    retry_at = time.time() if kind in ("config", "auth") else None
+                    report.released += self.delivery.release(self.owner, in_flight.seqs, message, retry_at,
+                                                             file_id=in_flight.file_id)
+                    self._fail(report, exc, kind, message)
                     in_flight = Batch()
                     break
-                consecutive_dead = 0
+                for event, reason in refused:
+                    report.dead += self.delivery.dead(self.owner, event.seqs, reason, file_id=event.file_id)
+                    report.error = reason
+                    log.error("the warehouse refused one event for good; dead-lettered alone (its %d batch-mates "
+                              "were delivered): %s", len(in_flight) - 1, reason)
                 acked = self.delivery.ack(self.owner, in_flight.seqs, file_id=in_flight.file_id)
                 if acked < len(in_flight):
                     log.warning("%d of %d delivered events had lost their lease (another flusher took over); "
@@ -222,6 +225,38 @@ class Flusher:
             sender.shutdown(wait=True)
             sink.close()
 
+    def _send_isolating(self, sink: Sink, batch: Batch) -> tuple[SendResult, list[tuple[Batch, str]]]:
+        """Send ``batch``; when the warehouse refuses it for good (:data:`~ctg_app.databricks.errors.REJECTED`, e.g.
+        one event over the 1 MB statement limit), split it in halves until each refused event is alone, so only
+        those are dead-lettered. Returns the summed result and the refused one-event batches with the reason.
+        Any other failure propagates (the whole batch is released; parts already sent are re-sent safely)."""
+        totals = [0, 0, 0]
+        refused: list[tuple[Batch, str]] = []
+
+        def send(part: Batch) -> None:
+            try:
+                result = sink.send(part)
+            except (ValueError, *warehouse_errors()) as exc:
+                if classify(exc) != "rejected":
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    send(part.part(0, middle))
+                    send(part.part(middle, len(part)))
+                    return
+                refused.append((part, describe_error(exc, self.settings)))
+                if len(refused) > MAX_ISOLATED_REJECTIONS:
+                    raise TableSchemaError(
+                        f"the warehouse refused more than {MAX_ISOLATED_REJECTIONS} events of one batch one by one "
+                        f"(last: {refused[-1][1]}): the table cannot take them") from exc
+                return
+            totals[0] += result.inserted
+            totals[1] += result.statements
+            totals[2] += result.conflicts
+
+        send(batch)
+        return SendResult(*totals), refused
+
     def _claim(self, report: FlushReport, ignore_backoff: bool, sink: Sink) -> Batch:
         rows = self.delivery.claim(self.owner, self.batch_size, self.lease_seconds,
                                    ignore_backoff=ignore_backoff, encoding_sql=sink.encoding_sql)
@@ -231,6 +266,7 @@ class Flusher:
     def _fail(self, report: FlushReport, exc: BaseException, kind: str, message: str | None = None) -> None:
         report.error = message or describe_error(exc, self.settings)
         report.error_kind = kind
+        report.advice = advice(classify_error(exc))
         log.warning("flush stopped: %s", report.error)
 
     def _housekeep(self, report: FlushReport) -> None:

@@ -55,10 +55,16 @@ BACKOFF_CAP_S = SPOOL_RETRY.cap
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
+#: The longest lease a claim grants. A lease ending later than now + this, like a retry time later than now + the
+#: longest backoff, was set under a clock that ran ahead (and was corrected since): it is treated as expired, so a
+#: clock jump can strand nothing for longer than this.
+MAX_LEASE_S = 3600.0
 #: The one "due now" predicate (claim, due_count, status): pending, its retry time reached (``:due``, which is
-#: ``:now`` or +inf to ignore backoff) and no live lease.
-_DUE = (f"state = '{STATE_PENDING}' AND next_attempt_at <= :due "
-        "AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
+#: ``:now`` or +inf to ignore backoff) and no live lease - where a retry time or lease beyond its horizon
+#: (``:retry_horizon`` = now + the backoff cap, ``:lease_horizon`` = now + :data:`MAX_LEASE_S`) counts as reached.
+_DUE = (f"state = '{STATE_PENDING}' AND (next_attempt_at <= :due OR next_attempt_at > :retry_horizon) "
+        "AND (lease_expires_at IS NULL OR lease_expires_at <= :now OR lease_expires_at > :lease_horizon)")
+_LEASED = "(lease_expires_at > :now AND lease_expires_at <= :lease_horizon)"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,12 @@ class Delivery:
         self.spool = spool
         self.backoff = backoff
 
+    def _due_params(self, now: float, ignore_backoff: bool) -> dict[str, float]:
+        """Parameters of :data:`_DUE` at ``now``."""
+        retry_horizon = now + self.backoff.cap * self.backoff.jitter_high + 1.0
+        return {"now": now, "due": float("inf") if ignore_backoff else now, "retry_horizon": retry_horizon,
+                "lease_horizon": now + MAX_LEASE_S + 1.0}
+
     # ----- claiming and settling -----------------------------------------------------------------------------------
 
     @survives_corruption
@@ -105,7 +117,8 @@ class Delivery:
                 f"UPDATE {TABLE} SET lease_owner = :owner, lease_expires_at = :until "
                 f"WHERE seq IN (SELECT seq FROM {TABLE} WHERE {_DUE} ORDER BY seq LIMIT :limit) "
                 f"RETURNING seq, attempts{extra}, {_COLUMNS}",
-                {"owner": owner, "until": now + lease_seconds, "limit": int(limit), **_due_params(now, ignore_backoff)},
+                {"owner": owner, "until": now + min(float(lease_seconds), MAX_LEASE_S), "limit": int(limit),
+                 **self._due_params(now, ignore_backoff)},
             ).fetchall()
         if not rows:
             return Batch()
@@ -120,7 +133,7 @@ class Delivery:
     def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
         """Pending rows that a claim would take now (stops counting at ``limit``)."""
         sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {_DUE}" + (" LIMIT :limit" if limit else "") + ")"
-        params: dict[str, Any] = {**_due_params(time.time(), ignore_backoff), "limit": limit}
+        params: dict[str, Any] = {**self._due_params(time.time(), ignore_backoff), "limit": limit}
         return int(self.spool.connection().execute(sql, params).fetchone()[0])
 
     def _settle(self, owner: str, seqs: Iterable[int], assignments: str, file_id: str | None = None,
@@ -269,9 +282,9 @@ class Delivery:
         now = time.time()
         counts = self.spool.counts()
         due, leased = conn.execute(
-            f"SELECT COALESCE(SUM({_DUE}), 0), COALESCE(SUM(lease_expires_at > :now), 0) "
+            f"SELECT COALESCE(SUM({_DUE}), 0), COALESCE(SUM({_LEASED}), 0) "
             f"FROM {TABLE} WHERE state = '{STATE_PENDING}'",
-            _due_params(now, False),
+            self._due_params(now, False),
         ).fetchone()
         oldest = conn.execute(
             f"SELECT timestamp FROM {TABLE} WHERE state = '{STATE_PENDING}' ORDER BY seq LIMIT 1"
@@ -318,8 +331,6 @@ class Delivery:
         }
 
 
-def _due_params(now: float, ignore_backoff: bool) -> dict[str, float]:
-    return {"now": now, "due": float("inf") if ignore_backoff else now}
 
 
 def _json_list(seqs: Iterable[int]) -> str:

@@ -27,6 +27,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.seqs)
 
+    def part(self, start: int, stop: int) -> Batch:
+        """The rows ``start:stop`` of this batch, as a batch (the flush splits a refused batch to find the culprit)."""
+        return Batch(self.seqs[start:stop], self.attempts[start:stop], self.events[start:stop],
+                     None if self.texts is None else self.texts[start:stop], self.file_id)
+
 
 @dataclass(frozen=True)
 class SendResult:
