@@ -55,6 +55,8 @@ BACKOFF_CAP_S = SPOOL_RETRY.cap
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
+_COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
 #: The longest lease a claim grants. A lease ending later than now + this, like a retry time later than now + the
 #: longest backoff, was set under a clock that ran ahead (and was corrected since): it is treated as expired, so a
 #: clock jump can strand nothing for longer than this.
@@ -64,7 +66,7 @@ MAX_LEASE_S = 3600.0
 #: (``:retry_horizon`` = now + the backoff cap, ``:lease_horizon`` = now + :data:`MAX_LEASE_S`) counts as reached.
 _DUE = (f"state = '{STATE_PENDING}' AND (next_attempt_at <= :due OR next_attempt_at > :retry_horizon) "
         "AND (lease_expires_at IS NULL OR lease_expires_at <= :now OR lease_expires_at > :lease_horizon)")
-_LEASED = "(lease_expires_at > :now AND lease_expires_at <= :lease_horizon)"
+_LEASED = "COALESCE(lease_expires_at > :now AND lease_expires_at <= :lease_horizon, 0)"
 
 
 @dataclass(frozen=True)
@@ -214,43 +216,59 @@ class Delivery:
 
     @survives_corruption
     def enforce_cap(self, max_bytes: int) -> CapResult:
-        """Keep the spool under ``max_bytes``: delete the oldest delivered rows first; if still over, the oldest
-        undelivered rows (pending or dead), each counted persistently in ``counters.dropped_cap`` and logged at WARNING.
+        """Keep the spool under ``max_bytes``, dropping only what it must.
+
+        Deleted rows leave index pages partly empty, so page counts overstate what the remaining rows need: the
+        indexes are rebuilt packed (``REINDEX``) before anything is measured, and again after each deletion, so each
+        round deletes the excess measured in bytes per row of a packed spool. The oldest delivered rows go first; if
+        still over, the oldest undelivered rows (pending or dead) - never rows another flusher holds a live lease on
+        (they are on the wire and may well be delivered) - each counted persistently in ``counters.dropped_cap``, in
+        the same transaction that deletes it, and logged at WARNING.
         """
         before = self.used_bytes()
         if before <= max_bytes:
             return CapResult(bytes_before=before, bytes_after=before)
+        self._compact()
         purged = self._shrink(max_bytes, f"state = '{STATE_DELIVERED}'")
         dropped = 0
         if self.used_bytes() > max_bytes:
-            dropped = self._shrink(max_bytes, f"state != '{STATE_DELIVERED}'", counter=CAP_COUNTER)
+            dropped = self._shrink(max_bytes, f"state != '{STATE_DELIVERED}' AND NOT {_LEASED}", counter=CAP_COUNTER)
         after = self.used_bytes()
         if dropped:
             log.warning("spool over its size cap (%d > %d bytes): dropped the %d oldest UNDELIVERED events "
                         "(counted in dropped_cap); deliver more often or raise SPOOL_MAX_MB", before, max_bytes, dropped)
         if purged:
             log.info("spool over its size cap: purged the %d oldest delivered events", purged)
+        if after > max_bytes:
+            log.warning("spool still over its size cap (%d > %d bytes): the rest is in flight or too little to drop",
+                        after, max_bytes)
         return CapResult(purged, dropped, before, after)
+
+    def _compact(self) -> None:
+        """Rebuild the indexes packed (only when over the cap: it holds the write lock for a moment)."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            conn.execute(f"REINDEX {TABLE}")
 
     def _shrink(self, max_bytes: int, where: str, counter: str | None = None) -> int:
         deleted = 0
-        for _ in range(50):  # each round deletes an estimate of the excess; a few rounds converge
+        for _ in range(8):  # each round deletes the measured excess; the next measures again after compacting
             used = self.used_bytes()
             if used <= max_bytes:
                 break
             with self.spool.transaction("IMMEDIATE") as conn:
                 total = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
-                per_row = max(64, used // max(total, 1))
-                batch = max(16, int((used - max_bytes) / per_row * 1.2))
+                per_row = used / max(total, 1)
+                excess = max(1, -(-(used - max_bytes) // max(1, int(per_row))))
                 count = conn.execute(
-                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT ?)",
-                    (batch,),
+                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT :n)",
+                    {"n": excess, **self._due_params(time.time(), False)},
                 ).rowcount
-                if counter and count:  # same thread, same connection: inside this transaction
-                    self.spool.add_to_counter(counter, count)
+                if counter and count:
+                    conn.execute(_COUNTER_UPSERT, (counter, count))
             deleted += count
             if count == 0:
                 break
+            self._compact()
         return deleted
 
     # ----- reporting -----------------------------------------------------------------------------------------------
