@@ -11,7 +11,11 @@ One statement per batch carries the whole batch as ONE JSON ``STRING`` parameter
 
 The key is ``event_id``. A pre-existing table with only the spec's four columns (other apps write to it) is used as
 it is until ``flush-spool --migrate`` adds the nullable extension columns: until then only the four columns are
-delivered, deduplicated on the natural key ``(timestamp, app_name, user, action)``.
+delivered by an insert-only statement that counts rather than matches (:func:`legacy_insert_sql`): an event ranked
+``n`` among the spool's events sharing ``(timestamp, app_name, user, action)`` is inserted while the table holds
+fewer than ``n`` rows with that key - distinct events are never collapsed, re-sends insert nothing. After the
+migration, batches that may have been committed in legacy mode without being acked are matched on ``event_id`` OR
+the natural key of a row without ``event_id`` (:func:`merge_sql` with ``legacy_rows``), so they are not duplicated.
 """
 
 from __future__ import annotations
@@ -77,10 +81,15 @@ def create_table_sql(table: str, fields: tuple[Field, ...] = FIELDS) -> str:
     return f"CREATE TABLE IF NOT EXISTS {validate_table_name(table)} (\n  {columns}\n) USING DELTA"
 
 
-def merge_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on ``key``)."""
+def merge_sql(table: str, columns: Sequence[str], key: Sequence[str], *, legacy_rows: bool = False) -> str:
+    """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on
+    ``key``). ``legacy_rows``: also match a row without ``event_id`` on the natural key (rows a legacy-mode send
+    committed before the table was migrated)."""
     struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in columns)
     on = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in key)
+    if legacy_rows:
+        natural = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in NATURAL_KEY)
+        on = f"{on} OR (t.`event_id` IS NULL AND {natural})"
     names = ", ".join(f"`{name}`" for name in columns)
     values = ", ".join(f"s.{WIRE_NAMES[name]}" for name in columns)
     return (
@@ -88,6 +97,20 @@ def merge_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         f"USING (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
         f"ON {on}\n"
         f"WHEN NOT MATCHED THEN INSERT ({names})\nVALUES ({values})"
+    )
+
+
+def legacy_insert_sql(table: str) -> str:
+    """The legacy four-column table's insert: each event of ``:events`` carries its rank ``n`` among the spool's
+    events with the same natural key, and is inserted only while the table holds fewer than ``n`` such rows."""
+    table = validate_table_name(table)
+    struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in NATURAL_KEY) + ", n: INT"
+    same = " AND ".join(f"x.`{name}` = s.{WIRE_NAMES[name]}" for name in NATURAL_KEY)
+    return (
+        f"INSERT INTO {table} ({', '.join(f'`{name}`' for name in NATURAL_KEY)})\n"
+        f"SELECT {', '.join(f's.{WIRE_NAMES[name]}' for name in NATURAL_KEY)}\n"
+        f"FROM (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
+        f"WHERE s.n > (SELECT COUNT(*) FROM {table} AS x WHERE {same})"
     )
 
 
@@ -131,6 +154,18 @@ def dedupe(events: Sequence[Sequence[Any]], key: Sequence[str]) -> list[int]:
     return keep
 
 
+def _ordinals_in(events: Sequence[Sequence[Any]]) -> list[int]:
+    """Ranks by natural key within these events only (for batches sent without the spool's ranks)."""
+    idx = [_INDEX[name] for name in NATURAL_KEY]
+    seen: dict[tuple[Any, ...], int] = {}
+    ranks = []
+    for event in events:
+        key = tuple(event[i] for i in idx)
+        seen[key] = seen.get(key, 0) + 1
+        ranks.append(seen[key])
+    return ranks
+
+
 class DatabricksSink:
     """Ships event batches to the central table over one ``databricks.sql`` connection (use as a context manager).
     A :class:`~ctg_app.tracking.delivery.sink.Sink`; its wire form is one JSON object per event."""
@@ -147,6 +182,7 @@ class DatabricksSink:
         self.columns: tuple[str, ...] = ()
         self.key: tuple[str, ...] = ()
         self._merge = ""
+        self._merge_legacy_rows = ""
         self._types: dict[str, str] = {}
         self.statements = 0
 
@@ -208,10 +244,13 @@ class DatabricksSink:
                                    "pauses until it is fixed")
         self.columns = tuple(name for name, _ in TABLE_COLUMNS if name in have)
         self.key = ("event_id",) if "event_id" in have else NATURAL_KEY
-        self._merge = merge_sql(self.table, self.columns, self.key)
         if self.key == NATURAL_KEY:
-            log.warning("table %s has no event_id column: delivering the four spec columns, deduplicated on "
-                        "(timestamp, app_name, user, action); run `flush-spool --migrate` to add the columns", self.table)
+            self._merge = legacy_insert_sql(self.table)
+            log.warning("table %s has no event_id column: delivering the four spec columns (counted per "
+                        "(timestamp, app_name, user, action)); run `flush-spool --migrate` to add the columns", self.table)
+        else:
+            self._merge = merge_sql(self.table, self.columns, self.key)
+            self._merge_legacy_rows = merge_sql(self.table, self.columns, self.key, legacy_rows=True)
 
     # ----- schema --------------------------------------------------------------------------------------------------
 
@@ -263,16 +302,22 @@ class DatabricksSink:
         events, texts = (batch.events, batch.texts) if isinstance(batch, Batch) else (batch, None)
         if not self._merge:
             raise TableSchemaError(f"table {self.table} is not ready (open the sink first)")
-        keep = dedupe(events, self.key)
+        keep = dedupe(events, ("event_id",))  # the same event twice: once; distinct events: never collapsed
         if texts is None:
             unique = [encode_event(events[i]) for i in keep]
         else:
             unique = [texts[i] for i in keep] if len(keep) != len(texts) else list(texts)
+        statement = self._merge
+        if self.mode == "legacy":
+            ordinals = batch.ordinals if isinstance(batch, Batch) and batch.ordinals else _ordinals_in(events)
+            unique = [text[:-1] + f',"n":{ordinals[i]}}}' for text, i in zip(unique, keep)]
+        elif isinstance(batch, Batch) and batch.legacy_resend:
+            statement = self._merge_legacy_rows
         inserted = statements = conflicts = 0
         for chunk in chunk_texts(unique, self.max_param_bytes):
             for attempt in range(self.conflict_retries + 1):
                 try:
-                    inserted += self._merge_one(chunk)
+                    inserted += self._merge_one(chunk, statement)
                     statements += 1
                     break
                 except warehouse_errors() as exc:
@@ -282,10 +327,10 @@ class DatabricksSink:
                     time.sleep(CONFLICT_BACKOFF.delay(attempt))
         return SendResult(inserted, statements, conflicts)
 
-    def _merge_one(self, text: str) -> int:
+    def _merge_one(self, text: str, statement: str) -> int:
         with self.conn.cursor() as cur:
             self.statements += 1
-            cur.execute(self._merge, {"events": text})
+            cur.execute(statement, {"events": text})
             inserted = None
             if cur.description:
                 names = [d[0] for d in cur.description]

@@ -150,6 +150,8 @@ class Flusher:
             self.spool.reconcile()  # rows a slow writer added to a quarantined file since its salvage
             if self.due_count(ignore_backoff=ignore_backoff, limit=1):
                 self._deliver(report, max_batches, ignore_backoff, progress, stop)
+                if report.mode == "full":
+                    self.delivery.settle_legacy_watermark()
         finally:
             if housekeeping:
                 self._housekeep(report)
@@ -261,6 +263,12 @@ class Flusher:
         rows = self.delivery.claim(self.owner, self.batch_size, self.lease_seconds,
                                    ignore_backoff=ignore_backoff, encoding_sql=sink.encoding_sql)
         report.claimed += len(rows)
+        if rows and report.mode == "legacy":  # ranks keep distinct events sharing the natural key apart
+            rows.ordinals = self.spool.natural_key_ordinals(rows.seqs)
+            self.delivery.note_legacy_send(rows.seqs)
+        elif rows and report.mode == "full":
+            mark = self.delivery.legacy_watermark()
+            rows.legacy_resend = mark is not None and rows.seqs[0] <= mark
         return rows
 
     def _fail(self, report: FlushReport, exc: BaseException, kind: str, message: str | None = None) -> None:

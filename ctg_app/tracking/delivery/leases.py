@@ -49,6 +49,9 @@ META_LAST_SUCCESS = "flush.last_success_at"
 META_LAST_DELIVERED = "flush.last_delivered"
 META_LAST_ERROR = "flush.last_error"
 META_LAST_ERROR_AT = "flush.last_error_at"
+#: "<spool file id>:<seq>": every row up to seq may have been sent to a legacy four-column table (see
+#: :meth:`Delivery.legacy_watermark`).
+META_LEGACY_SENT = "flush.legacy_sent_up_to"
 
 BACKOFF_BASE_S = SPOOL_RETRY.base
 BACKOFF_CAP_S = SPOOL_RETRY.cap
@@ -270,6 +273,35 @@ class Delivery:
                 break
             self._compact()
         return deleted
+
+    # ----- the legacy four-column table ----------------------------------------------------------------------------
+
+    def note_legacy_send(self, seqs: Iterable[int]) -> None:
+        """Remember, before sending them, that rows up to ``max(seqs)`` go to a legacy table (without event_id)."""
+        top = max(seqs)
+        current = self.legacy_watermark()
+        if current is None or (current != float("inf") and top > current):
+            self.spool.set_meta(META_LEGACY_SENT, f"{self.spool.file_id}:{top}")
+
+    def legacy_watermark(self) -> float | None:
+        """The highest seq that may sit in the table in legacy form (no event_id) without having been acked, or None.
+        Infinite when it was noted for another spool file (quarantined or replaced since: seqs were renumbered)."""
+        value = self.spool.meta().get(META_LEGACY_SENT)
+        if not value:
+            return None
+        file_id, _, seq = value.rpartition(":")
+        return float(seq) if file_id == self.spool.file_id else float("inf")
+
+    def settle_legacy_watermark(self) -> None:
+        """Forget the watermark once every row up to it is delivered: re-sends are keyed on event_id alone again."""
+        mark = self.legacy_watermark()
+        if mark is None:
+            return
+        undelivered = self.spool.connection().execute(
+            f"SELECT COUNT(*) FROM {TABLE} WHERE state != '{STATE_DELIVERED}' AND seq <= ?",
+            (mark if mark != float("inf") else 1 << 62,)).fetchone()[0]
+        if not undelivered:
+            self.spool.set_meta(META_LEGACY_SENT, None)
 
     # ----- reporting -----------------------------------------------------------------------------------------------
 

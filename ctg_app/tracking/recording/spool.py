@@ -12,6 +12,7 @@ in ``ctg_app.tracking.delivery.leases.Delivery`` on the same table; no other mod
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sqlite3
@@ -448,6 +449,19 @@ class Spool:
         """Run one read-only report statement (SQLite, against the ``events`` table) on the scanning connection; the
         analytics' report SQL is translated from Databricks SQL (``analytics.reports.to_sqlite``)."""
         return self.scan_connection().execute(sql, params)
+
+    @survives_corruption
+    def natural_key_ordinals(self, seqs: list[int]) -> list[int]:
+        """For each row ``seq`` (in the given order): 1 + the number of rows before it (lower seq) with the same
+        ``(timestamp, app_name, user, action)`` - so distinct events sharing that key get 1, 2, ... (the legacy
+        four-column table tells them apart only by count)."""
+        rows = dict(self.connection().execute(
+            f"SELECT e.seq, 1 + (SELECT COUNT(*) FROM {TABLE} AS p WHERE p.app_name = e.app_name "
+            f"  AND substr(p.timestamp, 1, 10) = substr(e.timestamp, 1, 10) AND p.user = e.user "
+            f"  AND p.action = e.action AND p.timestamp = e.timestamp AND p.seq < e.seq) "
+            f"FROM {TABLE} AS e WHERE e.seq IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(s) for s in seqs]),)).fetchall())
+        return [int(rows.get(seq, 1)) for seq in seqs]
 
     # ----- counters and metadata -----------------------------------------------------------------------------------
 
