@@ -27,7 +27,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_USAGE}  bad command line
   {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table
   {EXIT_UNREACHABLE}  warehouse unreachable / unavailable: nothing delivered, events stay pending
-  {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or batches dead-lettered
+  {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or refused events dead-lettered
 
 environment: DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN (or DATABRICKS_CONNECTION_URI),
 TRACKING_TABLE, TRACKING_SPOOL_PATH, WAREHOUSE_TIMEOUT_S, FLUSH_BATCH_SIZE, SPOOL_RETENTION_DAYS, SPOOL_MAX_MB.

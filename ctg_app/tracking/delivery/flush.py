@@ -77,7 +77,7 @@ class FlushReport:
     @property
     def outcome(self) -> str:
         """``ok`` (no failure), ``config`` (settings/credentials/table), ``unreachable`` (nothing delivered because the
-        warehouse could not be reached) or ``partial`` (some delivered, then a failure; or batches dead-lettered)."""
+        warehouse could not be reached) or ``partial`` (some delivered, then a failure; or refused events dead-lettered)."""
         if self.error_kind in ("config", "auth"):
             return CONFIG
         if self.error_kind == "unreachable":
