@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ctg_app.databricks.errors import is_sql_problem
 from ctg_app.tracking.recording.actions import Actions
 
 Rule = Callable[[BaseException], "str | None"]
@@ -63,9 +62,12 @@ class WarehouseSqlProblem:
     action: str
 
     def __call__(self, exc: BaseException) -> str | None:
-        if ByType(("databricks.sql.exc",), self.action)(exc) and is_sql_problem(exc):
-            return self.action
-        return None
+        if not ByType(("databricks.sql.exc",), self.action)(exc):
+            return None
+        # imported only for a Databricks error: recording depends on no other layer at import time
+        from ctg_app.databricks.errors import is_sql_problem
+
+        return self.action if is_sql_problem(exc) else None
 
 
 # SQLite has no SQLSTATE: its result code SQLITE_ERROR (generic "SQL error or missing database") marks bad SQL;

@@ -205,8 +205,9 @@ class Spool:
         return conn
 
     def check_identity(self) -> None:
-        """Check now that this thread's connection still uses the file at the path (follow and salvage if not)."""
-        if getattr(self._local, "conn", None) is not None:
+        """Check now that this thread's connection still uses the file at the path (follow and salvage if not).
+        Nothing happens when the spool's whole directory is gone (removed on purpose, e.g. a cleaned-up temp dir)."""
+        if getattr(self._local, "conn", None) is not None and self.path.parent.exists():
             self._local.checked_at = float("-inf")
             self.connection()
 
@@ -294,11 +295,9 @@ class Spool:
         quarantined file's new name (None when another process moved it first)."""
         local = self._local
         if getattr(local, "conn", None) is None or local.generation != _fork_generation:
-            try:
-                self.connection()
-            except sqlite3.DatabaseError:
-                pass
-        target = integrity.quarantine_file(self.path, getattr(local, "identity", None))
+            self.connection()  # opening quarantines a corrupt file by itself (see _open)
+            return None
+        target = integrity.quarantine_file(self.path, local.identity)
         log.warning("spool %s: %s; %s", self.path,
                     type(reason).__name__ if isinstance(reason, BaseException) else reason,
                     f"quarantined as {target}" if target else "already replaced by another process")
