@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from ctg_app.chatbot.operations import record_app_start  # noqa: E402
+from ctg_app.chatbot.ui_compat import stretch  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402
 from ctg_app.tracking.recording.guard import fail_safe  # noqa: E402
@@ -95,7 +96,7 @@ def render_debug_events() -> None:
         if events:
             frame = pd.DataFrame(events)
             keep = [c for c in ("timestamp", "action", "operation", "status", "error_type", "duration_ms") if c in frame]
-            st.dataframe(frame[keep], hide_index=True, width="stretch")
+            st.dataframe(frame[keep], hide_index=True, **stretch(st.dataframe))
         else:
             st.caption("No events yet.")
 

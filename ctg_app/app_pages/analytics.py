@@ -104,6 +104,13 @@ def _table_health(key: tuple, rows: int | None, _board, _info):
     return table_health(_board, _info)
 
 
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _answer_events(key: tuple, days: int, user: str | None, _board):
+    from ctg_app.tracking.analytics.dashboard import answer_events
+
+    return answer_events(_board, days, user)
+
+
 def open_board(source: str = "auto"):
     """This render's :class:`~ctg_app.tracking.analytics.dashboard.Board` with the table probed (cached briefly):
     ``source`` is ``auto`` (the warehouse when it answers, else the spool), ``spool`` or ``warehouse``."""
@@ -236,6 +243,11 @@ def _render_panels(board) -> None:
         st.dataframe(panel("activity_per_user").frame, hide_index=True)
         st.dataframe(funnel, hide_index=True)
         st.dataframe(pd.DataFrame(list(stats.errors_by_type.items()), columns=["error", "count"]), hide_index=True)
+    # on demand: its one statement would push a plain render past the page's budget of twelve
+    if st.toggle("Answer quality (feedback, declines, edits)", key="analytics_answer_quality"):
+        from ctg_app.chatbot.answer_quality import render_answer_quality
+
+        render_answer_quality(_answer_events(key, days, user, board))
     _health(board)
 
 

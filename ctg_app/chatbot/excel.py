@@ -1,20 +1,110 @@
-"""The Excel download: a result frame written to .xlsx bytes with openpyxl."""
+"""The Excel download as people expect it (openpyxl): a bold, frozen header with an autofilter, column widths fitted
+to the content, number formats matching the table (currency, percent, hours, dates), and a second sheet saying what
+the data is (question, interpretation, SQL, data source, time). The file name comes from the question and the date.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from ctg_app.chatbot import formatting as fmt
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_WIDTH = 60
+_HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # control characters openpyxl refuses to write
 
 
-def to_excel_bytes(df: pd.DataFrame, columns: Sequence[str] | None = None, sheet_name: str = "Results") -> bytes:
-    """``df`` (only ``columns``, in that order, when given) as an .xlsx workbook."""
+def excel_file_name(question: str | None, when: dt.date | None = None, max_words: int = 8) -> str:
+    """``ctg-cost-to-go-by-project-2026-12-01.xlsx``: a slug of the question (bounded) and the date."""
+    when = when or dt.date.today()
+    words = re.findall(r"[a-z0-9]+", (question or "").lower())
+    skip = {"what", "is", "are", "the", "a", "an", "of", "show", "me", "please", "list", "which", "were", "was", "do",
+            "does", "how", "many", "much", "there", "we", "have", "in", "for"}
+    kept = [w for w in words if w not in skip][:max_words] or ["results"]
+    slug = "-".join(kept)[:60].strip("-")
+    return f"ctg-{slug}-{when.isoformat()}.xlsx"
+
+
+def _cell_value(value: object, kind: str) -> object:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+        return None
+    if kind == fmt.DATE:
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            return str(value)
+        return stamp.to_pydatetime().replace(tzinfo=None) if (stamp.hour or stamp.minute or stamp.second) \
+            else stamp.date()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar → Python
+    if isinstance(value, str):
+        return _ILLEGAL.sub("", value)
+    return value
+
+
+def _shown_length(value: object, kind: str) -> int:
+    if value is None:
+        return 0
+    return len(fmt.format_value(value, kind)) if kind not in (fmt.TEXT,) else len(str(value))
+
+
+def to_excel_bytes(df: pd.DataFrame, columns: Sequence[str] | None = None, sheet_name: str = "Results",
+                   about: Mapping[str, object] | None = None) -> bytes:
+    """``df`` (only ``columns``, in that order, when given) as a formatted .xlsx workbook.
+
+    ``about`` (question, interpretation, SQL, data source, …) becomes a second sheet "About" when given.
+    Header cells keep the result's column names, so the file works as input for further queries and formulas.
+    """
     if columns is not None:
         df = df.loc[:, list(columns)]
+    kinds = fmt.column_kinds(df)
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = sheet_name
+    names = [str(c) for c in df.columns]
+    sheet.append(names)
+    for row in df.itertuples(index=False, name=None):
+        sheet.append([_cell_value(v, kinds[c]) for v, c in zip(row, names)])
+    for index, name in enumerate(names, start=1):
+        letter = get_column_letter(index)
+        header = sheet.cell(row=1, column=index)
+        header.font = Font(bold=True)
+        header.fill = _HEADER_FILL
+        header.alignment = Alignment(vertical="center")
+        number_format = fmt.excel_format(kinds[name], df[name])
+        if number_format:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                cell.number_format = number_format
+        longest = max([len(name), *(_shown_length(v, kinds[name]) for v in df[name].head(2000))])
+        sheet.column_dimensions[letter].width = min(MAX_WIDTH, longest + 3)
+    if names:
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(names))}{max(1, len(df) + 1)}"
+    if about is not None:
+        _about_sheet(workbook, about, len(df), names)
     buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        df.to_excel(writer, index=False, sheet_name=sheet_name)
+    workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _about_sheet(workbook: Workbook, about: Mapping[str, object], rows: int, columns: list[str]) -> None:
+    sheet = workbook.create_sheet("About")
+    items = [*about.items(), ("Rows", rows), ("Columns", ", ".join(columns))]
+    for key, value in items:
+        text = "" if value is None else _ILLEGAL.sub("", str(value))
+        sheet.append([str(key), text])
+    sheet.column_dimensions["A"].width = 18
+    sheet.column_dimensions["B"].width = 100
+    for (key_cell, value_cell) in sheet.iter_rows(min_row=1, max_col=2):
+        key_cell.font = Font(bold=True)
+        key_cell.alignment = Alignment(vertical="top")
+        value_cell.alignment = Alignment(wrap_text=True, vertical="top")

@@ -4,8 +4,9 @@
 similarity of word (1–2 gram) and character (3–5 gram) TF-IDF vectors, after a small synonym normalisation so that
 paraphrases ("clients", "spend") meet the trained wording ("customers", "costs"). No model is downloaded.
 
-``RetrievalLLM`` answers a question with the SQL of the most similar trained question, or declines (with the nearest
-trained questions) when the similarity is below the threshold. Summaries are factual, computed from the result frame.
+``RetrievalLLM`` answers with the offline answering engine (:mod:`ctg_app.chatbot.answering`): SQL that honours every
+constraint the question states (the trained SQL verbatim when the question means exactly a trained one), or a decline
+with answerable alternatives and the nearest trained questions. Summaries are factual, computed from the result frame.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.pipeline import FeatureUnion
 from vanna.legacy.base import VannaBase
+
+from ctg_app.chatbot.answering.answer import SqlAnswer
+from ctg_app.chatbot.answering.engine import AnswerEngine
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,7 @@ class TfidfStore(VannaBase):
         self._qs.append(item)
         self._vocabulary.update(normalise(question).split())
         self._index.dirty = True
+        self.__dict__.pop("_engine", None)  # the answering engine re-reads the trained pairs
         return item["id"]
 
     def get_training_data(self, **kwargs: Any) -> pd.DataFrame:
@@ -216,20 +221,6 @@ class TfidfStore(VannaBase):
         return [d["content"] for d in self._docs]
 
 
-@dataclass(frozen=True)
-class SqlAnswer:
-    """What SQL generation produced: SQL, or a decline with the nearest trained questions."""
-
-    question: str
-    sql: str | None
-    declined: bool = False
-    message: str = ""
-    nearest: tuple[str, ...] = ()
-    score: float | None = None
-    interpretation: str = ""
-    confidence: str = ""
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
@@ -286,23 +277,21 @@ class RetrievalLLM(VannaBase):
         """Chat-style message."""
         return {"role": "assistant", "content": message}
 
-    def retrieve(self, question: str) -> SqlAnswer:
-        """The trained SQL for the closest question, or a decline below the similarity threshold."""
-        ranked = self.rank_questions(question, 5)  # type: ignore[attr-defined]  # provided by TfidfStore
-        nearest = tuple(q["question"] for _, q in ranked[:3])
-        best_score = ranked[0][0] if ranked else 0.0
-        if not ranked or best_score < self.similarity_threshold:
-            if best_score <= 0.0:
-                message = ("That does not look like a question about the project-controlling data, so I will not "
-                           "guess a query. Here are questions I can answer:")
-            else:
-                message = ("I can only answer questions close to the ones I was trained on, and this one is not close "
-                           "enough to any of them, so I will not guess a query. The nearest questions I know:")
-            return SqlAnswer(question=question, sql=None, declined=True, message=message, nearest=nearest,
-                             score=best_score)
-        best = ranked[0][1]
-        return SqlAnswer(question=question, sql=best["sql"], score=best_score,
-                         message=f"Closest trained question: “{best['question']}”")
+    def answer_engine(self) -> AnswerEngine:
+        """The offline answering engine over this object's data source and trained pairs (built on first use)."""
+        engine = self.__dict__.get("_engine")
+        if engine is None:
+            run_sql = self.run_sql if getattr(self, "run_sql_is_set", False) else None  # type: ignore[attr-defined]
+            engine = AnswerEngine(
+                run_sql, dialect=getattr(self, "sql_dialect", "sqlite"),
+                examples=[(q["question"], q["sql"]) for q in getattr(self, "_qs", [])],
+                nearest=lambda text: [q["question"] for _, q in self.rank_questions(text, 3)])  # type: ignore[attr-defined]
+            self.__dict__["_engine"] = engine
+        return engine
+
+    def retrieve(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
+        """SQL that honours every constraint of ``question`` (a follow-up of ``previous`` when given), or a decline."""
+        return self.answer_engine().answer(question, previous)
 
     def submit_prompt(self, prompt: Any, **kwargs: Any) -> str:
         """Answer the last user message with trained SQL (or a decline text); never generates new SQL."""

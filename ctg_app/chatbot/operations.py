@@ -12,7 +12,8 @@ What a question records (the decision for the spec's actions):
 - the offline model declining an unknown question is not an error: ``sql_query`` with ``{"declined": true}``, status
   ok, and nothing is executed (no ``execute_sql``);
 - the SQL run → ``execute_sql`` (or ``sql_error`` / ``database_error``);
-- then ``generate_chart`` and ``generate_summary`` when their sidebar toggles are on.
+- then ``generate_chart`` and ``generate_summary`` when their sidebar toggles are on;
+- 👍 / 👎 on an answer → ``answer_feedback`` (helpful, the turn, its intent; a reason only when the user chose one).
 
 Re-running SQL the user edited records ``edit_sql`` alone (the edit *and* its run are one user action; an extra
 ``execute_sql`` would double-count executions and break "one action, one event").
@@ -21,6 +22,8 @@ Re-running SQL the user edited records ``edit_sql`` alone (the edit *and* its ru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import logging
 import random
 from collections.abc import Sequence
@@ -40,14 +43,36 @@ CACHE_TTL_S = 600
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
-def _cached_answer_fields(question: str, vanna_key: str, _vn: Any) -> dict[str, Any]:
+def _cached_answer_fields(question: str, vanna_key: str, _vn: Any, context_key: str = "",
+                          _previous: Any = None) -> dict[str, Any]:
     # A plain dict, not the SqlAnswer itself: st.cache_data pickles what it stores, and pickling an instance fails
     # once Streamlit has reloaded the module that defines its class (what a developer's file save does).
+    if _previous is not None and accepts_previous(_vn):
+        return dataclasses.asdict(_vn.answer_question(question, previous=_previous))
     return dataclasses.asdict(_vn.answer_question(question))
 
 
-def _cached_answer(question: str, vanna_key: str, vn: Any) -> SqlAnswer:
-    return SqlAnswer(**_cached_answer_fields(question, vanna_key, vn))
+def accepts_previous(vn: Any) -> bool:
+    """True when ``vn.answer_question`` takes the previous answer (follow-ups that carry context)."""
+    try:
+        return "previous" in inspect.signature(vn.answer_question).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _context_key(previous: Any) -> str:
+    # the cached answer to a follow-up depends on what it follows: key it by that turn's SQL and context
+    if previous is None:
+        return ""
+    seed = repr((getattr(previous, "sql", None), sorted((getattr(previous, "context", None) or {}).items(),
+                                                        key=lambda kv: str(kv[0]))))
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def _cached_answer(question: str, vanna_key: str, vn: Any, previous: Any = None) -> SqlAnswer:
+    fields = _cached_answer_fields(question, vanna_key, vn, _context_key(previous), previous)
+    known = {f.name for f in dataclasses.fields(SqlAnswer)}
+    return SqlAnswer(**{k: v for k, v in fields.items() if k in known})
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
@@ -90,13 +115,18 @@ def _answer_details(answer: SqlAnswer) -> dict[str, Any]:
     details: dict[str, Any] = {"declined": answer.declined}
     if answer.score is not None:
         details["similarity"] = round(answer.score, 3)
+    for name in ("intent", "confidence"):
+        if getattr(answer, name, None):
+            details[name] = getattr(answer, name)
     return details
 
 
 @tracked(Actions.SQL_QUERY, details=_answer_details)
-def generate_sql(vn: Any, question: str) -> SqlAnswer:
-    """SQL for ``question``, validated; a decline is returned as such. Raises SqlValidationError for bad SQL."""
-    answer = _cached_answer(question, _key(vn), vn)
+def generate_sql(vn: Any, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
+    """SQL for ``question``, validated; a decline is returned as such. Raises SqlValidationError for bad SQL.
+
+    ``previous`` is the answer this question follows up on; it is passed on when the Vanna object supports it."""
+    answer = _cached_answer(question, _key(vn), vn, previous)
     if answer.declined:
         return answer
     vn.validate_sql(answer.sql or "")  # raises SqlValidationError with the reason
@@ -135,6 +165,38 @@ def generate_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
 
 
 @tracked(Actions.GENERATE_SUMMARY)
-def generate_summary(vn: Any, question: str, df: pd.DataFrame) -> str:
-    """A short summary of the result."""
+def generate_summary(vn: Any, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
+    """A short summary of the WHOLE result ``df`` that answers the question."""
+    try:
+        takes_interpretation = "interpretation" in inspect.signature(vn.summarize).parameters
+    except (TypeError, ValueError):
+        takes_interpretation = False
+    if takes_interpretation:
+        return vn.summarize(question, df, interpretation=interpretation)
     return vn.summarize(question, df)
+
+
+FEEDBACK_REASONS = ("Wrong numbers", "Misunderstood my question", "Missing data", "Chart or summary unclear", "Other")
+MAX_COMMENT = 200
+
+
+@tracked(Actions.ANSWER_FEEDBACK, details=lambda info: info)
+def record_feedback(helpful: bool, *, turn: int, intent: str | None = None, interpretation: str = "",
+                    confidence: str = "", edited: bool = False, reason: str = "", comment: str = "") -> dict[str, Any]:
+    """The user marked an answer helpful (👍) or not (👎); returns the recorded details.
+
+    The interpretation is recorded as a short id (its hash), not as text; ``reason`` must be one of
+    :data:`FEEDBACK_REASONS`; ``comment`` is free text only when the user typed it (bounded here, redacted by the
+    tracker like every detail)."""
+    info: dict[str, Any] = {"helpful": bool(helpful), "turn": int(turn), "edited": bool(edited)}
+    if intent:
+        info["intent"] = str(intent)[:100]
+    if interpretation:
+        info["interpretation_id"] = hashlib.sha256(interpretation.encode()).hexdigest()[:12]
+    if confidence:
+        info["confidence"] = str(confidence)[:20]
+    if reason in FEEDBACK_REASONS:
+        info["reason"] = reason
+    if comment and comment.strip():
+        info["comment"] = comment.strip()[:MAX_COMMENT]
+    return info

@@ -1,5 +1,8 @@
 """``ctg-app check-training``: execute every trained SQL against the configured data source.
 
+Each trained question must also be understood by the offline answering engine (it answers paraphrases of a trained
+question with that question's SQL only when it can read the trained question's slots itself).
+
 Exit status 0 when all run, 1 when any fails (each failure is reported with its question and error), 2 when the
 training file or data source cannot be used at all.
 """
@@ -11,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+from ctg_app.chatbot.answering.engine import AnswerEngine
 from ctg_app.chatbot.data_source import DataSource, make_data_source
 from ctg_app.chatbot.training import load_training
 from ctg_app.settings import Settings, get_settings
@@ -33,12 +37,19 @@ def check_training(settings: Settings | None = None, source: DataSource | None =
     settings = settings or get_settings()
     source = source or make_data_source(settings)
     results = []
-    for example in load_training(dialect=source.dialect).examples:
+    examples = load_training(dialect=source.dialect).examples
+    engine = AnswerEngine(source.run_sql, dialect=source.dialect)
+    for example in examples:
         try:
             df = source.run_sql(example.sql)
         except Exception as exc:  # report every failure, whatever raised it
             first_line = (str(exc).strip().splitlines() or [""])[0][:300]
             results.append(CheckResult(example.question, ok=False, error=f"{type(exc).__name__}: {first_line}"))
+            continue
+        problems = engine.problems(example.question)
+        if problems:
+            results.append(CheckResult(example.question, ok=False, rows=len(df),
+                                       error="the offline engine cannot read this question: " + "; ".join(problems)))
         else:
             results.append(CheckResult(example.question, ok=True, rows=len(df)))
     return results

@@ -17,7 +17,10 @@ from ctg_app.chatbot.llm import create_vanna
 from ctg_app.chatbot.llm_answer import build_messages, llm_failure, parse_reply, retry_message
 from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
 from ctg_app.chatbot.sql_policy import probe_sql, validate_chat_sql
+from ctg_app.chatbot.summary import aggregates_text, summarize_frame
 from ctg_app.chatbot.training import load_training
+from ctg_app.chatbot.write_requests import MESSAGE as WRITE_MESSAGE
+from ctg_app.chatbot.write_requests import is_write_request
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.recording.classify import ErrorClassifier
@@ -54,10 +57,14 @@ class CTGVanna:
         return self.data_source.run_sql(self.validate_sql(sql))
 
     def answer_question(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
-        """SQL for ``question`` (the offline model may decline instead)."""
+        """SQL for ``question`` — a follow-up of ``previous`` when given; write and admin requests are declined in
+        every mode before any model is asked (the offline engine may also decline)."""
+        if is_write_request(question):
+            return SqlAnswer(question=question, sql=None, declined=True, message=WRITE_MESSAGE,
+                             decline_reason="write_request", score=0.0)
         retrieve = getattr(self, "retrieve", None)
         if retrieve is not None:
-            return retrieve(question)
+            return retrieve(question, previous)
         return self._answer_with_llm(question, previous)
 
     def _answer_with_llm(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
@@ -83,7 +90,8 @@ class CTGVanna:
                 raise SqlValidationError(f"the language model's SQL failed twice; last error: {error}")
         if not parsed.sql:
             return SqlAnswer(question=question, sql=None, declined=True,
-                             message=f"The assistant cannot answer this from the CTG data: {parsed.decline}")
+                             message=f"The assistant cannot answer this from the CTG data: {parsed.decline}",
+                             decline_reason="out_of_domain")
         return SqlAnswer(question=question, sql=parsed.sql, interpretation=parsed.interpretation,
                          confidence="low" if corrected else "medium")
 
@@ -109,9 +117,24 @@ class CTGVanna:
             return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         return None
 
-    def summarize(self, question: str, df: pd.DataFrame) -> str:
-        """A short summary of the result (the LLM sees at most 100 rows)."""
-        return str(self.generate_summary(question, df.head(100)))  # type: ignore[attr-defined]
+    def summarize(self, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
+        """A short summary of the WHOLE result that answers the question.
+
+        Offline: deterministic sentences from the full frame. With an LLM: the model summarises aggregates computed
+        on the full frame (row count, totals, extremes, time span), never a truncated sample of rows."""
+        if getattr(self, "retrieve", None) is not None:  # the offline retrieval model
+            return summarize_frame(df, question, interpretation)
+        prompt = [
+            self.system_message(  # type: ignore[attr-defined]
+                "You summarise SQL query results for project controllers. You are given aggregates computed on the "
+                "complete result (not a sample). Answer the user's question in two or three short sentences, using "
+                "only these figures; write amounts in EUR with thousands separators."),
+            self.user_message(  # type: ignore[attr-defined]
+                f"Question: {question}\n"
+                + (f"Interpreted as: {interpretation}\n" if interpretation else "")
+                + f"Aggregates of the full result:\n{aggregates_text(df)}"),
+        ]
+        return self._ask_llm(prompt)
 
     def followups(self, question: str, sql: str, df: pd.DataFrame, n: int = 4) -> list[str]:
         """Up to ``n`` follow-up questions."""

@@ -95,17 +95,16 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     expected += ok("download_results")
     assert actions(spool) == expected
 
-    # edit the SQL and re-run it -> edit_sql alone; chart/summary become buttons
+    # edit the SQL and re-run it -> edit_sql (no execute_sql), as its own turn below the first answer, with its own
+    # chart and summary under the same toggles as a question (issue 13: they used to stop being automatic)
     at.text_area(key=f"edit_sql_{tid}").set_value(
         "SELECT segment, COUNT(*) AS customers FROM customers GROUP BY segment").run()
     button(at, "Run edited SQL").click().run()
-    assert list(at.dataframe[0].value.columns) == ["segment", "customers"]
-    expected += ok("edit_sql")
+    assert list(at.dataframe[-1].value.columns) == ["segment", "customers"]  # the newest turn's table
+    assert list(at.dataframe[0].value.columns) == ["country"]  # the first answer is still there, as it was
+    expected += ok("edit_sql", "generate_chart", "generate_summary")
     assert actions(spool) == expected
-    button(at, "Create chart").click().run()
-    button(at, "Summarise").click().run()
     at.run()
-    expected += ok("generate_chart", "generate_summary")
     assert actions(spool) == expected
 
     # a follow-up question runs the pipeline again

@@ -108,7 +108,8 @@ def test_a_write_is_refused_and_the_model_may_decline_instead(server, llm_vn, ch
     server.play(reply(json.dumps({"sql": "WITH d AS (DELETE FROM projects RETURNING 1) SELECT COUNT(*) FROM d"})),
                 reply(json.dumps({"sql": None, "decline": "this assistant only reads data"})))
     vn = llm_vn()
-    answer = operations.generate_sql(vn, "delete all projects")
+    # an innocent question: a write-worded one is declined before the model is asked (test_answer_writes_and_followups)
+    answer = operations.generate_sql(vn, "how many projects are there")
     assert answer.declined and answer.sql is None and "only reads data" in answer.message
     assert "DELETE" in _last_user_text(server.requests[1])
     assert vn.executed == []

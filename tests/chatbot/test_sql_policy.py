@@ -182,7 +182,7 @@ def test_issue_cases_usage_table_unreadable_and_cte_delete_deletes_nothing(wareh
         operations.run_edited_sql(warehouse_vn, f"WITH d AS (DELETE FROM {CENTRAL} RETURNING 1) SELECT COUNT(*) FROM d")
     assert warehouse.query(f"SELECT COUNT(*) FROM {CENTRAL}")[0][0] == rows_before
     # the generated-SQL path refuses it too (sql_query → sql_error), whatever produced the SQL
-    warehouse_vn.retrieve = lambda q: operations.SqlAnswer(question=q, sql=f"SELECT * FROM {CENTRAL}")
+    warehouse_vn.retrieve = lambda q, previous=None: operations.SqlAnswer(question=q, sql=f"SELECT * FROM {CENTRAL}")
     try:
         with pytest.raises(SqlValidationError, match="usage-tracking table"):
             operations.generate_sql(warehouse_vn, "who used the app?")

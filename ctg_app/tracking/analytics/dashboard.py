@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.analytics.reports import (
     SOURCE_AUTO,
@@ -158,3 +160,32 @@ def table_health(board: Board, info: TableInfo | None) -> TableHealth:
     detail = board.reader.detail() or {}
     size, files = detail.get("sizeInBytes"), detail.get("numFiles")
     return TableHealth(info.rows, None if size is None else int(size), None if files is None else int(files))
+
+
+#: The events answer quality is computed from: questions, answers (declined or not), edits (a failed edit keeps
+#: ``operation = 'edit_sql'``) and feedback votes.
+ANSWER_EVENTS_SQL = ("SELECT timestamp, user, action, status, operation, session_id, details FROM {events} "
+                     "WHERE {where} AND (action IN ('generate_question', 'sql_query', 'edit_sql', 'answer_feedback') "
+                     "OR operation = 'edit_sql')")
+_ANSWER_COLUMNS = ("timestamp", "user", "action", "status", "operation", "session_id", "details")
+_ANSWER_ACTIONS = ("generate_question", "sql_query", "edit_sql", "answer_feedback")
+
+
+def answer_events(board: Board, days: int, user: str | None, now: datetime | None = None) -> pd.DataFrame:
+    """The question, answer, edit and feedback events of the window (one statement on either engine; on the
+    warehouse plus the spool rows not delivered yet), for the answer-quality panel."""
+    since = window_start(days, now)
+    where = _where("", since=since, user=user, action=None)
+    rows: list[tuple] = []
+    if board.source == SOURCE_WAREHOUSE and board.reader is not None:
+        relation = board.reader.events_relation()
+        if relation is not None:
+            _, rows = board.reader.fetch(ANSWER_EVENTS_SQL.format(events=relation, where=where),
+                                         _params(board.settings.app_name, since, user, None, for_spool=False))
+        pending = board.spool.undelivered_rows(_ANSWER_COLUMNS, app_name=board.settings.app_name,
+                                               since_ts=since.isoformat() if since else "", user=user)
+        rows = [*rows, *(r for r in pending if r[2] in _ANSWER_ACTIONS or r[4] == "edit_sql")]
+    else:
+        sql = to_sqlite(ANSWER_EVENTS_SQL.format(events=SPOOL_TABLE, where=where))
+        rows = board.spool.scan(sql, _params(board.settings.app_name, since, user, None, for_spool=True)).fetchall()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(_ANSWER_COLUMNS))

@@ -21,6 +21,7 @@ class Actions:
     # User interactions
     VIEW_RANDOM_QUESTIONS = "view_random_questions"
     SELECT_COLUMNS = "select_columns"
+    ANSWER_FEEDBACK = "answer_feedback"
     # Error tracking
     DATABASE_ERROR = "database_error"
     LLM_ERROR = "llm_error"

@@ -1,0 +1,284 @@
+"""What the chat does on user intent: ask a question, run edited SQL, chart, summarise, suggest, record feedback.
+
+Button and widget callbacks only *note* what the user asked for (``PENDING``) or record a one-click event; the page
+script then calls :func:`run_pending` once per run. Nothing here renders, so rendering the conversation again can
+never run an operation or record an event. The page itself is :mod:`ctg_app.chatbot.chat_page`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ctg_app.chatbot import conversation as conv
+from ctg_app.chatbot import operations as ops
+from ctg_app.chatbot.charts import can_chart, plan_chart
+from ctg_app.chatbot.data_source import DataSourceConfigError
+from ctg_app.chatbot.llm import LlmConfigError
+from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.settings import Settings, get_settings
+from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
+
+log = logging.getLogger(__name__)
+
+PENDING = "ctg_pending"  # what a button asked for: {"question": str, "follows": turn id | None} or {"edit": ...}
+CONFIG_ERROR_TRACKED = "ctg_config_error_tracked"
+MAX_DB_MESSAGE = 300
+
+TOGGLES = {"show_sql": "Show SQL", "show_table": "Show table", "show_chart": "Show chart", "show_summary": "Show summary"}
+
+FRIENDLY = {
+    Actions.LLM_ERROR: "The language model could not answer just now. Please try again in a moment.",
+    Actions.SQL_ERROR: "That query could not be run: it is not a valid read-only query for this database.",
+    Actions.DATABASE_ERROR: "The database could not be reached. Please try again in a moment.",
+    Actions.CHART_ERROR: "No chart could be drawn for this result.",
+    Actions.APP_ERROR: "Something went wrong. Please try again.",
+}
+
+
+
+# ----------------------------------------------------------------------------------------------- building blocks
+def _fingerprint(settings: Settings) -> str:
+    parts = (settings.llm_provider, settings.llm_model, settings.data_source, str(settings.sample_db_path),
+             settings.data_schema, settings.similarity_threshold, settings.azure_openai_endpoint, settings.ollama_host,
+             *settings.secret_values())
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+@st.cache_resource(show_spinner="Loading the CTG assistant…")
+def _vanna_for(fingerprint: str) -> Any:
+    vn = build_vanna(get_settings())
+    vn.cache_key = fingerprint
+    return vn
+
+
+def get_vanna() -> Any:
+    """The trained Vanna object for the current settings (shared by all sessions)."""
+    return _vanna_for(_fingerprint(get_settings()))
+
+
+def _classify(exc: BaseException, operation: str) -> tuple[str, str]:
+    tracker = get_tracker()
+    try:
+        action = tracker.classify(exc, operation)
+    except Exception:  # classification is best effort: fall back to a generic message
+        action = Actions.APP_ERROR
+    return action, f"{type(exc).__name__}: {tracker.redact(exc)}"
+
+
+def friendly_message(exc: BaseException, operation: str) -> str:
+    """A short message for the user; the classified error was already recorded by ``@tracked``."""
+    if isinstance(exc, (LlmConfigError, DataSourceConfigError)):
+        return str(exc)
+    action, detail = _classify(exc, operation)
+    # Spec: errors are logged to the console but shown to users only in debug mode; both texts are redacted.
+    log.warning("%s during %s (%s)", action, operation, detail)
+    message = FRIENDLY.get(action, FRIENDLY[Actions.APP_ERROR])
+    if get_settings().debug_logging:
+        message = f"{message}\n\nDebug: {detail}"
+    return message
+
+
+def edit_error_message(exc: BaseException) -> str:
+    """For SQL the user wrote: the friendly message plus the database's own reason (redacted, bounded), which is
+    what they need to fix a misspelt column. Connection failures keep the generic text (their details are ours)."""
+    message = friendly_message(exc, Actions.EDIT_SQL)
+    action, _ = _classify(exc, Actions.EDIT_SQL)
+    if action != Actions.SQL_ERROR or get_settings().debug_logging:
+        return message
+    reason = get_tracker().redact(exc).strip()
+    if len(reason) > MAX_DB_MESSAGE:
+        reason = reason[: MAX_DB_MESSAGE - 1] + "…"
+    if not reason:
+        return message
+    # the app's own read-only check explains itself; anything else is the database's (or warehouse's) message
+    source = "Why" if isinstance(exc, SqlValidationError) else "The database said"
+    return f"{message}\n\n{source}: `{reason.replace('`', chr(39))}`"
+
+
+def toggle(name: str) -> bool:
+    return bool(st.session_state.get(f"keep_{name}", True))
+
+
+def persist_toggle(name: str) -> None:
+    # widget state is dropped when another page runs; this copy survives page switches
+    st.session_state[f"keep_{name}"] = bool(st.session_state.get(name, True))
+
+
+def interpretation(turn: conv.Turn) -> str:
+    return str(getattr(turn.get("answer"), "interpretation", "") or "")
+
+
+def _set_result(turn: conv.Turn, sql: str, df: pd.DataFrame) -> None:
+    turn.update(sql=sql, df=df, columns=list(df.columns), chart=None, summary=None, excel=None,
+                result_seq=turn["id"])
+
+
+def _after_result(vn: Any, turn: conv.Turn) -> None:
+    if toggle("show_chart") and chart_worthy(turn["df"]):
+        make_chart(turn)
+    if toggle("show_summary"):
+        make_summary(vn, turn)
+
+
+def chart_worthy(df: pd.DataFrame | None) -> bool:
+    return can_chart(df)
+
+
+# ----------------------------------------------------------------------------------------------- operations on intent
+def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
+    """Run the whole pipeline for a submitted question (each step records its one event).
+
+    ``follows`` is the turn a follow-up belongs to; its answer is passed on when the model supports context."""
+    if not (question or "").strip():
+        return  # whitespace only: nothing was asked, nothing is recorded
+    try:
+        question = ops.submit_question(question)
+    except ValueError:
+        return
+    state = st.session_state
+    previous = follows.get("answer") if follows is not None and ops.accepts_previous(vn) else None
+    turn = conv.add_turn(state, conv.QUESTION, question, follows=follows["id"] if follows else None)
+    try:
+        answer = ops.generate_sql(vn, question, previous=previous) if previous is not None \
+            else ops.generate_sql(vn, question)
+    except Exception as exc:
+        turn["error"] = friendly_message(exc, Actions.SQL_QUERY)
+        return
+    turn["answer"] = answer
+    if answer.declined:
+        return
+    try:
+        df = ops.execute_sql(vn, answer.sql)
+    except Exception as exc:
+        turn.update(sql=answer.sql, error=friendly_message(exc, Actions.EXECUTE_SQL))
+        return
+    _set_result(turn, answer.sql, df)
+    _after_result(vn, turn)
+    turn["followups"] = _followups(vn, turn)
+
+
+def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
+    """Run SQL the user edited as its own turn ("Edited SQL"), with chart and summary under the same toggles."""
+    sql = (sql or "").strip()
+    if origin is not None:  # the edited text now lives in its own turn; the origin's editor shows its own SQL again
+        st.session_state.pop(f"edit_sql_{origin['id']}", None)
+    question = (origin or {}).get("question", "")
+    turn = conv.add_turn(st.session_state, conv.EDIT, question, sql=sql, origin=(origin or {}).get("id"))
+    try:
+        df = ops.run_edited_sql(vn, sql)
+    except Exception as exc:
+        turn["error"] = edit_error_message(exc)
+        return
+    _set_result(turn, sql, df)
+    turn["edited"] = True
+    _after_result(vn, turn)
+
+
+def make_chart(turn: conv.Turn) -> None:
+    """Chart the turn's result when it has something to chart."""
+    df = turn.get("df")
+    if not can_chart(df):
+        turn["chart_note"] = "This result has nothing to chart."
+        return
+    title = "Edited SQL" if turn.get("kind") == conv.EDIT else (interpretation(turn) or turn["question"])
+    try:
+        turn["chart"] = ops.generate_chart(df, title=title)
+        turn["chart_plot_note"] = plan_chart(df).note
+    except Exception as exc:
+        turn["chart_note"] = friendly_message(exc, Actions.GENERATE_CHART)
+
+
+def make_summary(vn: Any, turn: conv.Turn) -> None:
+    """Summarise the turn's whole result."""
+    try:
+        turn["summary"] = ops.generate_summary(vn, turn["question"], turn["df"], interpretation(turn))
+    except Exception as exc:
+        turn["summary_note"] = friendly_message(exc, Actions.GENERATE_SUMMARY)
+
+
+def _followups(vn: Any, turn: conv.Turn) -> list[str]:
+    try:
+        return vn.followups(turn["question"], turn["sql"], turn["df"])
+    except Exception as exc:  # follow-ups are optional: record the failure, show none
+        log.warning("follow-up questions failed: %s", type(exc).__name__)
+        track_error(current_user(), Actions.LLM_ERROR, exc)
+        return []
+
+
+def suggest(vn: Any) -> None:
+    """The "Suggest questions" click: five trained questions, kept as a turn of the conversation."""
+    try:
+        questions = ops.suggest_questions(vn)
+    except Exception as exc:
+        log.warning("suggested questions failed: %s", type(exc).__name__)
+        return
+    conv.add_turn(st.session_state, conv.SUGGESTIONS, "", suggestions=questions)
+
+
+def on_ask(question: str, follows: int | None = None) -> None:
+    st.session_state[PENDING] = {"question": question, "follows": follows}
+
+
+def on_edit(turn_id: int, key: str) -> None:
+    st.session_state[PENDING] = {"edit": st.session_state.get(key) or "", "origin": turn_id}
+
+
+def on_suggest() -> None:
+    st.session_state[PENDING] = {"suggest": True}
+
+
+def on_new_conversation() -> None:
+    st.session_state.pop(PENDING, None)
+    conv.clear(st.session_state)
+
+
+def on_columns(turn: conv.Turn, key: str) -> None:
+    columns = [c for c in st.session_state.get(key, []) if c in turn["df"].columns]
+    turn["columns"] = ops.select_columns(columns)
+    turn["excel"] = None
+
+
+def on_download(turn: conv.Turn) -> None:
+    ops.record_download(len(turn["df"]), len(turn["columns"]))
+
+
+def on_feedback(turn: conv.Turn, helpful: bool) -> None:
+    turn["feedback"] = "up" if helpful else "down"
+    turn.pop("feedback_sent", None)
+    _record_feedback(turn, helpful)
+
+
+def on_feedback_reason(turn: conv.Turn, reason_key: str, comment_key: str) -> None:
+    turn["feedback_sent"] = True
+    _record_feedback(turn, False, reason=st.session_state.get(reason_key) or "",
+                     comment=st.session_state.get(comment_key) or "")
+
+
+def _record_feedback(turn: conv.Turn, helpful: bool, reason: str = "", comment: str = "") -> None:
+    answer = turn.get("answer")
+    try:
+        ops.record_feedback(helpful, turn=turn["id"], intent=getattr(answer, "intent", None),
+                            interpretation=interpretation(turn), confidence=getattr(answer, "confidence", "") or "",
+                            edited=turn.get("kind") == conv.EDIT, reason=reason, comment=comment)
+    except Exception as exc:  # feedback is a nicety: never break the page for it
+        log.warning("recording feedback failed: %s", type(exc).__name__)
+
+
+def run_pending(vn: Any, typed: str | None) -> None:
+    """Run what the user asked for in this script run: a typed question, or what a button noted."""
+    state = st.session_state
+    pending = state.pop(PENDING, None)
+    if typed is not None:
+        ask(vn, typed, follows=conv.last_answer(state))
+    elif pending and "question" in pending:
+        follows = conv.find(state, pending["follows"]) if pending.get("follows") else None
+        ask(vn, pending["question"], follows=follows)
+    elif pending and "edit" in pending:
+        run_edit(vn, conv.find(state, pending["origin"]), pending["edit"])
+    elif pending and pending.get("suggest"):
+        suggest(vn)
