@@ -29,6 +29,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+#: The smallest size cap accepted: below this the cap would drop nearly every event it is meant to protect.
+MIN_SPOOL_MAX_MB = 1
+
+
 class SettingsError(ValueError):
     """A setting has a value that cannot be used (the message names the setting, never a secret's value)."""
 
@@ -168,6 +172,9 @@ class Settings:
             raise SettingsError("TRACKING_REQUEST_LOCK_WAIT_MS and TRACKING_SPOOL_BUSY_TIMEOUT_MS must be >= 0")
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
+        if self.spool_max_mb < MIN_SPOOL_MAX_MB:
+            raise SettingsError(f"SPOOL_MAX_MB must be at least {MIN_SPOOL_MAX_MB} (MB; an empty spool needs about "
+                                f"0.1 MB), got {self.spool_max_mb}")
 
     @property
     def warehouse_http_path(self) -> str | None:

@@ -25,6 +25,13 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from ctg_app.databricks.errors import (
+    CONFIGURATION,
+    REJECTED,
+    WarehouseConfigError,
+    classify_error,
+    is_missing_object,
+)
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.recording.redact import Redactor
 
@@ -32,10 +39,6 @@ log = logging.getLogger(__name__)
 
 _PART = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[A-Za-z_][A-Za-z0-9_\-]*`)"
 _TABLE_NAME = re.compile(rf"^{_PART}\.{_PART}\.{_PART}$")
-
-
-class WarehouseConfigError(ValueError):
-    """The warehouse settings are missing or unusable (the message names the setting, never a secret)."""
 
 
 # ----- identifiers -----------------------------------------------------------------------------------------------
@@ -69,41 +72,30 @@ def warehouse_errors() -> tuple[type[BaseException], ...]:
 
 def http_status_of(exc: BaseException) -> int | None:
     """The HTTP status behind a connector error, when it carries one (401, 403, 429, 503, ...)."""
-    code = (getattr(exc, "context", None) or {}).get("http-code")
-    if isinstance(code, int):
-        return code
-    text = str(exc)
-    match = re.search(r"\b(?:HTTP|status code)[ :=]*([1-5]\d\d)\b", text, re.I)
-    return int(match.group(1)) if match else None
+    return classify_error(exc).http_status
 
 
 def is_auth_error(exc: BaseException) -> bool:
-    """True when the warehouse rejected the credentials (HTTP 401 / 403)."""
-    from databricks.sql.exc import RequestError
-
-    if isinstance(_oauth_error(exc), ServicePrincipalRejected):
-        return True
-    return isinstance(exc, RequestError) and http_status_of(exc) in (401, 403)
+    """True when the warehouse rejected the credentials (HTTP 401 / 403, or the service principal was refused)."""
+    verdict = classify_error(exc)
+    return verdict.kind == CONFIGURATION and verdict.is_auth
 
 
 def is_conflict(exc: BaseException) -> bool:
     """True for a Delta concurrent-write conflict (``ConcurrentAppendException`` & co.): retry the statement."""
-    text = str(exc)
-    return ("Concurrent" in text and "Exception" in text) or "DELTA_CONCURRENT" in text
+    return classify_error(exc).is_conflict
 
 
 def is_missing_table(exc: BaseException) -> bool:
-    """True when the error (or its cause) says the table does not exist (``TABLE_OR_VIEW_NOT_FOUND`` & co.)."""
-    text = f"{exc} {exc.__cause__ or ''}".upper()
-    return ("TABLE_OR_VIEW_NOT_FOUND" in text or "DOES NOT EXIST" in text
-            or (("NOT FOUND" in text or "CANNOT BE FOUND" in text) and "TABLE" in text))
+    """True when the error (or its cause) says the table, schema or catalog does not exist, by its error condition
+    or SQLSTATE (see :func:`ctg_app.databricks.errors.is_missing_object`)."""
+    return any(is_missing_object(e) for e in (exc, exc.__cause__) if e is not None)
 
 
 def is_rejection(exc: BaseException) -> bool:
-    """True when the warehouse ran the statement and refused it (SQL, schema, permission): retrying will not help."""
-    from databricks.sql.exc import ServerOperationError
-
-    return isinstance(exc, ServerOperationError) and not is_conflict(exc)
+    """True when the warehouse refused the data for good (see :mod:`ctg_app.databricks.errors`): retrying will not
+    help, only leaving the offending events out."""
+    return classify_error(exc).kind == REJECTED
 
 
 def describe_error(exc: BaseException, settings: Settings | None = None) -> str:

@@ -142,7 +142,8 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
 
         report = Flusher(settings, spool=tracker.spool).run(ignore_backoff=True, housekeeping=False)
         if report.error:
-            return Check("delivery to the warehouse", FAIL, report.error, _fix_for(report.error))
+            return Check("delivery to the warehouse", FAIL, report.error,
+                         report.advice or "see the message above and `flush-spool --status`")
         with WarehouseReader(settings) as reader:
             if "event_id" in reader.columns():
                 _, rows = reader.fetch(f"SELECT COUNT(*) FROM {reader.table} WHERE event_id = :id",
@@ -156,30 +157,14 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
         return Check("delivery to the warehouse", PASS,
                      f"flushed {report.delivered} event(s); test event read back from {settings.tracking_table}")
     except WarehouseUnavailable as exc:
-        return Check("delivery to the warehouse", FAIL, str(exc), _fix_for(str(exc)))
+        from ctg_app.databricks.errors import advice, classify_error
+
+        return Check("delivery to the warehouse", FAIL, str(exc), advice(classify_error(exc.__cause__ or exc)))
     except Exception as exc:  # noqa: BLE001
         from ctg_app.databricks.connection import describe_error
+        from ctg_app.databricks.errors import advice, classify_error
 
-        message = describe_error(exc, settings)
-        return Check("delivery to the warehouse", FAIL, message, _fix_for(message))
-
-
-def _fix_for(message: str) -> str:
-    text = message.lower()
-    if "401" in text:
-        return "token rejected (HTTP 401): check DATABRICKS_ACCESS_TOKEN (or the service principal credentials)"
-    if "403" in text:
-        return "access denied (HTTP 403): grant the identity CAN USE on the warehouse and MODIFY on the table"
-    if "404" in text:
-        return "warehouse not found (HTTP 404): check DATABRICKS_HTTP_PATH"
-    if "unreachable" in text or "refused" in text or "timed out" in text:
-        return ("warehouse unreachable: check DATABRICKS_SERVER_HOSTNAME / DATABRICKS_CONNECTION_URI, the network, "
-                "and that the warehouse is running (WAREHOUSE_TIMEOUT_S bounds the wait)")
-    if "not set" in text or "no credentials" in text or "must" in text:
-        return "fix the setting named above (see the README's settings table)"
-    if "rejected" in text or "permission" in text:
-        return "the warehouse refused the statement: check TRACKING_TABLE and the identity's permissions"
-    return "see the message above and `flush-spool --status`"
+        return Check("delivery to the warehouse", FAIL, describe_error(exc, settings), advice(classify_error(exc)))
 
 
 def render(checks: list[Check], settings: Settings) -> str:

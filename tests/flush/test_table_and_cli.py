@@ -21,7 +21,7 @@ from ctg_app.databricks.connection import (
     warehouse_errors,
 )
 from ctg_app.tracking.delivery.flush import Flusher
-from ctg_app.tracking.delivery.databricks_sink import DatabricksSink
+from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, create_table_sql
 from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE as SPEC_CREATE
 from ctg_app.tracking.analytics.spec_sql import SPEC_QUERIES
 from tests.flush.conftest import APP, TABLE, fill, make_events, warehouse_ids
@@ -134,19 +134,34 @@ def test_legacy_four_column_table_then_migrate(settings, spool, flush_env: FakeW
     assert wh.query(f"SELECT COUNT(*) FROM {TABLE}") == [(351,)]  # other app's row kept
 
 
-def test_rejected_batch_is_dead_lettered_then_replayed(settings, spool, flush_env: FakeWarehouse, capsys) -> None:
+def test_rejected_event_is_dead_lettered_alone_then_replayed(settings, spool, flush_env: FakeWarehouse, capsys) -> None:
+    wh = flush_env
+    wh.query(create_table_sql(TABLE))
+    fill(spool, make_events(10))
+    wh.faults.next(1, method="ExecuteStatement")  # the DESCRIBE
+    # the warehouse refuses the data (a cast error): the batch, then each half holding event 0, then event 0 alone
+    wh.faults.next(4, method="ExecuteStatement", server_error=("CAST_INVALID_INPUT", "22018"))
+    report = Flusher(settings, spool=spool).run()
+    assert report.outcome == "partial" and report.dead == 1 and report.delivered == 9
+    assert flush_cli.main(["--status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"dead:\s+1", out) and "warehouse rejected the statement" in out
+    assert flush_cli.main(["--retry-dead"]) == 0
+    assert spool.counts() == {"pending": 0, "delivered": 10, "dead": 0}
+    assert len(set(warehouse_ids(wh))) == 10
+
+
+def test_wrong_column_type_pauses_delivery_instead_of_dead_lettering(settings, spool, flush_env: FakeWarehouse) -> None:
     wh = flush_env
     broken = f"CREATE TABLE {TABLE} (timestamp TIMESTAMP, app_name STRING, user STRING, action STRING, " \
              "event_id STRING, details INT) USING DELTA"
-    wh.query(broken)  # details is INT: the JSON text cannot be cast, the warehouse refuses every batch
+    wh.query(broken)  # details is INT: the JSON text cannot be cast into it
     fill(spool, make_events(30))
     report = Flusher(settings, spool=spool, batch_size=10).run()
-    assert report.outcome == "partial" and report.dead == 20  # two refusals in a row stop the run
-    assert flush_cli.main(["--status"]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"dead:\s+20", out) and "warehouse rejected the statement" in out
+    assert report.outcome == "config" and report.dead == 0 and "wrong type" in report.error
+    assert spool.counts() == {"pending": 30, "delivered": 0, "dead": 0}
     wh.query(f"DROP TABLE {TABLE}")
-    assert flush_cli.main(["--retry-dead"]) == 0
+    assert flush_cli.main([]) == 0  # once fixed, a plain run delivers: no --retry-dead needed
     assert spool.counts() == {"pending": 0, "delivered": 30, "dead": 0}
     assert len(set(warehouse_ids(wh))) == 30
 

@@ -28,7 +28,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table,
      TRACKING_SPOOL_PATH does not exist
   {EXIT_UNREACHABLE}  warehouse unreachable / unavailable: nothing delivered, events stay pending
-  {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or batches dead-lettered
+  {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or refused events dead-lettered
 
 environment: DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN (or DATABRICKS_CONNECTION_URI),
 TRACKING_TABLE, TRACKING_SPOOL_PATH, WAREHOUSE_TIMEOUT_S, FLUSH_BATCH_SIZE, SPOOL_RETENTION_DAYS, SPOOL_MAX_MB,
@@ -280,7 +280,7 @@ def _print_status(status: dict[str, Any], as_json: bool, out: TextIO) -> None:
         f"delivered:        {status['delivered']} (kept for retention)",
         f"dead:             {status['dead']}",
         f"dropped:          {status['dropped']} (spool unwritable {status['dropped_unwritable']}, "
-        f"size cap {status['dropped_cap']})",
+        f"size cap {status['dropped_cap']}, unreadable in a corrupt spool {status['dropped_corrupt']})",
         f"last success:     {status['last_success_at'] or '-'}"
         + (f" ({status['last_delivered']} delivered)" if status["last_delivered"] is not None else ""),
         f"last error:       {status['last_error'] or '-'}"
@@ -288,6 +288,10 @@ def _print_status(status: dict[str, Any], as_json: bool, out: TextIO) -> None:
     ]
     for reason in status["dead_reasons"]:
         lines.append(f"  dead x{reason['count']}: {reason['reason']}")
+    for file in status["spool_files"]:
+        unreadable = "nothing readable" if file["unreadable_file"] else f"{file['unreadable']} unreadable"
+        lines.append(f"spool file {file['event']} at {file['at']}: {file['salvaged']} events salvaged, {unreadable}"
+                     + (f" ({file['path']})" if file["path"] else ""))
     lines += _park_lines(status.get("park"))
     out.write("\n".join(lines) + "\n")
 

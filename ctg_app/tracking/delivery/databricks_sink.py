@@ -16,7 +16,11 @@ what the batch costs, not what the table holds (``benchmarks/bench_flush.py``).
 
 The key is ``event_id``. A pre-existing table with only the spec's four columns (other apps write to it) is used as
 it is until ``flush-spool --migrate`` adds the nullable extension columns: until then only the four columns are
-delivered, deduplicated on the natural key ``(timestamp, app_name, user, action)``.
+delivered by an insert-only statement that counts rather than matches (:func:`legacy_insert_sql`): an event ranked
+``n`` among the spool's events sharing ``(timestamp, app_name, user, action)`` is inserted while the table holds
+fewer than ``n`` rows with that key - distinct events are never collapsed, re-sends insert nothing. After the
+migration, batches that may have been committed in legacy mode without being acked are matched on ``event_id`` OR
+the natural key of a row without ``event_id`` (:func:`merge_sql` with ``legacy_rows``), so they are not duplicated.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from ctg_app.settings import Settings, get_settings
 from ctg_app.databricks.connection import connect, is_conflict, is_missing_table, validate_table_name, warehouse_errors
+from ctg_app.databricks.errors import EventTooLarge, TableSchemaError
 from ctg_app.tracking.delivery.backoff import Backoff
 from ctg_app.tracking.delivery.sink import Batch, SendResult
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, FIELDS, SPEC_COLUMNS, TABLE_FIELDS, Field
@@ -64,8 +69,13 @@ _TYPES = dict(TABLE_COLUMNS)
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 
 
-class TableSchemaError(ValueError):
-    """The central table exists but lacks columns this code needs (the four spec columns)."""
+#: Column types the table may have for each type this code writes (Databricks' DESCRIBE names, lower case).
+_COMPATIBLE_TYPES = {"STRING": {"string", "varchar", "char"}, "TIMESTAMP": {"timestamp", "timestamp_ntz"},
+                     "DOUBLE": {"double", "float", "decimal"}}
+
+
+def _compatible(described: str, kind: str) -> bool:
+    return described.split("(")[0] in _COMPATIBLE_TYPES.get(kind, {kind.lower()})
 
 
 #: Liquid clustering on the time column: the MERGE's time bound and the reports' time filters skip older files.
@@ -94,20 +104,39 @@ def batch_since(events: Sequence[Sequence[Any]]) -> str:
     return earliest.replace(" ", "T") + "Z"
 
 
-def merge_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+def merge_sql(table: str, columns: Sequence[str], key: Sequence[str], *, legacy_rows: bool = False) -> str:
     """The insert-only ``MERGE`` for a batch passed as the JSON parameter ``:events`` (only ``columns``, keyed on
-    ``key``), the target bounded by the batch's earliest timestamp ``:since`` (see :func:`batch_since`)."""
+    ``key``), the target bounded by the batch's earliest timestamp ``:since`` (see :func:`batch_since`).
+    ``legacy_rows``: also match a row without ``event_id`` on the natural key (rows a legacy-mode send committed
+    before the table was migrated)."""
     struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in columns)
     on = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in key)
+    if legacy_rows:
+        natural = " AND ".join(f"t.`{name}` = s.{WIRE_NAMES[name]}" for name in NATURAL_KEY)
+        on = f"{on} OR (t.`event_id` IS NULL AND {natural})"
     names = ", ".join(f"`{name}`" for name in columns)
     values = ", ".join(f"s.{WIRE_NAMES[name]}" for name in columns)
     # The time bound is exact (see the module docstring) and lets Delta skip files older than the batch.
-    on += " AND t.`timestamp` >= CAST(:since AS TIMESTAMP)"
+    on = f"({on}) AND t.`timestamp` >= CAST(:since AS TIMESTAMP)"
     return (
         f"MERGE INTO {validate_table_name(table)} AS t\n"
         f"USING (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
         f"ON {on}\n"
         f"WHEN NOT MATCHED THEN INSERT ({names})\nVALUES ({values})"
+    )
+
+
+def legacy_insert_sql(table: str) -> str:
+    """The legacy four-column table's insert: each event of ``:events`` carries its rank ``n`` among the spool's
+    events with the same natural key, and is inserted only while the table holds fewer than ``n`` such rows."""
+    table = validate_table_name(table)
+    struct = ", ".join(f"{WIRE_NAMES[name]}: {_TYPES[name]}" for name in NATURAL_KEY) + ", n: INT"
+    same = " AND ".join(f"x.`{name}` = s.{WIRE_NAMES[name]}" for name in NATURAL_KEY)
+    return (
+        f"INSERT INTO {table} ({', '.join(f'`{name}`' for name in NATURAL_KEY)})\n"
+        f"SELECT {', '.join(f's.{WIRE_NAMES[name]}' for name in NATURAL_KEY)}\n"
+        f"FROM (SELECT inline(from_json(:events, 'ARRAY<STRUCT<{struct}>>'))) AS s\n"
+        f"WHERE s.n > (SELECT COUNT(*) FROM {table} AS x WHERE {same})"
     )
 
 
@@ -127,7 +156,7 @@ def chunk_texts(texts: Sequence[str], max_bytes: int) -> list[str]:
     for text in texts:
         n = len(text.encode()) + 1  # the comma
         if n + 2 > max_bytes:
-            raise ValueError(f"one event is {n} bytes as JSON, over the {max_bytes}-byte parameter limit")
+            raise EventTooLarge(f"one event is {n} bytes as JSON, over the {max_bytes}-byte parameter limit")
         if current and size + n > max_bytes:
             chunks.append("[" + ",".join(current) + "]")
             current, size = [], 2
@@ -151,6 +180,18 @@ def dedupe(events: Sequence[Sequence[Any]], key: Sequence[str]) -> list[int]:
     return keep
 
 
+def _ordinals_in(events: Sequence[Sequence[Any]]) -> list[int]:
+    """Ranks by natural key within these events only (for batches sent without the spool's ranks)."""
+    idx = [_INDEX[name] for name in NATURAL_KEY]
+    seen: dict[tuple[Any, ...], int] = {}
+    ranks = []
+    for event in events:
+        key = tuple(event[i] for i in idx)
+        seen[key] = seen.get(key, 0) + 1
+        ranks.append(seen[key])
+    return ranks
+
+
 class DatabricksSink:
     """Ships event batches to the central table over one ``databricks.sql`` connection (use as a context manager).
     A :class:`~ctg_app.tracking.delivery.sink.Sink`; its wire form is one JSON object per event."""
@@ -167,6 +208,8 @@ class DatabricksSink:
         self.columns: tuple[str, ...] = ()
         self.key: tuple[str, ...] = ()
         self._merge = ""
+        self._merge_legacy_rows = ""
+        self._types: dict[str, str] = {}
         self.statements = 0
 
     # ----- lifecycle -----------------------------------------------------------------------------------------------
@@ -233,12 +276,20 @@ class DatabricksSink:
         missing_spec = [c for c in SPEC_COLUMNS if c not in have]
         if missing_spec:
             raise TableSchemaError(f"table {self.table} lacks the spec column(s) {', '.join(missing_spec)}")
+        wrong = [f"{name} is {self._types[name]}, needs {kind}" for name, kind in TABLE_COLUMNS
+                 if self._types.get(name) and not _compatible(self._types[name], kind)]
+        if wrong:
+            raise TableSchemaError(f"table {self.table} has columns of the wrong type ({'; '.join(wrong)}): delivery "
+                                   "pauses until it is fixed")
         self.columns = tuple(name for name, _ in TABLE_COLUMNS if name in have)
         self.key = ("event_id",) if "event_id" in have else NATURAL_KEY
-        self._merge = merge_sql(self.table, self.columns, self.key)
         if self.key == NATURAL_KEY:
-            log.warning("table %s has no event_id column: delivering the four spec columns, deduplicated on "
-                        "(timestamp, app_name, user, action); run `flush-spool --migrate` to add the columns", self.table)
+            self._merge = legacy_insert_sql(self.table)
+            log.warning("table %s has no event_id column: delivering the four spec columns (counted per "
+                        "(timestamp, app_name, user, action)); run `flush-spool --migrate` to add the columns", self.table)
+        else:
+            self._merge = merge_sql(self.table, self.columns, self.key)
+            self._merge_legacy_rows = merge_sql(self.table, self.columns, self.key, legacy_rows=True)
 
     # ----- schema --------------------------------------------------------------------------------------------------
 
@@ -253,11 +304,13 @@ class DatabricksSink:
                 return None
             raise
         columns = []
+        self._types = {}
         for row in rows:
             name = (row[0] or "").strip()
             if not name or name.startswith("#"):  # Databricks appends "# Partition Information" sections
                 break
             columns.append(name)
+            self._types[name.lower()] = str(row[1] or "").strip().lower() if len(row) > 1 else ""
         return columns
 
     def migrate(self) -> list[str]:
@@ -288,17 +341,23 @@ class DatabricksSink:
         events, texts = (batch.events, batch.texts) if isinstance(batch, Batch) else (batch, None)
         if not self._merge:
             raise TableSchemaError(f"table {self.table} is not ready (open the sink first)")
-        keep = dedupe(events, self.key)
+        keep = dedupe(events, ("event_id",))  # the same event twice: once; distinct events: never collapsed
         if texts is None:
             unique = [encode_event(events[i]) for i in keep]
         else:
             unique = [texts[i] for i in keep] if len(keep) != len(texts) else list(texts)
+        statement = self._merge
+        if self.mode == "legacy":
+            ordinals = batch.ordinals if isinstance(batch, Batch) and batch.ordinals else _ordinals_in(events)
+            unique = [text[:-1] + f',"n":{ordinals[i]}}}' for text, i in zip(unique, keep)]
+        elif isinstance(batch, Batch) and batch.legacy_resend:
+            statement = self._merge_legacy_rows
         inserted = statements = conflicts = 0
         since = batch_since([events[i] for i in keep]) if keep else ""
         for chunk in chunk_texts(unique, self.max_param_bytes):
             for attempt in range(self.conflict_retries + 1):
                 try:
-                    inserted += self._merge_one(chunk, since)
+                    inserted += self._merge_one(chunk, statement, since)
                     statements += 1
                     break
                 except warehouse_errors() as exc:
@@ -308,10 +367,11 @@ class DatabricksSink:
                     time.sleep(CONFLICT_BACKOFF.delay(attempt))
         return SendResult(inserted, statements, conflicts)
 
-    def _merge_one(self, text: str, since: str) -> int:
+    def _merge_one(self, text: str, statement: str, since: str) -> int:
         with self.conn.cursor() as cur:
             self.statements += 1
-            cur.execute(self._merge, {"events": text, "since": since})
+            params = {"events": text, "since": since} if ":since" in statement else {"events": text}
+            cur.execute(statement, params)
             inserted = None
             if cur.description:
                 names = [d[0] for d in cur.description]

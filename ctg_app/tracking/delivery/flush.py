@@ -7,8 +7,13 @@ local work overlaps the warehouse's. Failures:
 - warehouse unreachable / busy / timing out: the batch is released (``attempts + 1``, backoff with jitter) and the
   run stops - the next run or the background flusher tries again;
 - credentials rejected, settings missing, table unusable: released, run stops, reported as a configuration error;
-- the warehouse refuses the batch for good (SQL/schema/permission error): the batch is dead-lettered with the
-  reason (``flush-spool --status`` lists it, ``--retry-dead`` replays it); after two such batches in a row the run stops.
+- errors are decided by :func:`ctg_app.databricks.errors.classify_error` (class, HTTP status, SQLSTATE), never by
+  message text: a transient server error never dead-letters;
+- the warehouse refuses some events for good (e.g. one over the 1 MB statement limit): the batch is split until
+  each refused event is alone; only those are dead-lettered, with the reason (``flush-spool --status`` lists them,
+  ``--retry-dead`` replays them) - never their batch-mates;
+- a table problem (dropped, wrong column types, permissions) pauses delivery as a configuration error (exit 3) with
+  the rows due again at once, so the first run after the fix delivers them.
 
 Afterwards delivered rows older than ``SPOOL_RETENTION_DAYS`` are purged and the ``SPOOL_MAX_MB`` cap is enforced
 (see :meth:`Delivery.enforce_cap`). Nothing here is imported by the request path.
@@ -29,16 +34,11 @@ from datetime import timedelta
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import (
-    WarehouseConfigError,
-    describe_error,
-    is_auth_error,
-    is_rejection,
-    warehouse_errors,
-)
+from ctg_app.databricks.connection import WarehouseConfigError, describe_error, warehouse_errors
+from ctg_app.databricks.errors import CONFIGURATION, REJECTED, advice, classify_error
 from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, TableSchemaError
 from ctg_app.tracking.delivery.leases import Delivery
-from ctg_app.tracking.delivery.sink import Batch, Sink
+from ctg_app.tracking.delivery.sink import Batch, SendResult, Sink
 from ctg_app.tracking.recording.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ CONFIG = "config"
 UNREACHABLE = "unreachable"
 PARTIAL = "partial"
 
-MAX_CONSECUTIVE_DEAD = 2
+#: A batch whose events the warehouse refuses one by one more often than this is not a few bad events but a table
+#: that cannot take them: delivery pauses as for a configuration error instead of dead-lettering them all.
+MAX_ISOLATED_REJECTIONS = 32
 
 
 @dataclass
@@ -72,12 +74,13 @@ class FlushReport:
     mode: str | None = None
     error: str | None = None
     error_kind: str | None = None  # config | auth | unreachable | rejected
+    advice: str | None = None  # what an operator should do about ``error`` (from the error's class, not its text)
     seconds: float = 0.0
 
     @property
     def outcome(self) -> str:
         """``ok`` (no failure), ``config`` (settings/credentials/table), ``unreachable`` (nothing delivered because the
-        warehouse could not be reached) or ``partial`` (some delivered, then a failure; or batches dead-lettered)."""
+        warehouse could not be reached) or ``partial`` (some delivered, then a failure; or refused events dead-lettered)."""
         if self.error_kind in ("config", "auth"):
             return CONFIG
         if self.error_kind == "unreachable":
@@ -94,12 +97,12 @@ class FlushReport:
 
 
 def classify(exc: BaseException) -> str:
-    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later)."""
-    if isinstance(exc, (WarehouseConfigError, TableSchemaError)):
-        return "config"
-    if is_auth_error(exc):
-        return "auth"
-    if is_rejection(exc):
+    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later), from the one
+    warehouse error classifier (:func:`ctg_app.databricks.errors.classify_error`)."""
+    verdict = classify_error(exc)
+    if verdict.kind == CONFIGURATION:
+        return "auth" if verdict.is_auth else "config"
+    if verdict.kind == REJECTED:
         return "rejected"
     return "unreachable"
 
@@ -147,8 +150,11 @@ class Flusher:
         report = FlushReport()
         started = time.monotonic()
         try:
+            self.spool.reconcile()  # rows a slow writer added to a quarantined file since its salvage
             if self.due_count(ignore_backoff=ignore_backoff, limit=1):
                 self._deliver(report, max_batches, ignore_backoff, progress, stop)
+                if report.mode == "full":
+                    self.delivery.settle_legacy_watermark()
             if self.settings.park_volume:  # the off-box park tier (park.py): park in an outage, deliver parked
                 from ctg_app.tracking.delivery.park import after_flush
 
@@ -179,39 +185,34 @@ class Flusher:
         sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush-send")
         in_flight = Batch()
         prefetched = Batch()
-        consecutive_dead = 0
         try:
             prefetched = self._claim(report, ignore_backoff, sink)
             while prefetched:
                 in_flight, prefetched = prefetched, Batch()
-                future: Future = sender.submit(sink.send, in_flight)
+                future: Future = sender.submit(self._send_isolating, sink, in_flight)
                 report.batches += 1
                 more = (max_batches is None or report.batches < max_batches) and not (stop and stop.is_set())
                 if more:
                     prefetched = self._claim(report, ignore_backoff, sink)  # overlaps the MERGE on the wire
                 try:
-                    result = future.result()
+                    result, refused = future.result()
                 except (ValueError, *warehouse_errors()) as exc:
-                    kind = "rejected" if isinstance(exc, ValueError) else classify(exc)
-                    seqs = in_flight.seqs
+                    kind = classify(exc)
                     message = describe_error(exc, self.settings)
-                    if kind == "rejected":
-                        report.dead += self.delivery.dead(self.owner, seqs, message)
-                        consecutive_dead += 1
-                        log.error("warehouse refused a batch of %d events for good; dead-lettered: %s",
-                                  len(seqs), message)
-                        report.error, report.error_kind = message, None
-                        if consecutive_dead < MAX_CONSECUTIVE_DEAD:
-                            in_flight = Batch()
-                            continue
-                        report.error_kind = "rejected"
-                    else:
-                        report.released += self.delivery.release(self.owner, seqs, message)
-                        self._fail(report, exc, kind, message)
+                    # transient: back off; settings/table/credentials: due again at once, so the first run after
+                    # the fix delivers (the run itself stops here: delivery pauses until then)
+                    retry_at = time.time() if kind in ("config", "auth") else None
+                    report.released += self.delivery.release(self.owner, in_flight.seqs, message, retry_at,
+                                                             file_id=in_flight.file_id)
+                    self._fail(report, exc, kind, message)
                     in_flight = Batch()
                     break
-                consecutive_dead = 0
-                acked = self.delivery.ack(self.owner, in_flight.seqs)
+                for event, reason in refused:
+                    report.dead += self.delivery.dead(self.owner, event.seqs, reason, file_id=event.file_id)
+                    report.error = reason
+                    log.error("the warehouse refused one event for good; dead-lettered alone (its %d batch-mates "
+                              "were delivered): %s", len(in_flight) - 1, reason)
+                acked = self.delivery.ack(self.owner, in_flight.seqs, file_id=in_flight.file_id)
                 if acked < len(in_flight):
                     log.warning("%d of %d delivered events had lost their lease (another flusher took over); "
                                 "the MERGE keeps them exactly-once", len(in_flight) - acked, len(in_flight))
@@ -224,23 +225,63 @@ class Flusher:
                     progress(acked, report)
         except BaseException as exc:
             if in_flight:  # outcome unknown: give it back (re-sending is safe)
-                self.delivery.release(self.owner, in_flight.seqs, f"flush interrupted: {type(exc).__name__}")
+                self.delivery.release(self.owner, in_flight.seqs, f"flush interrupted: {type(exc).__name__}",
+                                      file_id=in_flight.file_id)
             raise
         finally:
             if prefetched:
-                self.delivery.unlease(self.owner, prefetched.seqs)
+                self.delivery.unlease(self.owner, prefetched.seqs, file_id=prefetched.file_id)
             sender.shutdown(wait=True)
             sink.close()
+
+    def _send_isolating(self, sink: Sink, batch: Batch) -> tuple[SendResult, list[tuple[Batch, str]]]:
+        """Send ``batch``; when the warehouse refuses it for good (:data:`~ctg_app.databricks.errors.REJECTED`, e.g.
+        one event over the 1 MB statement limit), split it in halves until each refused event is alone, so only
+        those are dead-lettered. Returns the summed result and the refused one-event batches with the reason.
+        Any other failure propagates (the whole batch is released; parts already sent are re-sent safely)."""
+        totals = [0, 0, 0]
+        refused: list[tuple[Batch, str]] = []
+
+        def send(part: Batch) -> None:
+            try:
+                result = sink.send(part)
+            except (ValueError, *warehouse_errors()) as exc:
+                if classify(exc) != "rejected":
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    send(part.part(0, middle))
+                    send(part.part(middle, len(part)))
+                    return
+                refused.append((part, describe_error(exc, self.settings)))
+                if len(refused) > MAX_ISOLATED_REJECTIONS:
+                    raise TableSchemaError(
+                        f"the warehouse refused more than {MAX_ISOLATED_REJECTIONS} events of one batch one by one "
+                        f"(last: {refused[-1][1]}): the table cannot take them") from exc
+                return
+            totals[0] += result.inserted
+            totals[1] += result.statements
+            totals[2] += result.conflicts
+
+        send(batch)
+        return SendResult(*totals), refused
 
     def _claim(self, report: FlushReport, ignore_backoff: bool, sink: Sink) -> Batch:
         rows = self.delivery.claim(self.owner, self.batch_size, self.lease_seconds,
                                    ignore_backoff=ignore_backoff, encoding_sql=sink.encoding_sql)
         report.claimed += len(rows)
+        if rows and report.mode == "legacy":  # ranks keep distinct events sharing the natural key apart
+            rows.ordinals = self.spool.natural_key_ordinals(rows.seqs)
+            self.delivery.note_legacy_send(rows.seqs)
+        elif rows and report.mode == "full":
+            mark = self.delivery.legacy_watermark()
+            rows.legacy_resend = mark is not None and rows.seqs[0] <= mark
         return rows
 
     def _fail(self, report: FlushReport, exc: BaseException, kind: str, message: str | None = None) -> None:
         report.error = message or describe_error(exc, self.settings)
         report.error_kind = kind
+        report.advice = advice(classify_error(exc))
         log.warning("flush stopped: %s", report.error)
 
     def _housekeep(self, report: FlushReport) -> None:

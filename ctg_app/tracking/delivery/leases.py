@@ -31,6 +31,7 @@ from typing import Any
 from ctg_app.tracking.delivery.backoff import SPOOL_RETRY, Backoff
 from ctg_app.tracking.delivery.sink import Batch
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
+from ctg_app.tracking.recording.integrity import CORRUPT_COUNTER
 from ctg_app.tracking.recording.spool import (
     DROPPED_COUNTER,
     STATE_DEAD,
@@ -39,6 +40,7 @@ from ctg_app.tracking.recording.spool import (
     STATE_PENDING,
     TABLE,
     Spool,
+    survives_corruption,
 )
 
 log = logging.getLogger(__name__)
@@ -48,16 +50,27 @@ META_LAST_SUCCESS = "flush.last_success_at"
 META_LAST_DELIVERED = "flush.last_delivered"
 META_LAST_ERROR = "flush.last_error"
 META_LAST_ERROR_AT = "flush.last_error_at"
+#: "<spool file id>:<seq>": every row up to seq may have been sent to a legacy four-column table (see
+#: :meth:`Delivery.legacy_watermark`).
+META_LEGACY_SENT = "flush.legacy_sent_up_to"
 
 BACKOFF_BASE_S = SPOOL_RETRY.base
 BACKOFF_CAP_S = SPOOL_RETRY.cap
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
+_COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+#: The longest lease a claim grants. A lease ending later than now + this, like a retry time later than now + the
+#: longest backoff, was set under a clock that ran ahead (and was corrected since): it is treated as expired, so a
+#: clock jump can strand nothing for longer than this.
+MAX_LEASE_S = 3600.0
 #: The one "due now" predicate (claim, due_count, status): pending, its retry time reached (``:due``, which is
-#: ``:now`` or +inf to ignore backoff) and no live lease.
-_DUE = (f"state = '{STATE_PENDING}' AND next_attempt_at <= :due "
-        "AND (lease_expires_at IS NULL OR lease_expires_at <= :now)")
+#: ``:now`` or +inf to ignore backoff) and no live lease - where a retry time or lease beyond its horizon
+#: (``:retry_horizon`` = now + the backoff cap, ``:lease_horizon`` = now + :data:`MAX_LEASE_S`) counts as reached.
+_DUE = (f"state = '{STATE_PENDING}' AND (next_attempt_at <= :due OR next_attempt_at > :retry_horizon) "
+        "AND (lease_expires_at IS NULL OR lease_expires_at <= :now OR lease_expires_at > :lease_horizon)")
+_LEASED = "COALESCE(lease_expires_at > :now AND lease_expires_at <= :lease_horizon, 0)"
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,15 @@ class Delivery:
         self.spool = spool
         self.backoff = backoff
 
+    def _due_params(self, now: float, ignore_backoff: bool) -> dict[str, float]:
+        """Parameters of :data:`_DUE` at ``now``."""
+        retry_horizon = now + self.backoff.cap * self.backoff.jitter_high + 1.0
+        return {"now": now, "due": float("inf") if ignore_backoff else now, "retry_horizon": retry_horizon,
+                "lease_horizon": now + MAX_LEASE_S + 1.0}
+
     # ----- claiming and settling -----------------------------------------------------------------------------------
 
+    @survives_corruption
     def claim(self, owner: str, limit: int, lease_seconds: float, *, ignore_backoff: bool = False,
               encoding_sql: str | None = None) -> Batch:
         """Lease up to ``limit`` due pending rows (oldest first) to ``owner`` for ``lease_seconds``; returns them in order.
@@ -97,12 +117,14 @@ class Delivery:
         """
         now = time.time()
         extra = f", {encoding_sql}" if encoding_sql else ""
+        file_id = self.spool.file_id
         with self.spool.transaction("IMMEDIATE") as conn:
             rows = conn.execute(
                 f"UPDATE {TABLE} SET lease_owner = :owner, lease_expires_at = :until "
                 f"WHERE seq IN (SELECT seq FROM {TABLE} WHERE {_DUE} ORDER BY seq LIMIT :limit) "
                 f"RETURNING seq, attempts{extra}, {_COLUMNS}",
-                {"owner": owner, "until": now + lease_seconds, "limit": int(limit), **_due_params(now, ignore_backoff)},
+                {"owner": owner, "until": now + min(float(lease_seconds), MAX_LEASE_S), "limit": int(limit),
+                 **self._due_params(now, ignore_backoff)},
             ).fetchall()
         if not rows:
             return Batch()
@@ -111,17 +133,23 @@ class Delivery:
         if encoding_sql:
             texts, *rest = rest
         events = list(zip(*rest)) if len(rest) == len(EVENT_COLUMNS) else []
-        return Batch(list(seqs), list(attempts), events, list(texts) if encoding_sql else None)
+        return Batch(list(seqs), list(attempts), events, list(texts) if encoding_sql else None, file_id)
 
+    @survives_corruption
     def due_count(self, *, ignore_backoff: bool = False, limit: int | None = None) -> int:
         """Pending rows that a claim would take now (stops counting at ``limit``)."""
         sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE {_DUE}" + (" LIMIT :limit" if limit else "") + ")"
-        params: dict[str, Any] = {**_due_params(time.time(), ignore_backoff), "limit": limit}
+        params: dict[str, Any] = {**self._due_params(time.time(), ignore_backoff), "limit": limit}
         return int(self.spool.connection().execute(sql, params).fetchone()[0])
 
-    def _settle(self, owner: str, seqs: Iterable[int], assignments: str, **params: Any) -> int:
+    def _settle(self, owner: str, seqs: Iterable[int], assignments: str, file_id: str | None = None,
+                **params: Any) -> int:
         """The one shape of ack/unlease/release/dead: ``SET assignments`` (and drop the lease) on the given rows
-        that ``owner`` still holds, in one transaction. Returns the number of rows changed."""
+        that ``owner`` still holds, in one transaction. Returns the number of rows changed. Rows claimed from
+        another spool file (``file_id``: since quarantined or replaced, its rows were salvaged unleased and
+        renumbered) are left alone: 0."""
+        if file_id is not None and file_id != self.spool.file_id:
+            return 0
         with self.spool.transaction("IMMEDIATE") as conn:
             return conn.execute(
                 f"UPDATE {TABLE} SET {assignments}lease_owner = NULL, lease_expires_at = NULL "
@@ -129,30 +157,37 @@ class Delivery:
                 {"seqs": _json_list(seqs), "owner": owner, **params},
             ).rowcount
 
-    def ack(self, owner: str, seqs: Iterable[int]) -> int:
+    @survives_corruption
+    def ack(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Mark rows delivered (the warehouse has confirmed them); only rows still leased by ``owner``. Returns the count."""
         return self._settle(owner, seqs, f"state = '{STATE_DELIVERED}', delivered_at = :at, last_error = NULL, ",
-                            at=format_timestamp(utc_now()))
+                            at=format_timestamp(utc_now()), file_id=file_id)
 
-    def unlease(self, owner: str, seqs: Iterable[int]) -> int:
+    @survives_corruption
+    def unlease(self, owner: str, seqs: Iterable[int], *, file_id: str | None = None) -> int:
         """Give leased rows back untouched (claimed but never sent, e.g. when a run stops early): due again at once."""
-        return self._settle(owner, seqs, "")
+        return self._settle(owner, seqs, "", file_id=file_id)
 
-    def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None) -> int:
+    @survives_corruption
+    def release(self, owner: str, seqs: Iterable[int], error: str, retry_at: float | None = None, *,
+                file_id: str | None = None) -> int:
         """Give leased rows back after a failure: ``attempts + 1``, ``last_error``, next try at ``retry_at`` or, when
         None, after :attr:`backoff` (base 2 s, cap 10 min) with one jitter factor for the whole batch."""
         return self._settle(
             owner, seqs,
             "attempts = attempts + 1, last_error = :error, "
             f"next_attempt_at = COALESCE(:retry_at, :now + {self.backoff.sql('attempts')} * :backoff_jitter), ",
-            error=error[:1000], now=time.time(), retry_at=retry_at, **self.backoff.sql_params(),
+            error=error[:1000], now=time.time(), retry_at=retry_at, file_id=file_id,
+            **self.backoff.sql_params(),
         )
 
-    def dead(self, owner: str, seqs: Iterable[int], reason: str) -> int:
+    @survives_corruption
+    def dead(self, owner: str, seqs: Iterable[int], reason: str, *, file_id: str | None = None) -> int:
         """Dead-letter leased rows the warehouse refused for good, with the reason (see :meth:`retry_dead`)."""
         return self._settle(owner, seqs, f"state = '{STATE_DEAD}', attempts = attempts + 1, last_error = :reason, ",
-                            reason=reason[:1000])
+                            reason=reason[:1000], file_id=file_id)
 
+    @survives_corruption
     def retry_dead(self) -> int:
         """Put every dead-lettered row back to pending, due now. Returns the count."""
         with self.spool.transaction("IMMEDIATE") as conn:
@@ -163,6 +198,7 @@ class Delivery:
 
     # ----- retention and the size cap ------------------------------------------------------------------------------
 
+    @survives_corruption
     def purge(self, older_than: datetime | timedelta) -> int:
         """Delete delivered rows delivered before ``older_than`` (a moment, or an age such as ``timedelta(days=7)``)."""
         cutoff = utc_now() - older_than if isinstance(older_than, timedelta) else older_than
@@ -182,46 +218,93 @@ class Delivery:
         pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
         return pages * page_size
 
+    @survives_corruption
     def enforce_cap(self, max_bytes: int) -> CapResult:
-        """Keep the spool under ``max_bytes``: delete the oldest delivered rows first; if still over, the oldest
-        undelivered rows (pending or dead), each counted persistently in ``counters.dropped_cap`` and logged at WARNING.
+        """Keep the spool under ``max_bytes``, dropping only what it must.
+
+        Deleted rows leave index pages partly empty, so page counts overstate what the remaining rows need: the
+        indexes are rebuilt packed (``REINDEX``) before anything is measured, and again after each deletion, so each
+        round deletes the excess measured in bytes per row of a packed spool. The oldest delivered rows go first; if
+        still over, the oldest undelivered rows (pending or dead) - never rows another flusher holds a live lease on
+        (they are on the wire and may well be delivered) - each counted persistently in ``counters.dropped_cap``, in
+        the same transaction that deletes it, and logged at WARNING.
         """
         before = self.used_bytes()
         if before <= max_bytes:
             return CapResult(bytes_before=before, bytes_after=before)
+        self._compact()
         # parked rows are safe in their segment on the park volume: local copies, as delivered ones are
         purged = self._shrink(max_bytes, f"state IN ('{STATE_DELIVERED}', '{STATE_PARKED}')")
         dropped = 0
         if self.used_bytes() > max_bytes:
-            dropped = self._shrink(max_bytes, f"state IN ('{STATE_PENDING}', '{STATE_DEAD}')", counter=CAP_COUNTER)
+            dropped = self._shrink(max_bytes, f"state IN ('{STATE_PENDING}', '{STATE_DEAD}') AND NOT {_LEASED}",
+                                   counter=CAP_COUNTER)
         after = self.used_bytes()
         if dropped:
             log.warning("spool over its size cap (%d > %d bytes): dropped the %d oldest UNDELIVERED events "
                         "(counted in dropped_cap); deliver more often or raise SPOOL_MAX_MB", before, max_bytes, dropped)
         if purged:
             log.info("spool over its size cap: purged the %d oldest delivered events", purged)
+        if after > max_bytes:
+            log.warning("spool still over its size cap (%d > %d bytes): the rest is in flight or too little to drop",
+                        after, max_bytes)
         return CapResult(purged, dropped, before, after)
+
+    def _compact(self) -> None:
+        """Rebuild the indexes packed (only when over the cap: it holds the write lock for a moment)."""
+        with self.spool.transaction("IMMEDIATE") as conn:
+            conn.execute(f"REINDEX {TABLE}")
 
     def _shrink(self, max_bytes: int, where: str, counter: str | None = None) -> int:
         deleted = 0
-        for _ in range(50):  # each round deletes an estimate of the excess; a few rounds converge
+        for _ in range(8):  # each round deletes the measured excess; the next measures again after compacting
             used = self.used_bytes()
             if used <= max_bytes:
                 break
             with self.spool.transaction("IMMEDIATE") as conn:
                 total = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
-                per_row = max(64, used // max(total, 1))
-                batch = max(16, int((used - max_bytes) / per_row * 1.2))
+                per_row = used / max(total, 1)
+                excess = max(1, -(-(used - max_bytes) // max(1, int(per_row))))
                 count = conn.execute(
-                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT ?)",
-                    (batch,),
+                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT :n)",
+                    {"n": excess, **self._due_params(time.time(), False)},
                 ).rowcount
-                if counter and count:  # same thread, same connection: inside this transaction
-                    self.spool.add_to_counter(counter, count)
+                if counter and count:
+                    conn.execute(_COUNTER_UPSERT, (counter, count))
             deleted += count
             if count == 0:
                 break
+            self._compact()
         return deleted
+
+    # ----- the legacy four-column table ----------------------------------------------------------------------------
+
+    def note_legacy_send(self, seqs: Iterable[int]) -> None:
+        """Remember, before sending them, that rows up to ``max(seqs)`` go to a legacy table (without event_id)."""
+        top = max(seqs)
+        current = self.legacy_watermark()
+        if current is None or (current != float("inf") and top > current):
+            self.spool.set_meta(META_LEGACY_SENT, f"{self.spool.file_id}:{top}")
+
+    def legacy_watermark(self) -> float | None:
+        """The highest seq that may sit in the table in legacy form (no event_id) without having been acked, or None.
+        Infinite when it was noted for another spool file (quarantined or replaced since: seqs were renumbered)."""
+        value = self.spool.meta().get(META_LEGACY_SENT)
+        if not value:
+            return None
+        file_id, _, seq = value.rpartition(":")
+        return float(seq) if file_id == self.spool.file_id else float("inf")
+
+    def settle_legacy_watermark(self) -> None:
+        """Forget the watermark once every row up to it is delivered: re-sends are keyed on event_id alone again."""
+        mark = self.legacy_watermark()
+        if mark is None:
+            return
+        undelivered = self.spool.connection().execute(
+            f"SELECT COUNT(*) FROM {TABLE} WHERE state != '{STATE_DELIVERED}' AND seq <= ?",
+            (mark if mark != float("inf") else 1 << 62,)).fetchone()[0]
+        if not undelivered:
+            self.spool.set_meta(META_LEGACY_SENT, None)
 
     # ----- reporting -----------------------------------------------------------------------------------------------
 
@@ -235,21 +318,26 @@ class Delivery:
         self.spool.set_meta(META_LAST_ERROR, message[:500])
         self.spool.set_meta(META_LAST_ERROR_AT, format_timestamp(utc_now()))
 
+    @survives_corruption
     def status(self) -> dict[str, Any]:
         """The spool's delivery status (what ``flush-spool --status`` shows). Keys:
 
         ``spool_path``, ``spool_bytes``, ``pending``, ``due_now``, ``leased``, ``oldest_pending_at``,
         ``oldest_pending_age_s``, ``delivered``, ``dead``, ``dead_reasons`` (list of ``{"reason", "count"}``),
-        ``dropped`` (= ``dropped_unwritable`` + ``dropped_cap``), ``dropped_unwritable``, ``dropped_cap``,
+        ``dropped`` (= ``dropped_unwritable`` + ``dropped_cap`` + ``dropped_corrupt``), ``dropped_unwritable``,
+        ``dropped_cap``, ``dropped_corrupt`` (undelivered events in unreadable parts of a corrupt spool),
+        ``spool_files`` (every spool file quarantined, replaced or deleted under a running process, with the events
+        salvaged from it and those that could not be read; see :mod:`~ctg_app.tracking.recording.integrity`),
         ``last_success_at``, ``last_delivered``, ``last_error``, ``last_error_at``.
         """
+        files = self.spool.reconcile()
         conn = self.spool.connection()
         now = time.time()
         counts = self.spool.counts()
         due, leased = conn.execute(
-            f"SELECT COALESCE(SUM({_DUE}), 0), COALESCE(SUM(lease_expires_at > :now), 0) "
+            f"SELECT COALESCE(SUM({_DUE}), 0), COALESCE(SUM({_LEASED}), 0) "
             f"FROM {TABLE} WHERE state = '{STATE_PENDING}'",
-            _due_params(now, False),
+            self._due_params(now, False),
         ).fetchone()
         oldest = conn.execute(
             f"SELECT timestamp FROM {TABLE} WHERE state = '{STATE_PENDING}' ORDER BY seq LIMIT 1"
@@ -267,6 +355,7 @@ class Delivery:
             age = round(max(0.0, (utc_now() - moment).total_seconds()), 1)
         unwritable = int(counters.get(DROPPED_COUNTER, 0))
         cap = int(counters.get(CAP_COUNTER, 0))
+        corrupt = int(counters.get(CORRUPT_COUNTER, 0))
         return {
             "spool_path": str(self.spool.path),
             "spool_bytes": self.used_bytes(),
@@ -278,9 +367,16 @@ class Delivery:
             "delivered": counts[STATE_DELIVERED],
             "dead": counts[STATE_DEAD],
             "dead_reasons": [{"reason": r or "", "count": c} for r, c in reasons],
-            "dropped": unwritable + cap,
+            "dropped": unwritable + cap + corrupt,
             "dropped_unwritable": unwritable,
             "dropped_cap": cap,
+            "dropped_corrupt": corrupt,
+            "spool_files": [
+                {"event": f.event, "path": f.path, "at": f.at, "salvaged": f.salvaged,
+                 "unreadable": f.lost_undelivered + f.unreadable_delivered, "unreadable_undelivered": f.lost_undelivered,
+                 "unreadable_file": f.unreadable_file}
+                for f in files
+            ],
             "last_success_at": meta.get(META_LAST_SUCCESS),
             "last_delivered": int(meta[META_LAST_DELIVERED]) if meta.get(META_LAST_DELIVERED) else None,
             "last_error": meta.get(META_LAST_ERROR),
@@ -288,8 +384,6 @@ class Delivery:
         }
 
 
-def _due_params(now: float, ignore_backoff: bool) -> dict[str, float]:
-    return {"now": now, "due": float("inf") if ignore_backoff else now}
 
 
 def _json_list(seqs: Iterable[int]) -> str:

@@ -22,9 +22,22 @@ class Batch:
     attempts: list[int] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     texts: list[str] | None = None
+    file_id: str | None = None  # the spool file the rows were claimed from (seqs mean nothing in another file)
+    #: Legacy four-column table: each event's rank among the spool's events with the same (timestamp, app_name,
+    #: user, action), so distinct events sharing that key are all inserted, and re-sends insert none.
+    ordinals: list[int] | None = None
+    #: Some rows may be in the table already without their event_id (sent to it in legacy mode before
+    #: ``--migrate``, never acked): match those on the natural key too.
+    legacy_resend: bool = False
 
     def __len__(self) -> int:
         return len(self.seqs)
+
+    def part(self, start: int, stop: int) -> Batch:
+        """The rows ``start:stop`` of this batch, as a batch (the flush splits a refused batch to find the culprit)."""
+        return Batch(self.seqs[start:stop], self.attempts[start:stop], self.events[start:stop],
+                     None if self.texts is None else self.texts[start:stop], self.file_id,
+                     None if self.ordinals is None else self.ordinals[start:stop], self.legacy_resend)
 
 
 @dataclass(frozen=True)

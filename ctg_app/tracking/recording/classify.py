@@ -54,11 +54,40 @@ class ByMessage:
         return None
 
 
-# Phrases of "the SQL itself is wrong" across SQLite, DuckDB and Databricks (SQLSTATE class 42 = syntax/access rule).
-_BAD_SQL = (
-    r"syntax error|no such (table|column|function)|ambiguous column|unrecognized token|incomplete input"
-    r"|SQLSTATE: 42|\[(PARSE_SYNTAX_ERROR|TABLE_OR_VIEW_NOT_FOUND|UNRESOLVED_COLUMN|UNRESOLVED_ROUTINE)"
-)
+@dataclass(frozen=True)
+class WarehouseSqlProblem:
+    """Matches a Databricks error whose error condition / SQLSTATE says the SQL itself is wrong (class 42), decided
+    by the one warehouse error classifier (:func:`ctg_app.databricks.errors.is_sql_problem`)."""
+
+    action: str
+
+    def __call__(self, exc: BaseException) -> str | None:
+        if not ByType(("databricks.sql.exc",), self.action)(exc):
+            return None
+        # imported only for a Databricks error: recording depends on no other layer at import time
+        from ctg_app.databricks.errors import is_sql_problem
+
+        return self.action if is_sql_problem(exc) else None
+
+
+# SQLite has no SQLSTATE: its result code SQLITE_ERROR (generic "SQL error or missing database") marks bad SQL;
+# these phrases decide only for exceptions that carry no result code (constructed by hand or by a wrapper).
+_BAD_SQLITE = r"syntax error|no such (table|column|function)|ambiguous column|unrecognized token|incomplete input"
+
+
+@dataclass(frozen=True)
+class SqliteSqlProblem:
+    """Matches an ``sqlite3.OperationalError`` caused by the SQL itself (result code ``SQLITE_ERROR``)."""
+
+    action: str
+
+    def __call__(self, exc: BaseException) -> str | None:
+        if not ByType(("sqlite3.OperationalError",), self.action)(exc):
+            return None
+        name = getattr(exc, "sqlite_errorname", None)
+        if name is not None:
+            return self.action if name == "SQLITE_ERROR" else None
+        return self.action if re.search(_BAD_SQLITE, str(exc), re.IGNORECASE) else None
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     # Our own markers first: the app says exactly what went wrong.
@@ -68,7 +97,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # SQL that cannot be parsed or refers to things that do not exist is an sql_error, whichever engine says so.
     ByType(("sqlglot.errors",), Actions.SQL_ERROR),
     ByType(("_duckdb.ParserException", "_duckdb.BinderException", "_duckdb.CatalogException"), Actions.SQL_ERROR),
-    ByMessage(("sqlite3.OperationalError", "databricks.sql.exc.ServerOperationError"), _BAD_SQL, Actions.SQL_ERROR),
+    SqliteSqlProblem(Actions.SQL_ERROR),
+    WarehouseSqlProblem(Actions.SQL_ERROR),
     # The database or warehouse failed: connector errors, the urllib3 errors it leaks after retries, driver errors.
     ByType(("databricks.sql.exc", "urllib3.exceptions", "requests.exceptions", "sqlite3", "_duckdb", "duckdb"),
            Actions.DATABASE_ERROR),

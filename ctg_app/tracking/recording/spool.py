@@ -11,20 +11,24 @@ in ``ctg_app.tracking.delivery.leases.Delivery`` on the same table; no other mod
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from ctg_app.settings import Settings
+from ctg_app.tracking.recording import integrity
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event, Field
+from ctg_app.tracking.recording.integrity import FileIdentity, identity_of, is_corruption
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,6 @@ STATE_PARKED = "parked"
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
-_CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted", "not a database")
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -119,6 +122,9 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migr
 #: than one read() system call per page. Only scanning connections map the file: mapped pages count in a process's
 #: resident size, and the flush and the request path have no use for them.
 MMAP_BYTES = 1 << 30
+#: How often a connection checks that its file is still the one at the spool path. Rows written in between into a
+#: file that was moved or deleted are not lost: they are salvaged from this very connection when it notices.
+IDENTITY_CHECK_S = 0.02
 SCHEMA_VERSION = len(MIGRATIONS)
 #: SQLite's own wait per attempt on the request path: its busy handler sleeps 1, 2, 5, 10 … ms between polls, so under
 #: steady contention from many writers a single 100 ms wait polls only ~8 times and can starve; the recorder instead
@@ -143,6 +149,28 @@ class SpoolError(RuntimeError):
     """The spool cannot be used (for example, it was written by a newer version of this code)."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def survives_corruption(method: F) -> F:
+    """Run a spool verb; if the file turns out corrupt, quarantine it (:meth:`Spool.recover`) and run it once more on
+    the fresh spool the readable rows were salvaged into. Only for verbs that are one statement or one transaction
+    (methods of a :class:`Spool`, or of an object whose ``spool`` attribute is one)."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            spool = self if isinstance(self, Spool) else self.spool  # a Spool, or a verb set holding one
+            spool.recover(exc)
+            return method(self, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 class Spool:
     """A spool file. Cheap to construct; connections are opened lazily, one per thread (and per process after fork)."""
 
@@ -158,7 +186,7 @@ class Spool:
         self.setup_busy_timeout_ms = max(self.busy_timeout_ms, int(setup_busy_timeout_ms or 0))
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._schema_ready_generation: int | None = None
+        self._orphans: list[sqlite3.Connection] = []  # old files whose salvage failed, retried by reconcile()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
@@ -177,13 +205,32 @@ class Spool:
     # ----- connections -------------------------------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit mode: each statement is its own transaction unless ``BEGIN`` is issued)."""
+        """This thread's connection (autocommit mode: each statement is its own transaction unless ``BEGIN`` is issued).
+
+        At most every :data:`IDENTITY_CHECK_S` it checks that the path still names the file the connection opened
+        (one ``stat``, a few microseconds, so not on every insert): a spool moved aside, replaced or deleted by
+        another process is followed, and its rows - including any this thread wrote since - are salvaged (see
+        :mod:`~ctg_app.tracking.recording.integrity`)."""
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
-            conn = self._open()
+            conn, local.identity, local.file_id = self._open()
             local.conn, local.generation, local.mapped = conn, _fork_generation, False
+            local.checked_at = time.monotonic()
+        else:
+            now = time.monotonic()
+            if now - local.checked_at >= IDENTITY_CHECK_S:
+                local.checked_at = now
+                if identity_of(self.path) != local.identity:
+                    conn = self._follow(None, None)
         return conn
+
+    def check_identity(self) -> None:
+        """Check now that this thread's connection still uses the file at the path (follow and salvage if not).
+        Nothing happens when the spool's whole directory is gone (removed on purpose, e.g. a cleaned-up temp dir)."""
+        if getattr(self._local, "conn", None) is not None and self.path.parent.exists():
+            self._local.checked_at = float("-inf")
+            self.connection()
 
     def scan_connection(self) -> sqlite3.Connection:
         """This thread's connection, set up for large read-only scans (memory-mapped reads; see :data:`MMAP_BYTES`)."""
@@ -193,16 +240,31 @@ class Spool:
             self._local.mapped = True
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    @property
+    def file_id(self) -> str:
+        """The id of the spool file this thread's connection uses (changes when the file is quarantined or replaced)."""
+        self.connection()
+        return self._local.file_id
+
+    def _open(self) -> tuple[sqlite3.Connection, FileIdentity | None, str]:
+        """Connect (creating and migrating the file if needed) under the shared spool lock; a file found corrupt on
+        opening is quarantined and its readable rows salvaged into a fresh one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = self._connect_and_migrate()
-        except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
-                raise
-            self.quarantine(exc)
-            conn = self._connect_and_migrate()
-        return conn
+        found: FileIdentity | None = None
+        with integrity.spool_lock(self.path, exclusive=False):
+            try:
+                conn = self._connect_and_migrate()
+                identity = identity_of(self.path)
+                return conn, identity, integrity.source_id(conn, identity)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                found = identity_of(self.path)
+        target = integrity.quarantine_file(self.path, found)
+        conn, identity, file_id = self._open()
+        if target is not None:
+            self._salvage_file(target, conn, found)
+        return conn, identity, file_id
 
     def _connect_and_migrate(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.setup_busy_timeout_ms / 1000,
@@ -211,10 +273,10 @@ class Spool:
             conn.execute(f"PRAGMA busy_timeout = {self.setup_busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            if self._schema_ready_generation != _fork_generation:
-                with self._lock:
-                    self._migrate(conn)
-                    self._schema_ready_generation = _fork_generation
+            with self._lock:  # the file may be new (after a quarantine or a deletion): always look at its version
+                self._migrate(conn)
+            if conn.execute("SELECT 1 FROM meta WHERE key = ?", (integrity.META_ID,)).fetchone() is None:
+                integrity.ensure_id(conn)
             if self.busy_timeout_ms != self.setup_busy_timeout_ms:
                 conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         except BaseException:
@@ -248,25 +310,109 @@ class Spool:
             conn.close()
             self._local.conn = None
 
-    # ----- corruption ----------------------------------------------------------------------------------------------
+    # ----- integrity: corruption, moves, replacement, deletion -----------------------------------------------------
 
-    def quarantine(self, reason: BaseException | str) -> Path | None:
-        """Move a corrupt spool (and its -wal/-shm files) aside with a timestamped name; a fresh one is created next use."""
-        self.close()
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        try:
-            os.replace(self.path, target)
-        except FileNotFoundError:  # another process moved it first
+    def recover(self, reason: BaseException | str = "corrupt") -> Path | None:
+        """This thread's file is corrupt: quarantine it (unless another process already moved or replaced it), then
+        continue on the file now at the path with the old file's readable rows salvaged into it. Returns the
+        quarantined file's new name (None when another process moved it first)."""
+        local = self._local
+        if getattr(local, "conn", None) is None or local.generation != _fork_generation:
+            self.connection()  # opening quarantines a corrupt file by itself (see _open)
             return None
-        for suffix in ("-wal", "-shm"):
-            side = Path(f"{self.path}{suffix}")
-            if side.exists():
-                os.replace(side, Path(f"{target}{suffix}"))
-        self._schema_ready_generation = None
-        log.warning("spool %s was corrupt (%s); moved it to %s and started a fresh one",
-                    self.path, type(reason).__name__ if isinstance(reason, BaseException) else reason, target)
+        target = integrity.quarantine_file(self.path, local.identity)
+        log.warning("spool %s: %s; %s", self.path,
+                    type(reason).__name__ if isinstance(reason, BaseException) else reason,
+                    f"quarantined as {target}" if target else "already replaced by another process")
+        self._follow("quarantined", target)
         return target
+
+    quarantine = recover  # the name earlier versions used
+
+    def _follow(self, event: str | None, moved_to: Path | None) -> sqlite3.Connection:
+        """Switch this thread to the file now at the path and salvage the rows of the one it had open."""
+        local = self._local
+        old, old_id = getattr(local, "conn", None), getattr(local, "file_id", None)
+        if event is None:
+            event = "deleted" if identity_of(self.path) is None else "replaced"
+        local.conn = None
+        conn, local.identity, local.file_id = self._open()
+        local.conn, local.generation, local.mapped = conn, _fork_generation, False
+        local.checked_at = time.monotonic()
+        if old is None or old_id is None:
+            return conn
+        try:
+            record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
+            if record.salvaged or record.lost_undelivered:
+                log.warning("spool file %s (%s): %d events salvaged into the current spool so far, %d unreadable",
+                            self.path, record.event, record.salvaged, record.lost_undelivered)
+        except Exception:  # noqa: BLE001 - keep the old file open: reconcile() retries
+            log.warning("could not salvage the rows of the %s spool file yet", event, exc_info=True)
+            self._orphans.append(old)
+            return conn
+        old.close()
+        return conn
+
+    def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> None:
+        try:
+            source = sqlite3.connect(path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
+        except sqlite3.Error:
+            log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
+            return
+        try:
+            integrity.salvage(source, dest, source_key=integrity.source_id(source, identity), event="quarantined",
+                              path=path)
+        finally:
+            source.close()
+
+    def reconcile(self) -> list[integrity.SourceRecord]:
+        """Bring in what other processes left outside the spool: rows a slow writer added to a quarantined file after
+        its salvage, salvages that failed earlier, and drop counts written at exit to ``<spool>.drops`` while the spool
+        was unwritable. Returns the registry of salvaged files (``flush-spool --status`` shows it). The flush and
+        ``--status`` call this."""
+        conn = self.connection()
+        while self._orphans:
+            old = self._orphans.pop()
+            integrity.salvage(old, conn, source_key=integrity.source_id(old, None), event="replaced", path=None)
+            old.close()
+        for record in integrity.registry(conn):
+            if record.event != "quarantined" or not record.path:
+                continue
+            try:
+                st = os.stat(record.path)
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns) or _wal_newer(record):
+                self._salvage_file(Path(record.path), conn, (st.st_dev, st.st_ino))
+        self._absorb_side_drops(conn)
+        return integrity.registry(conn)
+
+    def _absorb_side_drops(self, conn: sqlite3.Connection) -> None:
+        side = drops_file(self.path)
+        try:
+            size = os.path.getsize(side)
+        except OSError:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'drops.offset'").fetchone()
+            offset = int(row[0]) if row else 0
+            if size > offset:
+                with open(side, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(size - offset)
+                complete = data[: data.rfind(b"\n") + 1]  # a line still being written is taken next time
+                total = sum(int(line) for line in complete.split() if line.isdigit())
+                if total:
+                    conn.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                                 (DROPPED_COUNTER, total))
+                conn.execute("INSERT INTO meta (key, value) VALUES ('drops.offset', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(offset + len(complete)),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # ----- the request path ----------------------------------------------------------------------------------------
 
@@ -275,13 +421,14 @@ class Spool:
         try:
             self.connection().execute(_INSERT, event)
         except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
+            if not is_corruption(exc):
                 raise
-            self.quarantine(exc)
+            self.recover(exc)
             self.connection().execute(_INSERT, event)
 
     # ----- reading -------------------------------------------------------------------------------------------------
 
+    @survives_corruption
     def rows(self, *, session_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Events in insertion order as dicts of the event fields (the newest ``limit`` when given)."""
         where, params = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
@@ -292,6 +439,7 @@ class Spool:
         cursor = self.connection().execute(sql, params)
         return [dict(zip(EVENT_COLUMNS, row)) for row in reversed(cursor.fetchall())]
 
+    @survives_corruption
     def counts(self) -> dict[str, int]:
         """Number of events per delivery state (``pending``, ``delivered``, ``dead``, zeros included; ``parked`` too
         when there are parked rows)."""
@@ -325,16 +473,32 @@ class Spool:
         analytics' report SQL is translated from Databricks SQL (``analytics.reports.to_sqlite``)."""
         return self.scan_connection().execute(sql, params)
 
+    @survives_corruption
+    def natural_key_ordinals(self, seqs: list[int]) -> list[int]:
+        """For each row ``seq`` (in the given order): 1 + the number of rows before it (lower seq) with the same
+        ``(timestamp, app_name, user, action)`` - so distinct events sharing that key get 1, 2, ... (the legacy
+        four-column table tells them apart only by count)."""
+        rows = dict(self.connection().execute(
+            f"SELECT e.seq, 1 + (SELECT COUNT(*) FROM {TABLE} AS p WHERE p.app_name = e.app_name "
+            f"  AND substr(p.timestamp, 1, 10) = substr(e.timestamp, 1, 10) AND p.user = e.user "
+            f"  AND p.action = e.action AND p.timestamp = e.timestamp AND p.seq < e.seq) "
+            f"FROM {TABLE} AS e WHERE e.seq IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(s) for s in seqs]),)).fetchall())
+        return [int(rows.get(seq, 1)) for seq in seqs]
+
     # ----- counters and metadata -----------------------------------------------------------------------------------
 
+    @survives_corruption
     def add_to_counter(self, name: str, amount: int) -> None:
         """Persistently add ``amount`` to the counter ``name`` (e.g. events dropped while the spool was unwritable)."""
         self.connection().execute(_COUNTER_UPSERT, (name, int(amount)))
 
+    @survives_corruption
     def counters(self) -> dict[str, int]:
         """All persistent counters."""
         return dict(self.connection().execute("SELECT name, value FROM counters"))
 
+    @survives_corruption
     def set_meta(self, key: str, value: str | None) -> None:
         """Store a small piece of state (e.g. the last flush result)."""
         self.connection().execute(
@@ -342,6 +506,7 @@ class Spool:
             (key, value),
         )
 
+    @survives_corruption
     def meta(self) -> dict[str, str]:
         """All stored metadata."""
         return dict(self.connection().execute("SELECT key, value FROM meta"))
@@ -359,8 +524,29 @@ class Spool:
         conn.execute("COMMIT")
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, disk full, no such table: not corruption
+def drops_file(spool_path: Path) -> Path:
+    """``<spool>.drops``: drop counts a process could not put into the spool before it exited, one number a line."""
+    return Path(f"{spool_path}.drops")
+
+
+def record_drops_outside(spool_path: Path, count: int) -> bool:
+    """Append ``count`` dropped events to :func:`drops_file` (one small ``O_APPEND`` write: no lock, no wait).
+    Returns False when even that is impossible."""
+    try:
+        fd = os.open(drops_file(spool_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
         return False
-    message = str(exc).lower()
-    return any(marker in message for marker in _CORRUPT_MARKERS)
+    try:
+        os.write(fd, f"{int(count)}\n".encode())
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _wal_newer(record: integrity.SourceRecord) -> bool:
+    try:
+        return os.stat(f"{record.path}-wal").st_mtime_ns > (record.mtime_ns or 0)
+    except OSError:
+        return False

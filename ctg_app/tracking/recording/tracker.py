@@ -6,6 +6,7 @@ The request path never touches the network: shipping to Databricks is the flush'
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import logging
@@ -22,7 +23,7 @@ from ctg_app.tracking.recording.guard import fail_safe, health
 from ctg_app.tracking.recording import identity
 from ctg_app.tracking.recording.identity import MAX_USER_LENGTH, current_user, normalise_user
 from ctg_app.tracking.recording.redact import Redactor
-from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool
+from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool, record_drops_outside
 
 log = logging.getLogger("ctg_app.tracking")
 
@@ -230,6 +231,27 @@ def set_tracker(tracker: Tracker | None) -> None:
     global _tracker
     with _tracker_lock:
         _tracker = tracker
+
+
+def _persist_drops_at_exit() -> None:
+    """At interpreter exit: salvage what went into a spool file moved or deleted since the last identity check, and
+    write drops still only counted in memory to ``<spool>.drops`` (the spool itself may be what was unwritable; the
+    next flush or ``--status`` adds them to the spool's ``dropped_unwritable``)."""
+    tracker = _tracker
+    if tracker is not None:
+        try:  # the last events may have gone into a spool file deleted or moved since the last identity check
+            tracker.spool.check_identity()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            log.debug("spool identity check at exit failed", exc_info=True)
+    dropped = health.take_dropped()
+    if not dropped:
+        return
+    path = tracker.spool.path if tracker is not None else None
+    if path is None or not record_drops_outside(path, dropped):
+        log.error("%d tracking events were lost and could not be counted persistently", dropped)
+
+
+atexit.register(_persist_drops_at_exit)
 
 
 def reset_tracker() -> None:

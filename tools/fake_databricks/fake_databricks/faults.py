@@ -8,6 +8,7 @@ method, e.g. ``"ExecuteStatement"``) consumes one armed fault, in the order they
     wh.faults.next(1, method="ExecuteStatement", drop_after_execute=True)  # commit, then drop the socket
     wh.faults.next(1, hang=True)                                  # never reply until wh.faults.release()
     wh.faults.next(1, method="ExecuteStatement", conflict=True)  # ConcurrentAppendException error
+    wh.faults.next(1, method="ExecuteStatement", server_error=("INTERNAL_ERROR", "XX000"))  # any error class
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Fault:
       client's ``_socket_timeout`` makes it re-send: the statement runs twice).
     - ``drop_after_execute``: execute (and commit), then close the connection without any reply.
     - ``conflict``: fail an ExecuteStatement with a Databricks-like ConcurrentAppendException (no execution).
+    - ``server_error``: fail an ExecuteStatement with this ``(error_class, sqlstate)`` (no execution).
     """
 
     method: Optional[str] = None
@@ -42,6 +44,7 @@ class Fault:
     drop_after_execute: bool = False
     conflict: bool = False
     remaining: int = 1
+    server_error: Optional[tuple[str, str]] = None
 
 
 @dataclass
@@ -73,9 +76,11 @@ class FaultPlan:
         delay: float = 0.0,
         drop_after_execute: bool = False,
         conflict: bool = False,
+        server_error: Optional[tuple[str, str]] = None,
     ) -> Fault:
         """Arm a fault for the next ``count`` matching calls (``method=None`` matches every call)."""
-        f = Fault(method, http_status, retry_after, hang, hang_timeout, delay, drop_after_execute, conflict, count)
+        f = Fault(method, http_status, retry_after, hang, hang_timeout, delay, drop_after_execute, conflict, count,
+                  server_error)
         with self._lock:
             self._faults.append(f)
             if hang:

@@ -206,6 +206,9 @@ class ThriftHandler(TCLIService.Iface):
                 raise SqlError(
                     "ConcurrentAppendException: Files were added to the root of the table by a concurrent update. "
                     "Please try the operation again.", "2D521", "DELTA_CONCURRENT_APPEND")
+            if fault is not None and fault.server_error:
+                error_class, sqlstate = fault.server_error
+                raise SqlError("Injected failure while running the statement.", sqlstate, error_class)
             sess = self.sessions.get(req.sessionHandle.sessionId.guid)
             if sess is None:
                 return ttypes.TExecuteStatementResp(status=ttypes.TStatus(
