@@ -9,6 +9,8 @@ Marked ``apps_runtime`` (part of the suite and of CI; each build is capped, the 
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,15 @@ pytestmark = [pytest.mark.apps_runtime, pytest.mark.timeout(900)]
 
 SP_ID, SP_SECRET = "ctg-app-sp", "apps-sp-secret-" + "7" * 24
 TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
+
+
+@pytest.fixture
+def venv_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where a test builds its venv; removed afterwards (each is a few hundred MB)."""
+    yield tmp_path
+    for child in tmp_path.iterdir():
+        if child.is_dir() and child.name.endswith(("-venv", "-venv-src")):
+            shutil.rmtree(child, ignore_errors=True)
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -59,16 +70,16 @@ def _check(venv: Path, tmp_path: Path) -> tuple[dict, FakeWarehouse]:
     return result, wh
 
 
-def test_app_runs_on_the_apps_image_after_pip_install_r_requirements(tmp_path: Path) -> None:
-    venv = apps_venv(tmp_path / "apps-venv")
-    result, _ = _check(venv, tmp_path)
+def test_app_runs_on_the_apps_image_after_pip_install_r_requirements(venv_dir: Path) -> None:
+    venv = apps_venv(venv_dir / "apps-venv")
+    result, _ = _check(venv, venv_dir)
     pins = _pins(ROOT / "requirements.txt")
     for name in FLOOR_PACKAGES + ("openai",):
         assert result["versions"][name] == pins[name], (name, result["versions"][name])  # not the image's version
 
 
-def test_app_runs_with_every_floor_of_setup_cfg(tmp_path: Path) -> None:
-    venv = floors_venv(tmp_path / "floors-venv")
-    result, _ = _check(venv, tmp_path)
+def test_app_runs_with_every_floor_of_setup_cfg(venv_dir: Path) -> None:
+    venv = floors_venv(venv_dir / "floors-venv")
+    result, _ = _check(venv, venv_dir)
     for name, floor in floors().items():
         assert Version(result["versions"][name]) == Version(floor), (name, result["versions"][name], floor)

@@ -85,13 +85,17 @@ def floors(setup_cfg: Path = ROOT / "setup.cfg", packages: Iterable[str] = FLOOR
 
 
 def floors_venv(path: Path, *, overrides: Mapping[str, str] | None = None, timeout: float = 600) -> Path:
-    """A fresh venv with ``.[openai]`` installed while the floor packages are held at their floors (or overrides)."""
+    """A fresh venv with ``.[openai]`` installed while the floor packages are held at their floors.
+
+    ``overrides`` (``{package: version}``) then replace single packages with ``pip install --no-deps`` — setup.cfg
+    itself forbids a release below a floor, so that is the only way to try one."""
     source = copy_source(path.parent / f"{path.name}-src")
-    pins = {**floors(), **(overrides or {})}
     constraints = source / "floors-constraints.txt"
-    constraints.write_text("".join(f"{name}=={v}\n" for name, v in pins.items()))
+    constraints.write_text("".join(f"{name}=={v}\n" for name, v in floors().items()))
     _new_venv(path, timeout)
     _pip(path, "-c", str(constraints), ".[openai]", cwd=source, timeout=timeout)
+    if overrides:
+        _pip(path, "--no-deps", *(f"{name}=={v}" for name, v in overrides.items()), cwd=source, timeout=timeout)
     return path
 
 
