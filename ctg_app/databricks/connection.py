@@ -6,9 +6,10 @@
   ``http(s)://host:port/path`` passed to the connector as ``_connection_uri``; how a local stand-in warehouse is
   reached), plus ``DATABRICKS_TLS_CA_FILE`` for a private CA;
 - auth: ``DATABRICKS_ACCESS_TOKEN``, or OAuth M2M for a service principal (``DATABRICKS_CLIENT_ID`` /
-  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s OAuth code against
-  the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the scheme://host:port of
-  ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
+  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s public API
+  (``Config(auth_type="oauth-m2m")``) against the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the
+  scheme://host:port of ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
+- attribution: ``user_agent_entry="ctg-app/<version>"``, so the warehouse's query history names the app;
 - waits: the connector's defaults take ~14 minutes to give up on a dead warehouse. The retry knobs are derived from
   ``WAREHOUSE_TIMEOUT_S`` so an unreachable warehouse fails in seconds.
 
