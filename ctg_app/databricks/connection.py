@@ -360,10 +360,11 @@ def _discovery_error(exc: BaseException | None, base: str) -> Exception:
         chain.append(current)
         current = current.__cause__ or current.__context__
     text = " ".join(str(e) for e in chain).lower()
+    # the SDK's NotFound is an OSError (DatabricksError subclasses IOError): look for the 404 before the network
+    not_found = any(type(e).__name__ == "NotFound" for e in chain) or "404 not found" in text
     network = any(isinstance(e, (OSError, TimeoutError)) or type(e).__module__.startswith(("requests", "urllib3"))
                   for e in chain)
-    if not network and ("not configured" in text or "cannot configure" in text or "not found" in text
-                        or "404" in text):
+    if not_found or (not network and ("not configured" in text or "cannot configure" in text)):
         return WarehouseConfigError(
             f"no OAuth discovery document at {base}/oidc/.well-known/oauth-authorization-server: check "
             "DATABRICKS_SERVER_HOSTNAME / DATABRICKS_CONNECTION_URI, or set DATABRICKS_ACCESS_TOKEN instead")
