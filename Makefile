@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test bench flush clean
+.PHONY: run test bench flush clean lock floors
 
 $(STAMP): setup.cfg pyproject.toml tools/fake_databricks/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# requirements.txt for Databricks Apps: exact pins + the LLM_PROVIDER extra of app.yaml (commit the result)
+lock:
+	scripts/lock-apps-requirements.sh
+
+# setup.cfg's lower bounds, held down in a fresh venv, run the app's runtime checks against the fake warehouse
+floors: $(STAMP)
+	scripts/check-floors.sh
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tracking.py

@@ -98,6 +98,9 @@ class Settings:
     warehouse_timeout_s: float = _setting(
         "WAREHOUSE_TIMEOUT_S", 10.0, doc="give up on an unreachable warehouse after about this long"
     )
+    warehouse_start_timeout_s: float = _setting(
+        "WAREHOUSE_START_TIMEOUT_S", 300.0, doc="how long a chat query waits for a stopped SQL warehouse to start"
+    )
     flush_batch_size: int = _setting("FLUSH_BATCH_SIZE", 4000, doc="events per MERGE statement")
     spool_retention_days: int = _setting("SPOOL_RETENTION_DAYS", 7, doc="purge delivered events after N days")
     spool_max_mb: int = _setting("SPOOL_MAX_MB", 512, doc="spool size cap in MB (policy: docs/flush-spool.md)")

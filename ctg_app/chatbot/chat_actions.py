@@ -7,6 +7,7 @@ never run an operation or record an event. The page itself is :mod:`ctg_app.chat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from typing import Any
@@ -17,9 +18,10 @@ import streamlit as st
 from ctg_app.chatbot import conversation as conv
 from ctg_app.chatbot import operations as ops
 from ctg_app.chatbot.charts import can_chart, plan_chart
-from ctg_app.chatbot.data_source import DataSourceConfigError
+from ctg_app.chatbot.data_source import DataSourceConfigError, QueryTimeout
 from ctg_app.chatbot.llm import LlmConfigError
 from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.warehouse_status import start_timeout_message, warehouse_start_status
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
 
@@ -43,10 +45,8 @@ FRIENDLY = {
 
 # ----------------------------------------------------------------------------------------------- building blocks
 def _fingerprint(settings: Settings) -> str:
-    parts = (settings.llm_provider, settings.llm_model, settings.data_source, str(settings.sample_db_path),
-             settings.data_schema, settings.similarity_threshold, settings.azure_openai_endpoint, settings.ollama_host,
-             *settings.secret_values())
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+    # every setting (secrets included, only ever hashed): a change in secrets.toml rebuilds the assistant
+    return hashlib.sha256(repr(dataclasses.astuple(settings)).encode()).hexdigest()[:16]
 
 
 @st.cache_resource(show_spinner="Loading the CTG assistant…")
@@ -70,10 +70,29 @@ def _classify(exc: BaseException, operation: str) -> tuple[str, str]:
     return action, f"{type(exc).__name__}: {tracker.redact(exc)}"
 
 
-def friendly_message(exc: BaseException, operation: str) -> str:
-    """A short message for the user; the classified error was already recorded by ``@tracked``."""
+#: The Databricks error class of a statement stopped by the warehouse's STATEMENT_TIMEOUT.
+WAREHOUSE_TIMEOUT_CLASS = "QUERY_EXECUTION_TIMEOUT_EXCEEDED"
+
+
+def _plain_reason(exc: BaseException) -> str | None:
+    """Messages that say what happened better than the generic text: a configuration problem, a warehouse that did
+    not start in time, a query stopped by the chat's time limit."""
     if isinstance(exc, (LlmConfigError, DataSourceConfigError)):
         return str(exc)
+    started = start_timeout_message(exc)
+    if started:
+        return started
+    if isinstance(exc, QueryTimeout) or WAREHOUSE_TIMEOUT_CLASS in str(exc):
+        return (f"The query ran longer than {get_settings().chat_query_timeout_s:g} s and was stopped. "
+                "Narrow it down (a filter, a shorter period, fewer joins) and try again.")
+    return None
+
+
+def friendly_message(exc: BaseException, operation: str) -> str:
+    """A short message for the user; the classified error was already recorded by ``@tracked``."""
+    plain = _plain_reason(exc)
+    if plain:
+        return plain
     action, detail = _classify(exc, operation)
     # Spec: errors are logged to the console but shown to users only in debug mode; both texts are redacted.
     log.warning("%s during %s (%s)", action, operation, detail)
@@ -153,7 +172,8 @@ def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
     if answer.declined:
         return
     try:
-        df = ops.execute_sql(vn, answer.sql)
+        with warehouse_start_status():
+            df = ops.execute_sql(vn, answer.sql)
     except Exception as exc:
         turn.update(sql=answer.sql, error=friendly_message(exc, Actions.EXECUTE_SQL))
         return
@@ -170,7 +190,8 @@ def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
     question = (origin or {}).get("question", "")
     turn = conv.add_turn(st.session_state, conv.EDIT, question, sql=sql, origin=(origin or {}).get("id"))
     try:
-        df = ops.run_edited_sql(vn, sql)
+        with warehouse_start_status():
+            df = ops.run_edited_sql(vn, sql)
     except Exception as exc:
         turn["error"] = edit_error_message(exc)
         return

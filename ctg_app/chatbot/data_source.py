@@ -11,12 +11,14 @@ warehouse's ``STATEMENT_TIMEOUT`` session parameter) and returns at most ``CHAT_
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,8 +29,15 @@ from sqlglot import exp
 from ctg_app.chatbot.sample_data import SCHEMA, ensure_sample_db
 from ctg_app.chatbot.sql_policy import SqlPolicy
 from ctg_app.settings import Settings, get_settings
+from ctg_app.tracking.recording.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
+
+OnWait = Callable[[float], None]
+
+
+class QueryTimeout(sqlite3.OperationalError):
+    """A chat query ran longer than ``CHAT_QUERY_TIMEOUT_S`` and was stopped (a database error, said plainly)."""
 
 
 class DataSourceConfigError(ValueError):
@@ -119,7 +128,7 @@ class SampleSQLiteSource:
             return _frame(cursor.fetchmany(self.max_rows + 1), columns, self.max_rows)
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc) and time.monotonic() > deadline:
-                raise sqlite3.OperationalError(
+                raise QueryTimeout(
                     f"the query was stopped after CHAT_QUERY_TIMEOUT_S={self.timeout_s:g} s; "
                     "narrow it down (filters, fewer joins)") from None
             raise
@@ -212,8 +221,31 @@ class DatabricksSource:
             except Exception:  # noqa: BLE001 - it is broken already; a fresh one is opened next time
                 log.debug("closing a broken warehouse connection failed", exc_info=True)
 
-    def run_sql(self, sql: str) -> pd.DataFrame:
-        """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA (on this thread's session)."""
+    def run_sql(self, sql: str, on_wait: OnWait | None = None) -> pd.DataFrame:
+        """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA (on this thread's session).
+
+        A warehouse that is starting (HTTP 503/429 after the connector's own bounded retries) is waited for, up to
+        ``WAREHOUSE_START_TIMEOUT_S``, calling ``on_wait(elapsed_s)`` (or the callback bound by
+        :func:`reporting_warehouse_start`) about once a second; then :class:`WarehouseStartTimeout`. Any other
+        error is raised at once. Either way the caller sees one call, so ``@tracked`` records one event.
+        """
+        on_wait = on_wait or getattr(_waiters, "on_wait", None)
+        limit = float(self.settings.warehouse_start_timeout_s)
+        started = time.monotonic()
+        while True:
+            try:
+                return self._execute(sql)
+            except Exception as exc:
+                if not warehouse_is_starting(exc):
+                    raise
+                elapsed = time.monotonic() - started
+                if elapsed >= limit:
+                    raise WarehouseStartTimeout(limit) from exc
+                log.info("SQL warehouse is starting (%s); waited %.0f s of %.0f s", type(exc).__name__, elapsed, limit)
+                _wait(min(START_POLL_S, limit - elapsed), started, on_wait)
+
+    def _execute(self, sql: str) -> pd.DataFrame:
+        """One attempt of :meth:`run_sql` on this thread's session."""
         from databricks.sql.exc import ServerOperationError
 
         statement = qualify_tables(sql, self.catalog, self.schema)
@@ -242,6 +274,71 @@ class DatabricksSource:
     def describe(self) -> str:
         """The schema the tables are read from."""
         return f"Databricks SQL warehouse, schema {self.catalog}.{self.schema}"
+
+
+# ----- a warehouse that is starting ------------------------------------------------------------------------------
+
+START_POLL_S = 2.0  # pause between attempts; the connector itself already waits >= 5 s per 503 it retries
+_waiters = threading.local()
+
+
+class WarehouseStartTimeout(DatabaseUnavailableError):
+    """The SQL warehouse was still starting after ``WAREHOUSE_START_TIMEOUT_S`` (message safe to show to users)."""
+
+    def __init__(self, waited_s: float) -> None:
+        self.waited_s = waited_s
+        super().__init__(
+            f"The SQL warehouse is still starting after {waited_s:.0f} s. Please try again in a minute "
+            "(WAREHOUSE_START_TIMEOUT_S sets how long a question waits)."
+        )
+
+
+def warehouse_is_starting(exc: BaseException) -> bool:
+    """True when a connector error means "busy or starting, come back later": HTTP 503/429 (with Retry-After, the
+    connector gives up with ``MaxRetryDurationError``). Connection refused, timeouts and SQL errors are not."""
+    from ctg_app.databricks.connection import http_status_of
+
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 12:
+        current = todo.pop(0)
+        seen.append(current)
+        if type(current).__name__ == "MaxRetryDurationError" and type(current).__module__.startswith("databricks."):
+            return True
+        if type(current).__module__.startswith(("databricks.", "urllib3.")):
+            if http_status_of(current) in (429, 503) or "too many 503" in str(current) or "too many 429" in str(current):
+                return True
+        todo += [e for e in (*getattr(current, "args", ()), current.__cause__, getattr(current, "reason", None))
+                 if isinstance(e, BaseException) and e not in seen]
+    return False
+
+
+def _wait(seconds: float, started: float, on_wait: OnWait | None) -> None:
+    """Sleep ``seconds`` in slices of at most 1 s, reporting the total elapsed time after each (callback errors are
+    logged, never raised: a broken progress display must not fail the query)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if on_wait is not None:
+            try:
+                on_wait(time.monotonic() - started)
+            except Exception:  # noqa: BLE001
+                log.debug("warehouse start progress callback failed", exc_info=True)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(1.0, remaining))
+
+
+@contextlib.contextmanager
+def reporting_warehouse_start(on_wait: OnWait) -> Iterator[None]:
+    """Within the block, ``run_sql`` calls on this thread report a starting warehouse to ``on_wait(elapsed_s)``
+    (for call chains that do not pass the callback themselves, e.g. ``vn.run_sql`` behind a cache)."""
+    previous = getattr(_waiters, "on_wait", None)
+    _waiters.on_wait = on_wait
+    try:
+        yield
+    finally:
+        _waiters.on_wait = previous
 
 
 def make_data_source(settings: Settings | None = None) -> DataSource:

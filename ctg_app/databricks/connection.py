@@ -6,9 +6,10 @@
   ``http(s)://host:port/path`` passed to the connector as ``_connection_uri``; how a local stand-in warehouse is
   reached), plus ``DATABRICKS_TLS_CA_FILE`` for a private CA;
 - auth: ``DATABRICKS_ACCESS_TOKEN``, or OAuth M2M for a service principal (``DATABRICKS_CLIENT_ID`` /
-  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s OAuth code against
-  the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the scheme://host:port of
-  ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
+  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s public API
+  (``Config(auth_type="oauth-m2m")``) against the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the
+  scheme://host:port of ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
+- attribution: ``user_agent_entry="ctg-app/<version>"``, so the warehouse's query history names the app;
 - waits: the connector's defaults take ~14 minutes to give up on a dead warehouse. The retry knobs are derived from
   ``WAREHOUSE_TIMEOUT_S`` so an unreachable warehouse fails in seconds.
 
@@ -204,6 +205,7 @@ def connect_kwargs(
         "server_hostname": host,
         "http_path": http_path,
         "enable_telemetry": False,
+        "user_agent_entry": user_agent_entry(),
         **retry_kwargs(settings.warehouse_timeout_s),
     }
     if uri:
@@ -238,8 +240,7 @@ class OAuthUnavailable(ConnectionError):
 
 _REJECTION_CODES = ("invalid_client", "unauthorized_client", "invalid_grant", "access_denied", "invalid_scope",
                     "invalid_request")
-_token_sources: dict[tuple[str, str, str], Any] = {}
-_token_sources_lock = threading.Lock()
+_configs_lock = threading.Lock()
 
 
 def oauth_base_url(settings: Settings, host: str | None = None) -> str:
@@ -256,25 +257,27 @@ def oauth_base_url(settings: Settings, host: str | None = None) -> str:
 
 
 def _oauth_m2m_provider(settings: Settings, host: str) -> Any:
-    """A connector ``credentials_provider`` for a service principal, built on ``databricks-sdk``'s OAuth code.
+    """A connector ``credentials_provider`` for a service principal, built on ``databricks-sdk``'s public API.
 
-    OIDC discovery (``{base}/oidc/.well-known/oauth-authorization-server``) with the SDK's
-    ``oauth.get_workspace_endpoints``, then the SDK's ``oauth.ClientCredentials`` (the token source its own
-    ``oauth-m2m`` auth uses: ``client_credentials`` grant, HTTP Basic client auth, scope ``all-apis``; cached until
-    40 s before expiry). ``databricks.sdk.core.Config`` is deliberately not used: it reads ``DATABRICKS_*``
-    variables and ``~/.databrickscfg`` profiles (a ``DATABRICKS_TOKEN`` next to the client secret makes it fail with
-    "more than one authorization method"), probes ``/.well-known/databricks-config`` and fetches the discovery
-    document with a client that retries connection errors for 300 s, which would defeat ``WAREHOUSE_TIMEOUT_S``.
-    One token source per (workspace, client) is kept for the process, so reconnects reuse a valid token.
+    ``databricks.sdk.core.Config(auth_type="oauth-m2m", ...)`` runs the SDK's own ``oauth_service_principal``
+    strategy (OIDC discovery at ``{base}/oidc/.well-known/oauth-authorization-server``, then the
+    ``client_credentials`` grant with scope ``all-apis``, token cached until shortly before expiry) and
+    ``Config.authenticate()`` gives the ``Authorization`` header per request. Everything that decides the login is
+    passed explicitly, so unrelated ``DATABRICKS_*`` variables (a CLI token, ``DATABRICKS_DISCOVERY_URL``) or a
+    ``~/.databrickscfg`` profile cannot change it: the explicit ``auth_type`` makes a stray token harmless.
 
-    Discovery runs here (once per process and client); the token is fetched on the first request. Errors:
-    :class:`WarehouseConfigError` (no discovery document), :class:`OAuthUnavailable` (discovery or token endpoint
-    unreachable), :class:`ServicePrincipalRejected` (wrong id/secret; the connector wraps it in a ``RequestError``).
+    Some SDK releases fetch the discovery document with a client that retries connection errors for 300 s, beyond
+    what ``Config`` lets a caller set; the construction therefore runs in a worker thread and is waited for at most
+    ``WAREHOUSE_TIMEOUT_S`` (one construction in flight per workspace and client, later callers wait for the same;
+    one that timed out is left to finish on its own and the next caller starts afresh).
+    One ``Config`` per (workspace, client) is kept for the process, so reconnects reuse a valid token.
+
+    Errors: :class:`WarehouseConfigError` (no discovery document), :class:`OAuthUnavailable` (discovery or token
+    endpoint unreachable), :class:`ServicePrincipalRejected` (wrong id/secret; the connector wraps it in a
+    ``RequestError``).
     """
     try:
-        from databricks.sdk import oauth
-        from databricks.sdk._base_client import _BaseClient
-        from databricks.sdk.errors import NotFound
+        from databricks.sdk.core import Config
     except ImportError:
         raise WarehouseConfigError(
             "DATABRICKS_CLIENT_ID/DATABRICKS_CLIENT_SECRET need the databricks-sdk package "
@@ -284,51 +287,113 @@ def _oauth_m2m_provider(settings: Settings, host: str) -> Any:
     base = oauth_base_url(settings, host)
     client_id = settings.databricks_client_id or ""
     client_secret = settings.databricks_client_secret or ""
-    # discovery retries connection errors (sleeping 1 s, 2 s, ...) within this budget, then gives up
-    timeout = max(1.0, float(settings.warehouse_timeout_s) / 2)
+    timeout = max(1.0, float(settings.warehouse_timeout_s))
     key = (base, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
 
-    def token_source() -> Any:
-        with _token_sources_lock:
-            source = _token_sources.get(key)
-        if source is not None:
-            return source
-        client = _BaseClient(retry_timeout_seconds=timeout, http_timeout_seconds=timeout)
-        try:
-            endpoints = oauth.get_workspace_endpoints(base, client=client)
-        except Exception as exc:  # noqa: BLE001 - the SDK raises DatabricksError, TimeoutError, requests errors
-            if isinstance(exc, NotFound):
-                raise WarehouseConfigError(
-                    f"no OAuth discovery document at {base}/oidc/.well-known/oauth-authorization-server: check "
-                    "DATABRICKS_SERVER_HOSTNAME / DATABRICKS_CONNECTION_URI, or set DATABRICKS_ACCESS_TOKEN instead"
-                ) from None
-            raise OAuthUnavailable(f"OAuth discovery at {base} failed: {_short(exc)}") from exc
-        if not endpoints or not endpoints.token_endpoint:
-            raise OAuthUnavailable(f"OAuth discovery at {base} gave no token_endpoint")
-        source = oauth.ClientCredentials(
-            client_id=client_id, client_secret=client_secret, token_url=endpoints.token_endpoint,
-            scopes="all-apis", use_header=True, disable_async=True)
-        with _token_sources_lock:
-            return _token_sources.setdefault(key, source)
+    def build() -> Any:
+        return Config(
+            host=base, client_id=client_id, client_secret=client_secret, auth_type="oauth-m2m",
+            # attributes an SDK release does not know are ignored by its Config
+            discovery_url=f"{base}/oidc/.well-known/oauth-authorization-server",
+            http_timeout_seconds=timeout, retry_timeout_seconds=int(timeout), disable_async_token_refresh=True,
+            product="ctg-app", product_version=app_version(),
+        )
 
-    source = token_source()  # discovery now, so a bad host fails here rather than inside the connector
+    config = _shared_config(key, build, timeout, base)
 
     def provider() -> Any:
         def headers() -> dict[str, str]:
             try:
-                token = source.token()
+                return config.authenticate()
             except Exception as exc:  # noqa: BLE001 - ValueError("invalid_client: ..."), requests errors, ...
-                text = _short(exc)
-                if isinstance(exc, ValueError) and text.split(":", 1)[0].strip() in _REJECTION_CODES:
-                    raise ServicePrincipalRejected(
-                        f"service principal rejected: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET "
-                        f"(OAuth {text.split(':', 1)[0].strip()})") from None
-                raise OAuthUnavailable(f"OAuth token request failed: {text}") from None
-            return {"Authorization": f"{token.token_type or 'Bearer'} {token.access_token}"}
+                raise _token_error(exc) from None
 
         return headers
 
     return provider
+
+
+class _PendingConfig:
+    """One SDK ``Config`` construction in flight (or done): its result or error, and an event to wait on."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.config: Any = None
+        self.error: BaseException | None = None
+
+
+_configs: dict[tuple[str, str, str], _PendingConfig] = {}
+
+
+def _shared_config(key: tuple[str, str, str], build: Any, timeout: float, base: str) -> Any:
+    """The process's SDK ``Config`` for ``key``: built once in a worker thread, waited for at most ``timeout``."""
+    with _configs_lock:
+        pending = _configs.get(key)
+        start = pending is None or (pending.done.is_set() and pending.config is None)
+        if start:
+            pending = _configs[key] = _PendingConfig()
+    if start:
+        def run() -> None:
+            try:
+                pending.config = build()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                pending.error = exc
+            finally:
+                pending.done.set()
+
+        threading.Thread(target=run, name="ctg-oauth-discovery", daemon=True).start()
+    if not pending.done.wait(timeout):
+        with _configs_lock:  # the next caller starts afresh; this worker ends within the SDK's own retry budget
+            if _configs.get(key) is pending:
+                del _configs[key]
+        raise OAuthUnavailable(f"OAuth discovery at {base} failed: no answer within {timeout:g} s")
+    if pending.config is None:
+        raise _discovery_error(pending.error, base)
+    return pending.config
+
+
+def _discovery_error(exc: BaseException | None, base: str) -> Exception:
+    """Map what ``Config(...)`` raised to :class:`WarehouseConfigError` / :class:`OAuthUnavailable` (no secret)."""
+    chain, current = [], exc
+    while current is not None and len(chain) < 12:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(e) for e in chain).lower()
+    # the SDK's NotFound is an OSError (DatabricksError subclasses IOError): look for the 404 before the network
+    not_found = any(type(e).__name__ == "NotFound" for e in chain) or "404 not found" in text
+    network = any(isinstance(e, (OSError, TimeoutError)) or type(e).__module__.startswith(("requests", "urllib3"))
+                  for e in chain)
+    if not_found or (not network and ("not configured" in text or "cannot configure" in text)):
+        return WarehouseConfigError(
+            f"no OAuth discovery document at {base}/oidc/.well-known/oauth-authorization-server: check "
+            "DATABRICKS_SERVER_HOSTNAME / DATABRICKS_CONNECTION_URI, or set DATABRICKS_ACCESS_TOKEN instead")
+    return OAuthUnavailable(f"OAuth discovery at {base} failed: {_short(exc) if exc else 'no answer'}")
+
+
+def _token_error(exc: BaseException) -> Exception:
+    """Map a failed token request to :class:`ServicePrincipalRejected` / :class:`OAuthUnavailable` (no secret)."""
+    text = _short(exc)
+    code = text.split(":", 1)[0].strip()
+    if code in _REJECTION_CODES or any(f"{c}:" in text for c in _REJECTION_CODES):
+        code = next((c for c in _REJECTION_CODES if c in text), code)
+        return ServicePrincipalRejected(
+            f"service principal rejected: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET (OAuth {code})")
+    return OAuthUnavailable(f"OAuth token request failed: {text}")
+
+
+def app_version() -> str:
+    """The installed ctg-app version (``0+unknown`` when running from an uninstalled checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ctg-app")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def user_agent_entry() -> str:
+    """What every warehouse connection adds to its User-Agent, so the query history attributes it: ``ctg-app/<v>``."""
+    return f"ctg-app/{app_version()}"
 
 
 def _short(exc: BaseException) -> str:

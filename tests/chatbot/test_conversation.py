@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from ctg_app.chatbot import offline, operations
 from ctg_app.chatbot.data_source import SampleSQLiteSource
 from ctg_app.chatbot.vanna_app import CTGVanna
+from ctg_app.settings import reload_settings
 
 from .conftest import APP_PATH, actions
 
@@ -174,6 +175,21 @@ def test_edited_sql_that_fails_shows_the_database_reason_redacted_and_bounded(ch
     shown = at.error[-1].value
     assert "no such column: x" in shown and SECRET not in shown
     assert len(shown) < 600
+
+
+def test_a_query_stopped_by_the_time_limit_says_so_not_that_the_database_is_down(chatbot_env, monkeypatch):
+    spool = chatbot_env
+    monkeypatch.setenv("CHAT_QUERY_TIMEOUT_S", "0.5")
+    reload_settings()
+    at = new_app().run()
+    at.chat_input[0].set_value("How many projects are there?").run()
+    tid = history(at)[-1]["id"]
+    forever = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n"
+    at.text_area(key=f"edit_sql_{tid}").set_value(forever).run()
+    button(at, "Run edited SQL").click().run()
+    shown = at.error[-1].value
+    assert "longer than 0.5 s and was stopped" in shown and "could not be reached" not in shown
+    assert actions(spool)[-1] == ("database_error", USER, "error")
 
 
 def test_one_number_is_a_metric_and_row_counts_read_well(chatbot_env):

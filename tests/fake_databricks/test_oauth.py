@@ -86,3 +86,25 @@ def test_oauth_env_needs_oauth_mode() -> None:
             plain.oauth_env()
         # without OAuth mode the discovery path is not served
         assert requests.get(f"{_base(plain)}/oidc/.well-known/oauth-authorization-server", timeout=5).status_code == 404
+
+
+def test_a_scope_sent_character_by_character_is_refused(wh: FakeWarehouse) -> None:
+    """What SDK releases 0.40-0.73 sent when handed the scope as a string; a workspace answers invalid_scope."""
+    url = _token_url(wh)
+    bad = requests.post(url, {"grant_type": "client_credentials", "scope": " ".join("all-apis")}, auth=(CLIENT, SECRET),
+                        timeout=5)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_scope"
+    good = requests.post(url, {"grant_type": "client_credentials", "scope": "all-apis offline_access"},
+                         auth=(CLIENT, SECRET), timeout=5)
+    assert good.status_code == 200
+    assert wh.oauth.scopes_requested == ["a l l - a p i s", "all-apis offline_access"] and wh.tokens_issued == 1
+
+
+def test_user_agents_are_counted_per_thrift_call() -> None:
+    with FakeWarehouse() as wh:
+        with sql.connect(**wh.connect_kwargs(user_agent_entry="probe/1.0")) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        assert wh.user_agents and all("probe/1.0" in agent for agent in wh.user_agents)
+        assert sum(wh.user_agents.values()) == sum(wh.method_counts.values())
+        wh.reset_stats()
+        assert wh.user_agents == {}

@@ -31,10 +31,10 @@ REJECTED = "service principal rejected: check DATABRICKS_CLIENT_ID / DATABRICKS_
 
 
 @pytest.fixture(autouse=True)
-def _fresh_token_sources() -> Iterator[None]:
-    db_connection._token_sources.clear()
+def _fresh_sdk_configs() -> Iterator[None]:
+    db_connection._configs.clear()
     yield
-    db_connection._token_sources.clear()
+    db_connection._configs.clear()
 
 
 @pytest.fixture
@@ -172,3 +172,30 @@ def test_unrelated_databricks_env_and_profile_are_ignored(
         cur.execute("SELECT 1")
         assert cur.fetchall()[0][0] == 1
     assert oauth_wh.tokens_issued == 1
+
+
+def test_token_request_asks_for_the_all_apis_scope(sp_settings: Settings, oauth_wh: FakeWarehouse) -> None:
+    """SDK releases 0.40-0.73 join a scope *string* character by character ("a l l - a p i s"); the workspace
+    refuses that with invalid_scope. Going through the SDK's own oauth-m2m strategy sends the list it expects."""
+    with connect(sp_settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchall()[0][0] == 1
+    assert oauth_wh.oauth.scopes_requested == ["all-apis"]
+
+
+def test_every_connection_names_the_app_in_its_user_agent(sp_settings: Settings, oauth_wh: FakeWarehouse) -> None:
+    """The warehouse's query history attributes statements by User-Agent: every Thrift call carries ctg-app/<v>."""
+    entry = db_connection.user_agent_entry()
+    assert entry == f"ctg-app/{db_connection.app_version()}" and entry != "ctg-app/0+unknown"
+    oauth_wh.reset_stats()
+    spool = Spool(sp_settings.spool_path)
+    try:
+        fill(spool, make_events(5))
+        assert Flusher(sp_settings, spool=spool).run().delivered == 5
+    finally:
+        spool.close()
+    with connect(sp_settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    agents = oauth_wh.user_agents
+    assert agents and sum(agents.values()) >= 4
+    assert all(entry in agent for agent in agents), agents

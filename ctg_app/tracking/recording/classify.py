@@ -94,6 +94,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ByType(("ctg_app.tracking.recording.errors.SqlValidationError",), Actions.SQL_ERROR),
     ByType(("ctg_app.tracking.recording.errors.ChartError",), Actions.CHART_ERROR),
     ByType(("ctg_app.tracking.recording.errors.LlmError",), Actions.LLM_ERROR),
+    ByType(("ctg_app.tracking.recording.errors.DatabaseUnavailableError",), Actions.DATABASE_ERROR),
     # SQL that cannot be parsed or refers to things that do not exist is an sql_error, whichever engine says so.
     ByType(("sqlglot.errors",), Actions.SQL_ERROR),
     ByType(("_duckdb.ParserException", "_duckdb.BinderException", "_duckdb.CatalogException"), Actions.SQL_ERROR),

@@ -13,3 +13,7 @@ class ChartError(RuntimeError):
 
 class LlmError(RuntimeError):
     """The language model could not answer (classified as ``llm_error``)."""
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database did not become available in time, e.g. a SQL warehouse still starting (``database_error``)."""

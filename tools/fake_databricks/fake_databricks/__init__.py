@@ -189,7 +189,13 @@ class FakeWarehouse:
         """Thrift calls received per method name (e.g. ``{"FetchResults": 3}``)."""
         return dict(self._server.method_counts)
 
+    @property
+    def user_agents(self) -> dict[str, int]:
+        """Thrift calls received per ``User-Agent`` header (the connector adds ``user_agent_entry`` there)."""
+        return dict(self._server.user_agents)
+
     def reset_stats(self) -> None:
-        """Forget recorded statements and call counts."""
+        """Forget recorded statements, call counts and User-Agents."""
         self._server.statements.clear()
         self._server.method_counts.clear()
+        self._server.user_agents.clear()

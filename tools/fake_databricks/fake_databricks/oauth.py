@@ -6,7 +6,9 @@ Serves what ``databricks-sdk`` asks a workspace for when a service principal log
 - ``GET /.well-known/databricks-config`` (host metadata: ``oidc_endpoint``; newer SDK ``Config`` reads it);
 - ``POST /oidc/v1/token`` (``grant_type=client_credentials``; client id/secret by HTTP Basic, as the SDK sends them,
   or as form fields). A wrong secret or unknown client gets ``401 {"error": "invalid_client", ...}`` like a real OIDC
-  server. Success issues an opaque ``access_token`` with ``expires_in``.
+  server; a scope outside ``all-apis sql offline_access`` (e.g. ``a l l - a p i s``, what some SDK releases send
+  when handed a string) gets ``400 {"error": "invalid_scope"}``. Success issues an opaque ``access_token`` with
+  ``expires_in``. Every requested scope string is kept in ``scopes_requested``.
 
 Issued, unexpired tokens are accepted as ``Authorization: Bearer ...`` on the Thrift endpoint (besides the static
 token). Secrets are never logged.
@@ -28,6 +30,7 @@ DISCOVERY_PATH = "/oidc/.well-known/oauth-authorization-server"
 HOST_METADATA_PATH = "/.well-known/databricks-config"
 TOKEN_PATH = "/oidc/v1/token"
 AUTHORIZE_PATH = "/oidc/v1/authorize"
+SCOPES = ("all-apis", "sql", "offline_access")
 
 Reply = tuple[int, dict]
 
@@ -40,6 +43,7 @@ class OAuthServer:
         self.token_ttl_s = int(token_ttl_s)
         self.tokens_issued = 0
         self.rejections = 0
+        self.scopes_requested: list[str] = []
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.time())
         self._lock = threading.Lock()
 
@@ -54,7 +58,7 @@ class OAuthServer:
                 "token_endpoint": f"{base_url}{TOKEN_PATH}",
                 "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                "scopes_supported": ["all-apis", "sql", "offline_access"],
+                "scopes_supported": list(SCOPES),
             }
         if path == HOST_METADATA_PATH:
             return 200, {"oidc_endpoint": f"{base_url}/oidc", "workspace_id": "1234567890"}
@@ -69,6 +73,13 @@ class OAuthServer:
         if form.get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type",
                          "error_description": "only grant_type=client_credentials is supported"}
+        scope = form.get("scope") or ""
+        with self._lock:
+            self.scopes_requested.append(scope)
+        if not set(scope.split()) <= set(SCOPES):
+            with self._lock:
+                self.rejections += 1
+            return 400, {"error": "invalid_scope", "error_description": f"unknown scope in {scope[:60]!r}"}
         expected = self.clients.get(client_id or "")
         if expected is None or not hmac.compare_digest(expected.encode(), (secret or "").encode()):
             with self._lock:

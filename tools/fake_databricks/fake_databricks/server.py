@@ -454,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                "Content-Type": "text/plain"})
             return
         method = thrift_method_name(body)
-        owner.count_method(method)
+        owner.count_method(method, self.headers.get("User-Agent") or "")
         fault = owner.faults.take(method)
         if fault is not None:
             if fault.http_status:
@@ -505,6 +505,7 @@ class WarehouseServer:
         self.files = FilesStore()  # the Files API's volume files
         self.statements: list[str] = []
         self.method_counts: collections.Counter[str] = collections.Counter()
+        self.user_agents: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
         self.handler = ThriftHandler(engine, page_rows, self._record_statement)
         self.processor = TCLIService.Processor(self.handler)
@@ -521,10 +522,11 @@ class WarehouseServer:
         """``scheme://host:port`` of this listener (what OAuth discovery documents point at)."""
         return f"{'https' if self.ssl_context is not None else 'http'}://{self.host}:{self.port}"
 
-    def count_method(self, method: str) -> None:
-        """Count one received Thrift call."""
+    def count_method(self, method: str, user_agent: str = "") -> None:
+        """Count one received Thrift call and remember its client's User-Agent."""
         with self._stats_lock:
             self.method_counts[method] += 1
+            self.user_agents[user_agent] += 1
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,132 @@
+"""A chat query that meets a starting SQL warehouse (HTTP 503 with Retry-After from the fake, through the real
+connector): it waits up to WAREHOUSE_START_TIMEOUT_S, reports the elapsed time, and is recorded as ONE event."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ctg_app.chatbot import data_source, operations
+from ctg_app.chatbot.data_source import WarehouseStartTimeout, make_data_source, reporting_warehouse_start
+from ctg_app.chatbot.sample_data import sample_tables
+from ctg_app.chatbot.warehouse_status import LABEL, start_timeout_message
+from ctg_app.settings import reload_settings
+from ctg_app.tracking import reset_tracker
+
+SCHEMA = "ctg.project_controlling"
+SQL = "SELECT country, COUNT(*) AS n FROM customers GROUP BY country"
+
+
+class Vn:
+    """What ``operations.execute_sql`` needs of the Vanna object: ``run_sql`` and a cache key."""
+
+    def __init__(self, source) -> None:
+        self.run_sql = source.run_sql
+        self.cache_key = f"warehouse-start-{id(source)}"
+
+
+@pytest.fixture
+def starting(fake_warehouse, tracking_spool, monkeypatch: pytest.MonkeyPatch):
+    """The sample tables in the fake; the app on it with a short connector timeout (each 503 fails fast)."""
+    wh = fake_warehouse
+    for table, df in sample_tables().items():
+        wh.load_dataframe(f"{SCHEMA}.{table}", df)
+    for name, value in wh.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
+    monkeypatch.setenv("CTG_DATA_SCHEMA", SCHEMA)
+    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "2")
+    monkeypatch.setenv("WAREHOUSE_START_TIMEOUT_S", "30")
+    monkeypatch.setattr(data_source, "START_POLL_S", 0.5)
+    reload_settings()
+    reset_tracker()
+    operations.clear_caches()
+    yield wh, tracking_spool
+    operations.clear_caches()
+    reload_settings()
+
+
+def _events(spool) -> list[tuple[str, str]]:
+    return [(row["action"], row["status"]) for row in spool.rows()]
+
+
+def test_a_starting_warehouse_is_waited_for_and_the_query_recorded_once(starting) -> None:
+    wh, spool = starting
+    wh.faults.next(4, http_status=503, retry_after=1)  # the warehouse answers 503 four times, then it is up
+    waits: list[float] = []
+    started = time.monotonic()
+    with reporting_warehouse_start(waits.append):
+        df = operations.execute_sql(Vn(make_data_source()), SQL)
+    assert len(df) == 7 and list(df.columns) == ["country", "n"]
+    assert wh.faults.pending == 0 and len(wh.faults.hits) == 4  # every 503 was met, none was skipped
+    assert waits and waits == sorted(waits) and waits[-1] < time.monotonic() - started
+    assert _events(spool) == [("execute_sql", "ok")]
+
+
+def test_a_warehouse_that_does_not_start_in_time_gives_a_clear_message_recorded_once(starting, monkeypatch) -> None:
+    wh, spool = starting
+    monkeypatch.setenv("WAREHOUSE_START_TIMEOUT_S", "3")
+    reload_settings()
+    wh.faults.next(10_000, http_status=503, retry_after=1)
+    waits: list[float] = []
+    started = time.monotonic()
+    with reporting_warehouse_start(waits.append), pytest.raises(WarehouseStartTimeout) as info:
+        operations.execute_sql(Vn(make_data_source()), SQL)
+    assert 3 <= time.monotonic() - started < 12
+    assert len(wh.faults.hits) >= 3  # it kept asking while it waited
+    assert "still starting after 3 s" in str(info.value) and "WAREHOUSE_START_TIMEOUT_S" in str(info.value)
+    assert start_timeout_message(info.value) == str(info.value)
+    assert max(waits) >= 2
+    assert _events(spool) == [("database_error", "error")]
+    assert spool.rows()[0]["error_type"] == "WarehouseStartTimeout"
+
+
+def test_an_unreachable_warehouse_is_not_waited_for(starting) -> None:
+    wh, spool = starting
+    wh.stop()
+    waits: list[float] = []
+    started = time.monotonic()
+    with reporting_warehouse_start(waits.append), pytest.raises(Exception) as info:  # noqa: B017
+        operations.execute_sql(Vn(make_data_source()), SQL)
+    assert time.monotonic() - started < 10 and not isinstance(info.value, WarehouseStartTimeout)
+    assert waits == []
+    assert _events(spool) == [("database_error", "error")]
+
+
+def _status_page() -> None:
+    import streamlit as st
+
+    from ctg_app.chatbot import operations
+    from ctg_app.chatbot.data_source import make_data_source
+    from ctg_app.chatbot.warehouse_status import warehouse_start_status
+
+    class Vn:
+        run_sql = make_data_source().run_sql
+        cache_key = "status-page"
+
+    with warehouse_start_status():
+        df = operations.execute_sql(Vn(), "SELECT country, COUNT(*) AS n FROM customers GROUP BY country")
+    st.write(f"{len(df)} rows")
+
+
+def test_the_page_shows_starting_the_sql_warehouse_with_the_elapsed_time_and_nothing_once_cached(starting) -> None:
+    wh, spool = starting
+    wh.faults.next(3, http_status=503, retry_after=1)
+    at = AppTest.from_function(_status_page, default_timeout=60).run()
+    assert not at.exception
+    [status] = at.status
+    assert status.state == "complete" and status.label.startswith("SQL warehouse started (")
+    assert any("Waiting for the SQL warehouse to start:" in m.value and "s so far" in m.value for m in at.markdown)
+    assert any(m.value == "7 rows" for m in at.markdown)
+    at.run()  # the cached result: no stale "Starting the SQL warehouse…" replayed from the cache
+    assert not at.exception and not at.status and any(m.value == "7 rows" for m in at.markdown)
+    assert LABEL == "Starting the SQL warehouse…"
+
+
+def test_a_ready_warehouse_shows_no_status(starting) -> None:
+    at = AppTest.from_function(_status_page, default_timeout=60).run()
+    assert not at.exception and not at.status
+    assert any(m.value == "7 rows" for m in at.markdown)
