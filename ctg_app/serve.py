@@ -52,19 +52,6 @@ def start_shipping() -> None:
         log.warning("usage shipping not started: %s", type(exc).__name__)
 
 
-def pin_databricks_namespace() -> None:
-    """Import the ``databricks`` namespace package (connector, SDK) before Streamlit starts.
-
-    ``streamlit run`` puts the script's folder (``ctg_app/``) first on ``sys.path``; from then on a first
-    ``import databricks.sql`` would find ``ctg_app/databricks`` (our connection module) instead and fail. Once the
-    namespace package is imported, its submodules resolve through its own path.
-    """
-    try:
-        import databricks  # noqa: F401
-    except ImportError:  # the connector is not installed: nothing to shadow
-        pass
-
-
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     # Until Streamlit installs its own handler: a SIGTERM during start-up exits normally, so the drain still runs.
     _mark_signal()
@@ -116,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    pin_databricks_namespace()
     start_shipping()
     from streamlit.web import cli as streamlit_cli
 

@@ -42,7 +42,7 @@ def _imports(path: Path, *, module_level_only: bool, package: str | None = None)
 
 def test_recording_imports_nothing_from_delivery_analytics_or_the_fake():
     forbidden = ("ctg_app.tracking.delivery", "ctg_app.tracking.analytics", "fake_databricks",
-                 "ctg_app.tracking.selftest", "ctg_app.databricks")
+                 "ctg_app.tracking.selftest", "ctg_app.warehouse")
     files = sorted(RECORDING.glob("*.py"))
     assert len(files) >= 10
     offenders = {f"{path.name}: {name}" for path in files for name in _imports(path, module_level_only=True)
@@ -87,7 +87,7 @@ def test_wheel_from_setup_cfg_holds_the_product_only(tmp_path):
     (wheel,) = out.glob("ctg_app-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "ctg_app/chatbot/data/training.toml" in names
-    assert "ctg_app/tracking/recording/event.py" in names and "ctg_app/databricks/connection.py" in names
+    assert "ctg_app/tracking/recording/event.py" in names and "ctg_app/warehouse/connection.py" in names
     assert not [n for n in names if "fake_databricks" in n or n.startswith(("tests/", "tools/", "benchmarks/"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()

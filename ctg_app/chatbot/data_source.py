@@ -170,7 +170,7 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
 
 
 class DatabricksSource:
-    """A Databricks SQL warehouse reached through ``ctg_app.databricks.connection.connect``."""
+    """A Databricks SQL warehouse reached through ``ctg_app.warehouse.connection.connect``."""
 
     dialect = "databricks"
     display_dialect = "Databricks SQL"
@@ -194,7 +194,7 @@ class DatabricksSource:
         if conn is None or not conn.open:
             from databricks import sql  # lazy: only this source needs the connector
 
-            from ctg_app.databricks.connection import connect_kwargs
+            from ctg_app.warehouse.connection import connect_kwargs
 
             kwargs = connect_kwargs(self.data_settings(), catalog=self.catalog, schema=self.schema)
             # enforced by the warehouse itself; the connector (4.x) has no per-statement timeout argument
@@ -296,7 +296,7 @@ class WarehouseStartTimeout(DatabaseUnavailableError):
 def warehouse_is_starting(exc: BaseException) -> bool:
     """True when a connector error means "busy or starting, come back later": HTTP 503/429 (with Retry-After, the
     connector gives up with ``MaxRetryDurationError``). Connection refused, timeouts and SQL errors are not."""
-    from ctg_app.databricks.connection import http_status_of
+    from ctg_app.warehouse.connection import http_status_of
 
     seen: list[BaseException] = []
     todo: list[BaseException] = [exc]

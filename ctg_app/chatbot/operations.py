@@ -114,7 +114,7 @@ def submit_question(question: str) -> str:
 def _answer_details(answer: SqlAnswer) -> dict[str, Any]:
     details: dict[str, Any] = {"declined": answer.declined}
     if answer.score is not None:
-        details["similarity"] = round(answer.score, 3)
+        details["score"] = round(answer.score, 3)  # 1 exact, 0.7 composed or a follow-up, 0 declined
     for name in ("intent", "confidence"):
         if getattr(answer, name, None):
             details[name] = getattr(answer, name)

@@ -63,7 +63,7 @@ def check_training(settings: Settings | None = None, source: DataSource | None =
             df = source.run_sql(example.sql)
         except Exception as exc:  # report every failure, whatever raised it
             if _is_unreachable(exc):
-                from ctg_app.databricks.connection import describe_error
+                from ctg_app.warehouse.connection import describe_error
 
                 raise SourceUnreachable(describe_error(exc, settings)) from exc
             first_line = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -157,12 +157,12 @@ def _delivery(settings: Settings, event: Any, tracker: Any) -> Check:
         return Check("delivery to the warehouse", PASS,
                      f"flushed {report.delivered} event(s); test event read back from {settings.tracking_table}")
     except WarehouseUnavailable as exc:
-        from ctg_app.databricks.errors import advice, classify_error
+        from ctg_app.warehouse.errors import advice, classify_error
 
         return Check("delivery to the warehouse", FAIL, str(exc), advice(classify_error(exc.__cause__ or exc)))
     except Exception as exc:  # noqa: BLE001
-        from ctg_app.databricks.connection import describe_error
-        from ctg_app.databricks.errors import advice, classify_error
+        from ctg_app.warehouse.connection import describe_error
+        from ctg_app.warehouse.errors import advice, classify_error
 
         return Check("delivery to the warehouse", FAIL, describe_error(exc, settings), advice(classify_error(exc)))
 

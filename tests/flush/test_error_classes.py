@@ -8,8 +8,8 @@ import urllib3
 from databricks import sql
 from databricks.sql import exc as dbx
 
-from ctg_app.databricks.connection import ServicePrincipalRejected, is_rejection
-from ctg_app.databricks.errors import (
+from ctg_app.warehouse.connection import ServicePrincipalRejected, is_rejection
+from ctg_app.warehouse.errors import (
     CONFIGURATION,
     REJECTED,
     TRANSIENT,

@@ -12,8 +12,8 @@ import pytest
 
 from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.databricks import connection as db_connection
-from ctg_app.databricks.connection import (
+from ctg_app.warehouse import connection as db_connection
+from ctg_app.warehouse.connection import (
     connect,
     describe_error,
     is_auth_error,

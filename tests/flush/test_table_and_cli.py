@@ -12,7 +12,7 @@ from databricks import sql
 from fake_databricks import FakeWarehouse
 from ctg_app.settings import reload_settings
 from ctg_app.tracking.delivery import cli as flush_cli
-from ctg_app.databricks.connection import (
+from ctg_app.warehouse.connection import (
     WarehouseConfigError,
     connect,
     connect_kwargs,

@@ -60,7 +60,7 @@ def first_page() -> dict:
 
 def oauth_select_1() -> dict:
     """OAuth M2M (the app's service principal) to the warehouse."""
-    from ctg_app.databricks.connection import connect
+    from ctg_app.warehouse.connection import connect
     from ctg_app.settings import reload_settings
 
     with connect(reload_settings()) as conn, conn.cursor() as cur:

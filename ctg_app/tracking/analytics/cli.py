@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if unknown:
         print(f"unknown report {unknown[0]!r}; choose stats, all, or one of: {', '.join(REPORTS)}", file=err)
         return 2
-    from ctg_app.databricks.connection import WarehouseConfigError
+    from ctg_app.warehouse.connection import WarehouseConfigError
     from ctg_app.tracking.analytics.reports import WarehouseUnavailable
 
     payload: list[dict[str, Any]] = []

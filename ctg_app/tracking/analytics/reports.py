@@ -484,7 +484,7 @@ class WarehouseReader:
     """
 
     def __init__(self, settings: Settings | None = None, *, connect: Callable[[], Any] | None = None) -> None:
-        from ctg_app.databricks.connection import validate_table_name
+        from ctg_app.warehouse.connection import validate_table_name
 
         self.settings = settings or get_settings()
         self.table = validate_table_name(self.settings.tracking_table)
@@ -512,7 +512,7 @@ class WarehouseReader:
     def connection(self) -> Any:
         """The open connection (opened on first use). Raises :class:`WarehouseUnavailable`."""
         if self._conn is None:
-            from ctg_app.databricks.connection import WarehouseConfigError, connect, describe_error, warehouse_errors
+            from ctg_app.warehouse.connection import WarehouseConfigError, connect, describe_error, warehouse_errors
 
             try:
                 self._conn = self._connect() if self._connect else connect(self.settings)
@@ -522,7 +522,7 @@ class WarehouseReader:
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run one statement; returns (column names, rows). Raises :class:`WarehouseUnavailable`."""
-        from ctg_app.databricks.connection import describe_error, warehouse_errors
+        from ctg_app.warehouse.connection import describe_error, warehouse_errors
 
         conn = self.connection()
         try:
@@ -537,7 +537,7 @@ class WarehouseReader:
 
     def columns(self) -> tuple[str, ...]:
         """The central table's columns (empty when the table does not exist yet)."""
-        from ctg_app.databricks.connection import is_missing_table
+        from ctg_app.warehouse.connection import is_missing_table
 
         if self._columns is None:
             # One statement learns both the columns and the row count (a Delta COUNT(*) is answered from metadata).

@@ -15,7 +15,7 @@ import os
 import threading
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import describe_error
+from ctg_app.warehouse.connection import describe_error
 from ctg_app.tracking.delivery.backoff import Backoff
 from ctg_app.tracking.delivery.flush import OK, Flusher, FlushReport, new_owner
 

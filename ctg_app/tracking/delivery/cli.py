@@ -152,7 +152,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
-    from ctg_app.databricks.connection import (
+    from ctg_app.warehouse.connection import (
         WarehouseConfigError,
         describe_error,
         validate_table_name,

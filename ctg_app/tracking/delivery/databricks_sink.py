@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import connect, is_conflict, is_missing_table, validate_table_name, warehouse_errors
-from ctg_app.databricks.errors import EventTooLarge, TableSchemaError
+from ctg_app.warehouse.connection import connect, is_conflict, is_missing_table, validate_table_name, warehouse_errors
+from ctg_app.warehouse.errors import EventTooLarge, TableSchemaError
 from ctg_app.tracking.delivery.backoff import Backoff
 from ctg_app.tracking.delivery.sink import Batch, SendResult
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, FIELDS, SPEC_COLUMNS, TABLE_FIELDS, Field

@@ -7,7 +7,7 @@ local work overlaps the warehouse's. Failures:
 - warehouse unreachable / busy / timing out: the batch is released (``attempts + 1``, backoff with jitter) and the
   run stops - the next run or the background flusher tries again;
 - credentials rejected, settings missing, table unusable: released, run stops, reported as a configuration error;
-- errors are decided by :func:`ctg_app.databricks.errors.classify_error` (class, HTTP status, SQLSTATE), never by
+- errors are decided by :func:`ctg_app.warehouse.errors.classify_error` (class, HTTP status, SQLSTATE), never by
   message text: a transient server error never dead-letters;
 - the warehouse refuses some events for good (e.g. one over the 1 MB statement limit): the batch is split until
   each refused event is alone; only those are dead-lettered, with the reason (``flush-spool --status`` lists them,
@@ -34,8 +34,8 @@ from datetime import timedelta
 from typing import Any
 
 from ctg_app.settings import Settings, get_settings
-from ctg_app.databricks.connection import WarehouseConfigError, describe_error, warehouse_errors
-from ctg_app.databricks.errors import CONFIGURATION, REJECTED, advice, classify_error
+from ctg_app.warehouse.connection import WarehouseConfigError, describe_error, warehouse_errors
+from ctg_app.warehouse.errors import CONFIGURATION, REJECTED, advice, classify_error
 from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, TableSchemaError
 from ctg_app.tracking.delivery.leases import Delivery
 from ctg_app.tracking.delivery.sink import Batch, SendResult, Sink
@@ -98,7 +98,7 @@ class FlushReport:
 
 def classify(exc: BaseException) -> str:
     """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later), from the one
-    warehouse error classifier (:func:`ctg_app.databricks.errors.classify_error`)."""
+    warehouse error classifier (:func:`ctg_app.warehouse.errors.classify_error`)."""
     verdict = classify_error(exc)
     if verdict.kind == CONFIGURATION:
         return "auth" if verdict.is_auth else "config"
@@ -235,7 +235,7 @@ class Flusher:
             sink.close()
 
     def _send_isolating(self, sink: Sink, batch: Batch) -> tuple[SendResult, list[tuple[Batch, str]]]:
-        """Send ``batch``; when the warehouse refuses it for good (:data:`~ctg_app.databricks.errors.REJECTED`, e.g.
+        """Send ``batch``; when the warehouse refuses it for good (:data:`~ctg_app.warehouse.errors.REJECTED`, e.g.
         one event over the 1 MB statement limit), split it in halves until each refused event is alone, so only
         those are dead-lettered. Returns the summed result and the refused one-event batches with the reason.
         Any other failure propagates (the whole batch is released; parts already sent are re-sent safely)."""

@@ -99,7 +99,7 @@ def files_client(settings: Settings, timeout_s: float) -> Any:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
 
-    from ctg_app.databricks.connection import oauth_base_url
+    from ctg_app.warehouse.connection import oauth_base_url
 
     if not (settings.databricks_connection_uri or settings.databricks_server_hostname):
         raise ParkConfigError("the park volume needs the workspace: set DATABRICKS_HOST (or DATABRICKS_SERVER_HOSTNAME)")

@@ -57,7 +57,7 @@ class ByMessage:
 @dataclass(frozen=True)
 class WarehouseSqlProblem:
     """Matches a Databricks error whose error condition / SQLSTATE says the SQL itself is wrong (class 42), decided
-    by the one warehouse error classifier (:func:`ctg_app.databricks.errors.is_sql_problem`)."""
+    by the one warehouse error classifier (:func:`ctg_app.warehouse.errors.is_sql_problem`)."""
 
     action: str
 
@@ -65,7 +65,7 @@ class WarehouseSqlProblem:
         if not ByType(("databricks.sql.exc",), self.action)(exc):
             return None
         # imported only for a Databricks error: recording depends on no other layer at import time
-        from ctg_app.databricks.errors import is_sql_problem
+        from ctg_app.warehouse.errors import is_sql_problem
 
         return self.action if is_sql_problem(exc) else None
 

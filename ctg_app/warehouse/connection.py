@@ -26,7 +26,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from ctg_app.databricks.errors import (
+from ctg_app.warehouse.errors import (
     CONFIGURATION,
     REJECTED,
     WarehouseConfigError,
@@ -89,12 +89,12 @@ def is_conflict(exc: BaseException) -> bool:
 
 def is_missing_table(exc: BaseException) -> bool:
     """True when the error (or its cause) says the table, schema or catalog does not exist, by its error condition
-    or SQLSTATE (see :func:`ctg_app.databricks.errors.is_missing_object`)."""
+    or SQLSTATE (see :func:`ctg_app.warehouse.errors.is_missing_object`)."""
     return any(is_missing_object(e) for e in (exc, exc.__cause__) if e is not None)
 
 
 def is_rejection(exc: BaseException) -> bool:
-    """True when the warehouse refused the data for good (see :mod:`ctg_app.databricks.errors`): retrying will not
+    """True when the warehouse refused the data for good (see :mod:`ctg_app.warehouse.errors`): retrying will not
     help, only leaving the offending events out."""
     return classify_error(exc).kind == REJECTED
 

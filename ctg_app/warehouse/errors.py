@@ -48,12 +48,12 @@ _HTTP_CONFIG = {400: "bad request", 401: "credentials rejected", 403: "access de
 
 # Our own exception classes decide by themselves (checked first, by import path).
 _OWN_RULES: tuple[tuple[str, str, str], ...] = (
-    ("ctg_app.databricks.errors.TableSchemaError", CONFIGURATION, "table unusable"),
+    ("ctg_app.warehouse.errors.TableSchemaError", CONFIGURATION, "table unusable"),
     ("ctg_app.tracking.delivery.databricks_sink.TableSchemaError", CONFIGURATION, "table unusable"),
-    ("ctg_app.databricks.errors.EventTooLarge", REJECTED, "event too large"),
-    ("ctg_app.databricks.errors.WarehouseConfigError", CONFIGURATION, "settings"),
-    ("ctg_app.databricks.connection.ServicePrincipalRejected", CONFIGURATION, "credentials rejected"),
-    ("ctg_app.databricks.connection.OAuthUnavailable", TRANSIENT, "OAuth endpoint unavailable"),
+    ("ctg_app.warehouse.errors.EventTooLarge", REJECTED, "event too large"),
+    ("ctg_app.warehouse.errors.WarehouseConfigError", CONFIGURATION, "settings"),
+    ("ctg_app.warehouse.connection.ServicePrincipalRejected", CONFIGURATION, "credentials rejected"),
+    ("ctg_app.warehouse.connection.OAuthUnavailable", TRANSIENT, "OAuth endpoint unavailable"),
 )
 # Library exception classes by import path (a class or a module prefix), most specific first; consulted after the
 # HTTP status, error condition and SQLSTATE.
