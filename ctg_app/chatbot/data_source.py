@@ -294,23 +294,33 @@ class WarehouseStartTimeout(DatabaseUnavailableError):
 
 
 def warehouse_is_starting(exc: BaseException) -> bool:
-    """True when a connector error means "busy or starting, come back later": HTTP 503/429 (with Retry-After, the
-    connector gives up with ``MaxRetryDurationError``). Connection refused, timeouts and SQL errors are not."""
+    """True when a connector error means "busy or starting, come back later": HTTP 503/429 (with Retry-After the
+    connector gives up at once with ``MaxRetryDurationError``). Not when the chain (``__context__`` included) shows
+    the server never answered: a hung warehouse also ends in ``MaxRetryDurationError``, raised while handling a read
+    timeout. Connection refused, timeouts and SQL errors are not "starting"."""
     from ctg_app.warehouse.connection import http_status_of
 
     seen: list[BaseException] = []
     todo: list[BaseException] = [exc]
+    starting = False
     while todo and len(seen) < 12:
         current = todo.pop(0)
         seen.append(current)
+        if isinstance(current, (TimeoutError, ConnectionError)) or type(current).__name__ in _NO_ANSWER:
+            return False
         if type(current).__name__ == "MaxRetryDurationError" and type(current).__module__.startswith("databricks."):
-            return True
+            starting = True
         if type(current).__module__.startswith(("databricks.", "urllib3.")):
             if http_status_of(current) in (429, 503) or "too many 503" in str(current) or "too many 429" in str(current):
-                return True
-        todo += [e for e in (*getattr(current, "args", ()), current.__cause__, getattr(current, "reason", None))
+                starting = True
+        todo += [e for e in (*getattr(current, "args", ()), current.__cause__, current.__context__,
+                             getattr(current, "reason", None))
                  if isinstance(e, BaseException) and e not in seen]
-    return False
+    return starting
+
+
+#: urllib3's names for "the server did not answer" (they do not all derive from the builtin TimeoutError).
+_NO_ANSWER = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "NewConnectionError", "ProtocolError"})
 
 
 def _wait(seconds: float, started: float, on_wait: OnWait | None) -> None:
