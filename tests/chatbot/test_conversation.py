@@ -301,3 +301,21 @@ def test_history_state_is_bounded_and_cleared():
     conv.clear(state)
     assert conv.history(state) == [] and "ctg_turn" not in state
     assert conv.add_turn(state, conv.QUESTION, "again")["id"] == conv.MAX_TURNS + 7  # ids never repeat
+
+
+def test_the_real_engine_interprets_each_answer_follows_up_and_declines_with_alternatives(chatbot_env):
+    """No stand-in: the offline engine's interpretation is shown above every answer; a typed follow-up keeps the
+    previous question's measure and grouping; an unanswerable question is declined with questions it can answer."""
+    spool = chatbot_env
+    at = new_app().run()
+    at.chat_input[0].set_value("total actual costs per department").run()
+    at.chat_input[0].set_value("and for 2023?").run()
+    headers = [m.value for m in at.markdown if m.value.startswith("**Answered as:**")]
+    assert len(headers) == 2
+    assert "Total actual costs" in headers[0] and "by department" in headers[0]
+    assert "2023" in headers[1] and "by department" in headers[1]  # the follow-up kept the grouping
+    at.chat_input[0].set_value("average margin by business unit").run()
+    assert history(at)[-1]["answer"].declined
+    offers = keyed(at, "nearest_")
+    assert offers and all("margin" in b.label.lower() for b in offers)
+    assert [d["declined"] for d in details(spool, "sql_query")] == [False, False, True]
