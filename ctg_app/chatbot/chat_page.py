@@ -103,8 +103,10 @@ def _render_summary(vn: Any, turn: conv.Turn, tid: int) -> None:
 
 
 def _render_edit_box(turn: conv.Turn, sql: str, tid: int, expanded: bool) -> None:
-    with st.expander("Edit SQL and run it again", expanded=expanded):
-        key = f"edit_sql_{tid}"
+    key = f"edit_sql_{tid}"
+    # an editor holding the user's unsent edit stays open across reruns (a rerun would otherwise fold it away)
+    edited = st.session_state.get(key) not in (None, sql)
+    with st.expander("Edit SQL and run it again", expanded=expanded or edited):
         st.text_area("SQL", value=sql, key=key, height=160)
         st.button("Run edited SQL", key=f"run_edit_{tid}", on_click=act.on_edit, args=(turn["id"], key))
 
