@@ -342,7 +342,8 @@ class Spool:
         if old is None or old_id is None:
             return conn
         try:
-            record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
+            with self._patient(conn):
+                record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
             if record.salvaged or record.lost_undelivered:
                 log.warning("spool file %s (%s): %d events salvaged into the current spool so far, %d unreadable",
                             self.path, record.event, record.salvaged, record.lost_undelivered)
@@ -360,10 +361,25 @@ class Spool:
             log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
             return
         try:
-            integrity.salvage(source, dest, source_key=integrity.source_id(source, identity), event="quarantined",
-                              path=path)
+            with self._patient(dest):
+                integrity.salvage(source, dest, source_key=integrity.source_id(source, identity),
+                                  event="quarantined", path=path)
         finally:
             source.close()
+
+    @contextmanager
+    def _patient(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Salvage waits for the spool lock as long as opening does (``setup_busy_timeout_ms``), not the request
+        path's few milliseconds: it runs once per damaged file, and giving up would strand that file's events while
+        the other writers keep the lock busy."""
+        if self.busy_timeout_ms == self.setup_busy_timeout_ms:
+            yield
+            return
+        conn.execute(f"PRAGMA busy_timeout = {self.setup_busy_timeout_ms}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
 
     def reconcile(self) -> list[integrity.SourceRecord]:
         """Bring in what other processes left outside the spool: rows a slow writer added to a quarantined file after
