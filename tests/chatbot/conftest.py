@@ -14,6 +14,21 @@ from ctg_app.settings import reload_settings
 from ctg_app.tracking import Spool
 
 APP_PATH = Path(__file__).resolve().parents[2] / "ctg_app" / "app.py"
+CTG_SCHEMA = "ctg.project_controlling"
+
+
+def serve_sample_from_warehouse(wh, monkeypatch: pytest.MonkeyPatch, timeout_s: float = 5) -> None:
+    """Load the sample tables into the fake warehouse ``wh`` under :data:`CTG_SCHEMA` and point the app's data source
+    at it (``WAREHOUSE_TIMEOUT_S=timeout_s``); the caller reloads the settings after any further changes."""
+    from ctg_app.chatbot.sample_data import sample_tables
+
+    for table, df in sample_tables().items():
+        wh.load_dataframe(f"{CTG_SCHEMA}.{table}", df)
+    for name, value in wh.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
+    monkeypatch.setenv("CTG_DATA_SCHEMA", CTG_SCHEMA)
+    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", str(timeout_s))
 
 
 @pytest.fixture(scope="session")

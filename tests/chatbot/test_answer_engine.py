@@ -285,16 +285,11 @@ def test_the_lexicon_comes_from_the_data_and_is_refreshed(sample_db, tmp_path):
 @pytest.fixture
 def warehouse(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
     """The fake warehouse with the sample tables, and the app configured to use it."""
-    from ctg_app.chatbot.sample_data import sample_tables
     from ctg_app.settings import reload_settings
 
-    for table, df in sample_tables().items():
-        fake_warehouse.load_dataframe(f"ctg.project_controlling.{table}", df)
-    for name, value in fake_warehouse.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
-    monkeypatch.setenv("CTG_DATA_SCHEMA", "ctg.project_controlling")
-    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "5")
+    from .conftest import serve_sample_from_warehouse
+
+    serve_sample_from_warehouse(fake_warehouse, monkeypatch)
     reload_settings()
     yield fake_warehouse
     reload_settings()

@@ -7,25 +7,19 @@ import io
 import pytest
 
 from ctg_app.chatbot.data_source import DatabricksSource, DataSourceConfigError, make_data_source
-from ctg_app.chatbot.sample_data import sample_tables
 from ctg_app.chatbot.training_check import check_training, main
 from ctg_app.chatbot.vanna_app import build_vanna
 from ctg_app.settings import reload_settings
 
-SCHEMA = "ctg.project_controlling"
+from .conftest import serve_sample_from_warehouse
+
 
 
 @pytest.fixture
 def warehouse(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
     """The fake warehouse with the sample tables in ctg.project_controlling, and the app configured to use it."""
     wh = fake_warehouse
-    for table, df in sample_tables().items():
-        wh.load_dataframe(f"{SCHEMA}.{table}", df)
-    for name, value in wh.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
-    monkeypatch.setenv("CTG_DATA_SCHEMA", SCHEMA)
-    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "5")
+    serve_sample_from_warehouse(wh, monkeypatch)
     reload_settings()
     yield wh
     reload_settings()

@@ -11,12 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 from ctg_app.chatbot import data_source, operations
 from ctg_app.chatbot.data_source import WarehouseStartTimeout, make_data_source, reporting_warehouse_start
-from ctg_app.chatbot.sample_data import sample_tables
 from ctg_app.chatbot.warehouse_status import LABEL, start_timeout_message
 from ctg_app.settings import reload_settings
+
+from .conftest import serve_sample_from_warehouse
 from ctg_app.tracking import reset_tracker
 
-SCHEMA = "ctg.project_controlling"
 SQL = "SELECT country, COUNT(*) AS n FROM customers GROUP BY country"
 
 
@@ -32,13 +32,7 @@ class Vn:
 def starting(fake_warehouse, tracking_spool, monkeypatch: pytest.MonkeyPatch):
     """The sample tables in the fake; the app on it with a short connector timeout (each 503 fails fast)."""
     wh = fake_warehouse
-    for table, df in sample_tables().items():
-        wh.load_dataframe(f"{SCHEMA}.{table}", df)
-    for name, value in wh.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CTG_DATA_SOURCE", "databricks")
-    monkeypatch.setenv("CTG_DATA_SCHEMA", SCHEMA)
-    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "2")
+    serve_sample_from_warehouse(wh, monkeypatch, timeout_s=2)
     monkeypatch.setenv("WAREHOUSE_START_TIMEOUT_S", "30")
     monkeypatch.setattr(data_source, "START_POLL_S", 0.5)
     reload_settings()
