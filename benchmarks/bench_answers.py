@@ -30,9 +30,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ctg_app.chatbot.data_source import SampleSQLiteSource  # noqa: E402
-from ctg_app.chatbot.sample_data import ensure_sample_db  # noqa: E402
-from ctg_app.chatbot.vanna_app import build_vanna  # noqa: E402
+from ctg_app.chatbot.data.source import SampleSQLiteSource  # noqa: E402
+from ctg_app.chatbot.data.sample import ensure_sample_db  # noqa: E402
+from ctg_app.chatbot.answer.vanna_app import build_vanna  # noqa: E402
 from ctg_app.settings import Settings  # noqa: E402
 
 EVAL_FILE = Path(__file__).with_name("answers_eval.toml")

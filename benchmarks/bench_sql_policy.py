@@ -98,8 +98,8 @@ def main() -> None:
     logging.disable(logging.WARNING)
 
     from ctg_app.chatbot import operations
-    from ctg_app.chatbot.sample_data import ensure_sample_db, sample_tables
-    from ctg_app.chatbot.vanna_app import build_vanna
+    from ctg_app.chatbot.data.sample import ensure_sample_db, sample_tables
+    from ctg_app.chatbot.answer.vanna_app import build_vanna
     from ctg_app.settings import reload_settings
 
     tmp = tempfile.mkdtemp()

@@ -1,7 +1,7 @@
 """The CTG chatbot's Streamlit entry point: ``streamlit run ctg_app/app.py`` (or ``ctg-app run``).
 
 Records ``app_start`` once per browser session, shows who the user is, and runs the selected page. Add a page by
-appending an ``st.Page`` to :func:`pages`; page scripts live in ``ctg_app/app_pages/``.
+appending an ``st.Page`` to :func:`pages`; page scripts live in ``ctg_app/ui/``.
 
 Why not ``ctg_app/pages/``: Streamlit treats a folder named ``pages`` next to the entry script as a legacy (v1)
 multipage app and may then run ``pages/<name>.py`` *without* this script (measured with AppTest on reruns: no
@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from ctg_app.chatbot.operations import record_app_start  # noqa: E402
-from ctg_app.chatbot.ui_compat import stretch  # noqa: E402
+from ctg_app.ui.compat import stretch  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402
 from ctg_app.tracking.recording.guard import fail_safe  # noqa: E402
@@ -32,9 +32,9 @@ APP_STARTED = "ctg_app_started"
 
 def pages() -> list[st.Page]:
     """The app's pages, the first one the default."""
-    from ctg_app.app_pages.analytics import analytics_pages  # "Usage analytics": only for ADMIN_EMAILS
+    from ctg_app.ui.analytics import analytics_pages  # "Usage analytics": only for ADMIN_EMAILS
 
-    return [st.Page(str(ROOT / "app_pages" / "chat.py"), title="Chat", icon="💬", url_path="chat", default=True),
+    return [st.Page(str(ROOT / "ui" / "chat.py"), title="Chat", icon="💬", url_path="chat", default=True),
             *analytics_pages()]
 
 

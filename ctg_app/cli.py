@@ -46,7 +46,7 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_training(args: argparse.Namespace) -> int:
-    from ctg_app.chatbot.training_check import main as check_main
+    from ctg_app.chatbot.data.training_check import main as check_main
 
     return check_main(verbose=args.verbose)
 

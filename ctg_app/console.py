@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 
 EXIT_UNEXPECTED = 1
 

@@ -1,4 +1,5 @@
-"""The CTG chatbot: sample data, training data, data sources, the Vanna assembly and the offline retrieval model.
+"""The CTG chatbot as a pipeline: question → answer (``answer/``) → SQL policy (``policy``) → data source (``data/``)
+→ presentation (``present/``) → conversation (``conversation``), each step recorded by ``operations``.
 
-Nothing in this package contacts a network at import time; the Streamlit UI lives in ``ctg_app/chatbot/chat_page.py`` (registered by ``ctg_app/app_pages/chat.py``).
+Nothing in this package imports Streamlit or contacts a network at import time; the pages live in ``ctg_app/ui/``.
 """

@@ -8,7 +8,7 @@ What a question records (the decision for the spec's actions):
 
 - submitted → ``generate_question`` (the question is captured, bounded and redacted);
 - SQL generated and validated → ``sql_query`` with ``{"declined": false}``; SQL the read-only policy refuses
-  (:mod:`ctg_app.chatbot.sql_policy`) → ``sql_error``; the LLM failing → ``llm_error``;
+  (:mod:`ctg_app.chatbot.policy`) → ``sql_error``; the LLM failing → ``llm_error``;
 - the offline model declining an unknown question is not an error: ``sql_query`` with ``{"declined": true}``, status
   ok, and nothing is executed (no ``execute_sql``);
 - the SQL run → ``execute_sql`` (or ``sql_error`` / ``database_error``);
@@ -33,8 +33,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ctg_app.chatbot.charts import build_chart
-from ctg_app.chatbot.offline import SqlAnswer
+from ctg_app.chatbot.present.charts import build_chart
+from ctg_app.chatbot.answer.retrieval import SqlAnswer
 from ctg_app.tracking import Actions, tracked
 
 log = logging.getLogger(__name__)

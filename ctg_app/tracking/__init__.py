@@ -20,11 +20,11 @@ from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.recording.api import session_events, track_error, track_user_action_simple
 from ctg_app.tracking.recording.classify import ByMessage, ByType, ErrorClassifier
 from ctg_app.tracking.recording.decorator import tracked
-from ctg_app.tracking.recording.errors import ChartError, LlmError, SqlValidationError
+from ctg_app.errors import ChartError, LlmError, SqlValidationError
 from ctg_app.tracking.recording.event import Event
 from ctg_app.tracking.recording.guard import health
 from ctg_app.tracking.recording.identity import current_session_id, current_user
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 from ctg_app.tracking.recording.spool import Spool
 from ctg_app.tracking.recording.tracker import Tracker, get_tracker, reset_tracker, set_tracker
 

@@ -71,7 +71,7 @@ def run_checks(settings: Settings | None = None) -> list[Check]:
     try:
         if tracker is None:
             raise RuntimeError("no tracker (see the previous check)")
-        from ctg_app.tracking.recording.errors import SqlValidationError
+        from ctg_app.errors import SqlValidationError
 
         error_event = tracker.record_error(SqlValidationError("selftest: invalid SQL"), operation="execute_sql",
                                            duration_ms=1.0)

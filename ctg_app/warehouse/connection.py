@@ -34,7 +34,7 @@ from ctg_app.warehouse.errors import (
     is_missing_object,
 )
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def _open(app_script, email="test@example.com"):
     at = AppTest.from_file(app_script, default_timeout=30)
     at.user = {"email": email} if email else {}
     at.run()
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     at.switch_page(str(analytics.PAGE_PATH))
     at.run()
@@ -54,7 +54,7 @@ def test_non_admin_cannot_reach_the_page(tracking_spool, admin, app_script):
     at = AppTest.from_file(app_script, default_timeout=30)
     at.user = {"email": "someone@eleviogroup.com"}
     at.run()
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     with pytest.raises(ValueError):
         at.switch_page(str(analytics.PAGE_PATH))
@@ -63,7 +63,7 @@ def test_non_admin_cannot_reach_the_page(tracking_spool, admin, app_script):
 def test_no_admins_configured_means_nobody(tracking_spool, app_script):
     at = AppTest.from_file(app_script, default_timeout=30)
     at.run()
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     with pytest.raises(ValueError):
         at.switch_page(str(analytics.PAGE_PATH))

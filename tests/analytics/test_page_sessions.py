@@ -15,7 +15,7 @@ def _render(warehouse):
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.user = {"email": "test@example.com"}
     at.run()
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     warehouse.reset_stats()
     at.switch_page(str(analytics.PAGE_PATH))

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 
 from ctg_app.chatbot import operations
-from ctg_app.chatbot.sample_data import ensure_sample_db
+from ctg_app.chatbot.data.sample import ensure_sample_db
 from ctg_app.settings import reload_settings
 from ctg_app.tracking import Spool
 
@@ -20,7 +20,7 @@ CTG_SCHEMA = "ctg.project_controlling"
 def serve_sample_from_warehouse(wh, monkeypatch: pytest.MonkeyPatch, timeout_s: float = 5) -> None:
     """Load the sample tables into the fake warehouse ``wh`` under :data:`CTG_SCHEMA` and point the app's data source
     at it (``WAREHOUSE_TIMEOUT_S=timeout_s``); the caller reloads the settings after any further changes."""
-    from ctg_app.chatbot.sample_data import sample_tables
+    from ctg_app.chatbot.data.sample import sample_tables
 
     for table, df in sample_tables().items():
         wh.load_dataframe(f"{CTG_SCHEMA}.{table}", df)

@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from ctg_app.chatbot import operations
-from ctg_app.chatbot.offline import SqlAnswer
+from ctg_app.chatbot.answer.retrieval import SqlAnswer
 
 
 def test_cached_answers_survive_a_reload_of_the_class_definition():

@@ -16,10 +16,10 @@ import pytest
 
 from ctg_app.chatbot.answering.lexicon import LexiconCache
 from ctg_app.chatbot.answering.understanding import parse
-from ctg_app.chatbot.data_source import SampleSQLiteSource
-from ctg_app.chatbot.offline import SqlAnswer
-from ctg_app.chatbot.training import load_training
-from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.data.source import SampleSQLiteSource
+from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.data.training import load_training
+from ctg_app.chatbot.answer.vanna_app import build_vanna
 from ctg_app.settings import Settings
 
 
@@ -323,8 +323,8 @@ def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dial
 def test_check_training_fails_for_a_trained_question_the_engine_cannot_read(sample_db, monkeypatch):
     import io
 
-    from ctg_app.chatbot import training_check
-    from ctg_app.chatbot.training import Example
+    from ctg_app.chatbot.data import training_check
+    from ctg_app.chatbot.data.training import Example
 
     real = training_check.load_training
 

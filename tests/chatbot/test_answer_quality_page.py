@@ -25,7 +25,7 @@ def test_usage_page_shows_answer_quality_of_real_chat_events(chatbot_env, monkey
     recorded = [a for a, _, _ in actions(spool)]
     assert recorded.count("answer_feedback") == 1 and recorded.count("sql_query") == 2
 
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     at.switch_page(str(analytics.PAGE_PATH)).run()
     assert not at.exception

@@ -9,9 +9,9 @@ import types
 
 import pytest
 
-from ctg_app.chatbot.offline import SqlAnswer
-from ctg_app.chatbot.vanna_app import build_vanna
-from ctg_app.chatbot.write_requests import is_write_request
+from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.answer.write_requests import is_write_request
 from ctg_app.settings import Settings
 
 WRITES = [

@@ -9,8 +9,8 @@ import openpyxl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot.data_source import SampleSQLiteSource
-from ctg_app.chatbot.vanna_app import CTGVanna
+from ctg_app.chatbot.data.source import SampleSQLiteSource
+from ctg_app.chatbot.answer.vanna_app import CTGVanna
 from ctg_app.settings import reload_settings
 from ctg_app.tracking import reset_tracker
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ctg_app.chatbot.charts import MAX_BARS, build_chart, can_chart, period_label, plan_chart
+from ctg_app.chatbot.present.charts import MAX_BARS, build_chart, can_chart, period_label, plan_chart
 from ctg_app.tracking import ChartError
 
 

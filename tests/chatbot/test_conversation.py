@@ -9,9 +9,10 @@ import sqlite3
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot import offline, operations
-from ctg_app.chatbot.data_source import SampleSQLiteSource
-from ctg_app.chatbot.vanna_app import CTGVanna
+from ctg_app.chatbot import operations
+from ctg_app.chatbot.answer import retrieval as offline
+from ctg_app.chatbot.data.source import SampleSQLiteSource
+from ctg_app.chatbot.answer.vanna_app import CTGVanna
 from ctg_app.settings import reload_settings
 
 from .conftest import APP_PATH, actions

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ctg_app.chatbot import formatting as fmt
-from ctg_app.chatbot.summary import aggregates_text, summarize_frame
-from ctg_app.chatbot.vanna_app import CTGVanna
+from ctg_app.chatbot.present import formatting as fmt
+from ctg_app.chatbot.present.summary import aggregates_text, summarize_frame
+from ctg_app.chatbot.answer.vanna_app import CTGVanna
 
 
 def test_kinds_come_from_name_and_values():

@@ -10,10 +10,10 @@ import tomllib
 import pytest
 
 from ctg_app import cli, serve
-from ctg_app.chatbot import training_check
-from ctg_app.chatbot.data_source import SampleSQLiteSource, make_data_source, qualify_tables
-from ctg_app.chatbot.sample_data import SCHEMA, ensure_sample_db, generate, sample_tables
-from ctg_app.chatbot.training import TRAINING_FILE, Example, load_training, transpile
+from ctg_app.chatbot.data import training_check
+from ctg_app.chatbot.data.source import SampleSQLiteSource, make_data_source, qualify_tables
+from ctg_app.chatbot.data.sample import SCHEMA, ensure_sample_db, generate, sample_tables
+from ctg_app.chatbot.data.training import TRAINING_FILE, Example, load_training, transpile
 from ctg_app.settings import reload_settings
 
 

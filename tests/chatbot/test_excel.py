@@ -8,7 +8,7 @@ import io
 import openpyxl
 import pandas as pd
 
-from ctg_app.chatbot.excel import excel_file_name, to_excel_bytes
+from ctg_app.chatbot.present.excel import excel_file_name, to_excel_bytes
 
 
 def _workbook(data: bytes) -> openpyxl.Workbook:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from ctg_app.chatbot import operations
-from ctg_app.chatbot.offline import SqlAnswer
-from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.answer.vanna_app import build_vanna
 from ctg_app.settings import Settings
-from ctg_app.tracking.recording.errors import LlmError, SqlValidationError
+from ctg_app.errors import LlmError, SqlValidationError
 from tests.chatbot.conftest import actions
 from tests.chatbot.fake_openai import FakeOpenAI, hang, reply, status
 
@@ -175,7 +175,7 @@ def test_the_previous_turn_goes_to_the_model(server, llm_vn):
     (f"```sql\n{GOOD_SQL};\n```", GOOD_SQL, ""),
 ])
 def test_reply_formats_the_parser_accepts(text, sql, interpretation):
-    from ctg_app.chatbot.llm_answer import parse_reply
+    from ctg_app.chatbot.answer.llm_reply import parse_reply
 
     parsed = parse_reply(text)
     assert (parsed.sql, parsed.interpretation) == (sql, interpretation)

@@ -10,14 +10,14 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from ctg_app.chatbot.charts import build_chart, can_chart
-from ctg_app.chatbot.excel import to_excel_bytes
-from ctg_app.chatbot.llm import LlmConfigError, provider_name
-from ctg_app.chatbot.offline import factual_summary, normalise
-from ctg_app.chatbot.training import load_training
-from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.present.charts import build_chart, can_chart
+from ctg_app.chatbot.present.excel import to_excel_bytes
+from ctg_app.chatbot.answer.providers import LlmConfigError, provider_name
+from ctg_app.chatbot.answer.retrieval import factual_summary, normalise
+from ctg_app.chatbot.data.training import load_training
+from ctg_app.chatbot.answer.vanna_app import build_vanna
 from ctg_app.settings import Settings, reload_settings
-from ctg_app.tracking.recording.errors import ChartError
+from ctg_app.errors import ChartError
 
 
 @pytest.fixture(scope="module")

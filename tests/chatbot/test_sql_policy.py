@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 
 from ctg_app.chatbot import operations
-from ctg_app.chatbot.data_source import DatabricksSource, SampleSQLiteSource, make_data_source
-from ctg_app.chatbot.sample_data import sample_tables
-from ctg_app.chatbot.sql_policy import SqlPolicy, validate_chat_sql
-from ctg_app.chatbot.training import load_training
-from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.data.source import DatabricksSource, SampleSQLiteSource, make_data_source
+from ctg_app.chatbot.data.sample import sample_tables
+from ctg_app.chatbot.policy import SqlPolicy, validate_chat_sql
+from ctg_app.chatbot.data.training import load_training
+from ctg_app.chatbot.answer.vanna_app import build_vanna
 from fake_databricks import FakeWarehouse
 from ctg_app.settings import Settings, SettingsError
-from ctg_app.tracking.recording.errors import SqlValidationError
+from ctg_app.errors import SqlValidationError
 from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE
 
 CENTRAL = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"

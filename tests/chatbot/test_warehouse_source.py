@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from ctg_app.chatbot.data_source import DatabricksSource, DataSourceConfigError, make_data_source
-from ctg_app.chatbot.training_check import check_training, main
-from ctg_app.chatbot.vanna_app import build_vanna
+from ctg_app.chatbot.data.source import DatabricksSource, DataSourceConfigError, make_data_source
+from ctg_app.chatbot.data.training_check import check_training, main
+from ctg_app.chatbot.answer.vanna_app import build_vanna
 from ctg_app.settings import reload_settings
 
 from .conftest import serve_sample_from_warehouse

@@ -9,9 +9,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot import data_source, operations
-from ctg_app.chatbot.data_source import WarehouseStartTimeout, make_data_source, reporting_warehouse_start
-from ctg_app.chatbot.warehouse_status import LABEL, start_timeout_message
+from ctg_app.chatbot import operations
+from ctg_app.chatbot.data import source as data_source
+from ctg_app.chatbot.data.source import WarehouseStartTimeout, make_data_source, reporting_warehouse_start
+from ctg_app.ui.warehouse_status import LABEL, start_timeout_message
 from ctg_app.settings import reload_settings
 
 from .conftest import serve_sample_from_warehouse
@@ -94,8 +95,8 @@ def _status_page() -> None:
     import streamlit as st
 
     from ctg_app.chatbot import operations
-    from ctg_app.chatbot.data_source import make_data_source
-    from ctg_app.chatbot.warehouse_status import warehouse_start_status
+    from ctg_app.chatbot.data.source import make_data_source
+    from ctg_app.ui.warehouse_status import warehouse_start_status
 
     class Vn:
         run_sql = make_data_source().run_sql

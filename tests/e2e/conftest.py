@@ -109,7 +109,7 @@ class AppServer:
 
 @pytest.fixture(scope="session")
 def sample_db_e2e(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ctg_app.chatbot.sample_data import ensure_sample_db
+    from ctg_app.chatbot.data.sample import ensure_sample_db
 
     return ensure_sample_db(tmp_path_factory.mktemp("e2e-db") / "ctg-sample.sqlite3")
 

@@ -184,7 +184,7 @@ def test_the_park_tier_logs_in_as_the_service_principal_like_databricks_apps(tmp
 def test_usage_page_shows_parked_segments_and_their_age(park_env, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     monkeypatch.setenv("ADMIN_EMAILS", "test@example.com")
     settings = reload_settings()

@@ -16,7 +16,7 @@ import pytest
 
 from ctg_app.console import redacted_console, run_redacted
 from ctg_app.settings import Settings
-from ctg_app.tracking.recording.redact import REDACTED
+from ctg_app.redact import REDACTED
 from ctg_app.tracking.recording.tracker import Tracker
 
 PASTED_PAT = "dapi" + "0123456789abcdef" * 2  # a Databricks token pasted where the table name belongs

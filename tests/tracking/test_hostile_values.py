@@ -12,7 +12,7 @@ import pytest
 
 from ctg_app.tracking import Actions, get_tracker, tracked
 from ctg_app.tracking.recording.guard import health
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 from ctg_app.tracking.recording.tracker import MAX_DETAILS, MAX_ERROR_MESSAGE, MAX_NAME
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ctg_app.settings import Settings, reload_settings
 from ctg_app.tracking import Actions, Redactor, reset_tracker, track_error, tracked
-from ctg_app.tracking.recording.redact import REDACTED
+from ctg_app.redact import REDACTED
 
 DATABRICKS_PAT = "dapi0123456789abcdef0123456789abcdef-2"
 OPENAI_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"

@@ -1,1 +1,2 @@
-"""Data files shipped with the chatbot (``training.toml``: the question/SQL pairs it is trained on)."""
+"""Where the chat's data comes from: the data sources (``source``), the sample database (``sample``) and the
+training file (``training.toml``, loaded by ``training``; ``training_check`` runs it against a source)."""

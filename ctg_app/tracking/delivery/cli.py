@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from ctg_app.settings import SettingsError, reload_settings
-    from ctg_app.tracking.recording.redact import Redactor
+    from ctg_app.redact import Redactor
 
     out = sys.stdout
     try:

@@ -38,7 +38,7 @@ from ctg_app.settings import Settings
 from ctg_app.tracking.delivery.databricks_sink import EVENT_JSON_SQL, WIRE_NAMES, DatabricksSink
 from ctg_app.tracking.delivery.sink import Batch
 from ctg_app.tracking.recording.event import EVENT_COLUMNS, format_timestamp, utc_now
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 from ctg_app.tracking.recording.spool import STATE_DELIVERED, STATE_PARKED, STATE_PENDING, TABLE, Spool
 
 log = logging.getLogger(__name__)

@@ -91,10 +91,10 @@ class SqliteSqlProblem:
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     # Our own markers first: the app says exactly what went wrong.
-    ByType(("ctg_app.tracking.recording.errors.SqlValidationError",), Actions.SQL_ERROR),
-    ByType(("ctg_app.tracking.recording.errors.ChartError",), Actions.CHART_ERROR),
-    ByType(("ctg_app.tracking.recording.errors.LlmError",), Actions.LLM_ERROR),
-    ByType(("ctg_app.tracking.recording.errors.DatabaseUnavailableError",), Actions.DATABASE_ERROR),
+    ByType(("ctg_app.errors.SqlValidationError",), Actions.SQL_ERROR),
+    ByType(("ctg_app.errors.ChartError",), Actions.CHART_ERROR),
+    ByType(("ctg_app.errors.LlmError",), Actions.LLM_ERROR),
+    ByType(("ctg_app.errors.DatabaseUnavailableError",), Actions.DATABASE_ERROR),
     # SQL that cannot be parsed or refers to things that do not exist is an sql_error, whichever engine says so.
     ByType(("sqlglot.errors",), Actions.SQL_ERROR),
     ByType(("_duckdb.ParserException", "_duckdb.BinderException", "_duckdb.CatalogException"), Actions.SQL_ERROR),

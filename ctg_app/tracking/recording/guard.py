@@ -61,7 +61,7 @@ def _safe_text(exc: BaseException) -> str:
     """The exception's message with secrets removed (never the raw text: it may quote a connection string)."""
     try:
         from ctg_app.settings import get_settings
-        from ctg_app.tracking.recording.redact import Redactor
+        from ctg_app.redact import Redactor
 
         return Redactor(get_settings().secret_values(), max_length=300)(exc)
     except Exception:  # noqa: BLE001 - even the settings may be what is broken

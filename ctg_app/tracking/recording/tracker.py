@@ -22,7 +22,7 @@ from ctg_app.tracking.recording.event import STATUS_ERROR, STATUS_OK, Event, new
 from ctg_app.tracking.recording.guard import fail_safe, health
 from ctg_app.tracking.recording import identity
 from ctg_app.tracking.recording.identity import MAX_USER_LENGTH, current_user, normalise_user
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.redact import Redactor
 from ctg_app.tracking.recording.spool import DROPPED_COUNTER, Spool, record_drops_outside
 
 log = logging.getLogger("ctg_app.tracking")

@@ -1,13 +1,13 @@
 """What the chat shows while a stopped SQL warehouse starts: an ``st.status`` with the elapsed time.
 
 Wire it around the call that runs SQL (the data source reports the wait through
-:func:`ctg_app.chatbot.data_source.reporting_warehouse_start`)::
+:func:`ctg_app.chatbot.data.source.reporting_warehouse_start`)::
 
     with warehouse_start_status():
         df = ops.execute_sql(vn, answer.sql)
 
 Nothing is drawn unless the warehouse is actually starting; when the query then runs, the status closes as complete,
-and when the wait ends in :class:`~ctg_app.chatbot.data_source.WarehouseStartTimeout` it closes as an error whose
+and when the wait ends in :class:`~ctg_app.chatbot.data.source.WarehouseStartTimeout` it closes as an error whose
 text :func:`start_timeout_message` gives the page to show.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import streamlit as st
 
-from ctg_app.chatbot.data_source import WarehouseStartTimeout, reporting_warehouse_start
+from ctg_app.chatbot.data.source import WarehouseStartTimeout, reporting_warehouse_start
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,19 @@ from typing import Any
 
 import pandas as pd
 
-from ctg_app.chatbot.data_source import DataSource, make_data_source
-from ctg_app.chatbot.llm import create_vanna
-from ctg_app.chatbot.llm_answer import build_messages, llm_failure, parse_reply, retry_message
-from ctg_app.chatbot.offline import SqlAnswer, TfidfStore
-from ctg_app.chatbot.sql_policy import probe_sql, validate_chat_sql
-from ctg_app.chatbot.summary import aggregates_text, summarize_frame
-from ctg_app.chatbot.training import load_training
-from ctg_app.chatbot.write_requests import MESSAGE as WRITE_MESSAGE
-from ctg_app.chatbot.write_requests import is_write_request
+from ctg_app.chatbot.data.source import DataSource, make_data_source
+from ctg_app.chatbot.answer.providers import create_vanna
+from ctg_app.chatbot.answer.llm_reply import build_messages, llm_failure, parse_reply, retry_message
+from ctg_app.chatbot.answer.retrieval import SqlAnswer, TfidfStore
+from ctg_app.chatbot.policy import probe_sql, validate_chat_sql
+from ctg_app.chatbot.present.summary import aggregates_text, summarize_frame
+from ctg_app.chatbot.data.training import load_training
+from ctg_app.chatbot.answer.write_requests import MESSAGE as WRITE_MESSAGE
+from ctg_app.chatbot.answer.write_requests import is_write_request
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking.recording.actions import Actions
 from ctg_app.tracking.recording.classify import ErrorClassifier
-from ctg_app.tracking.recording.errors import LlmError, SqlValidationError
+from ctg_app.errors import LlmError, SqlValidationError
 
 log = logging.getLogger(__name__)
 

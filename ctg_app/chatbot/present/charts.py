@@ -17,8 +17,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from ctg_app.chatbot import formatting as fmt
-from ctg_app.chatbot.formatting import period_label
+from ctg_app.chatbot.present import formatting as fmt
+from ctg_app.chatbot.present.formatting import period_label
 from ctg_app.tracking import ChartError
 
 MAX_BARS = 30

@@ -1,6 +1,6 @@
 """The language-model side of the Vanna object, chosen by ``LLM_PROVIDER``.
 
-``offline`` (default) is the retrieval model in :mod:`ctg_app.chatbot.offline`. ``openai``, ``azure_openai``,
+``offline`` (default) is the retrieval model in :mod:`ctg_app.chatbot.answer.retrieval`. ``openai``, ``azure_openai``,
 ``anthropic`` and ``ollama`` use vanna's legacy classes. Provider modules are imported only here, when the Vanna
 object is built; building never contacts a network (clients connect on the first prompt; Ollama's automatic model
 pull at construction is disabled). Every client waits at most ``LLM_TIMEOUT_S`` per request and retries
@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from ctg_app.settings import Settings
-from ctg_app.tracking.recording.errors import LlmError
+from ctg_app.errors import LlmError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def create_vanna(settings: Settings, mixin: type, store: type, base_config: dict
     name = provider_name(settings)
     config = dict(base_config)
     if name == "offline":
-        from ctg_app.chatbot.offline import RetrievalLLM
+        from ctg_app.chatbot.answer.retrieval import RetrievalLLM
 
         class OfflineVanna(mixin, store, RetrievalLLM):  # type: ignore[misc, valid-type]
             def __init__(self, config: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Chat page (registered in ``ctg_app/app.py``; see there why the folder is not named ``pages``)."""
 
-from ctg_app.chatbot.chat_page import render
+from ctg_app.ui.chat_page import render
 
 render()

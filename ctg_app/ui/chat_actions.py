@@ -2,7 +2,7 @@
 
 Button and widget callbacks only *note* what the user asked for (``PENDING``) or record a one-click event; the page
 script then calls :func:`run_pending` once per run. Nothing here renders, so rendering the conversation again can
-never run an operation or record an event. The page itself is :mod:`ctg_app.chatbot.chat_page`.
+never run an operation or record an event. The page itself is :mod:`ctg_app.ui.chat_page`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import streamlit as st
 
 from ctg_app.chatbot import conversation as conv
 from ctg_app.chatbot import operations as ops
-from ctg_app.chatbot.charts import can_chart, plan_chart
-from ctg_app.chatbot.data_source import DataSourceConfigError, QueryTimeout
-from ctg_app.chatbot.llm import LlmConfigError
-from ctg_app.chatbot.vanna_app import build_vanna
-from ctg_app.chatbot.warehouse_status import start_timeout_message, warehouse_start_status
+from ctg_app.chatbot.present.charts import can_chart, plan_chart
+from ctg_app.chatbot.data.source import DataSourceConfigError, QueryTimeout
+from ctg_app.chatbot.answer.providers import LlmConfigError
+from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.ui.warehouse_status import start_timeout_message, warehouse_start_status
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
 

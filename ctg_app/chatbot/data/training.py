@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlglot
 
-TRAINING_FILE = Path(__file__).parent / "data" / "training.toml"
+TRAINING_FILE = Path(__file__).parent / "training.toml"
 SOURCE_DIALECT = "databricks"
 
 

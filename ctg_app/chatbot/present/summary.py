@@ -2,14 +2,14 @@
 
 Offline these templates are the summary; with a language model, :func:`aggregates_text` is what the model is shown
 (row count, totals, extremes and time span of the full result), so its summary cannot describe a truncated head.
-Every number is written with :func:`ctg_app.chatbot.formatting.format_value`, like the table shows it.
+Every number is written with :func:`ctg_app.chatbot.present.formatting.format_value`, like the table shows it.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ctg_app.chatbot import formatting as fmt
+from ctg_app.chatbot.present import formatting as fmt
 
 _ADDITIVE = (fmt.CURRENCY, fmt.HOURS, fmt.COUNT, fmt.NUMBER)
 _TIME = (fmt.DATE, fmt.YEAR, fmt.PERIOD)

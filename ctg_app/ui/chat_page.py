@@ -2,7 +2,7 @@
 
 Streamlit reruns this script on every interaction, so the whole conversation lives in ``st.session_state`` (see
 :mod:`ctg_app.chatbot.conversation`) and this module only *renders* it; what runs on user intent lives in
-:mod:`ctg_app.chatbot.chat_actions`. Rendering the history — a rerun, a sidebar toggle, a page switch — records nothing.
+:mod:`ctg_app.ui.chat_actions`. Rendering the history — a rerun, a sidebar toggle, a page switch — records nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ctg_app.chatbot import chat_actions as act
+from ctg_app.ui import chat_actions as act
 from ctg_app.chatbot import conversation as conv
 from ctg_app.chatbot import operations as ops
-from ctg_app.chatbot.data_source import DataSourceConfigError
-from ctg_app.chatbot.excel import XLSX_MIME, excel_file_name, to_excel_bytes
-from ctg_app.chatbot.formatting import column_config, column_kind, display_frame, format_value, human_label, plural, \
+from ctg_app.chatbot.data.source import DataSourceConfigError
+from ctg_app.chatbot.present.excel import XLSX_MIME, excel_file_name, to_excel_bytes
+from ctg_app.chatbot.present.formatting import column_config, column_kind, display_frame, format_value, human_label, plural, \
     pretty_sql
-from ctg_app.chatbot.llm import LlmConfigError
-from ctg_app.chatbot.ui_compat import code_kwargs, stretch
+from ctg_app.chatbot.answer.providers import LlmConfigError
+from ctg_app.ui.compat import code_kwargs, stretch
 from ctg_app.tracking import Actions, current_user, track_error
 
 log = logging.getLogger(__name__)

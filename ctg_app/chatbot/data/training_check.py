@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ctg_app.chatbot.answering.engine import AnswerEngine
-from ctg_app.chatbot.data_source import DataSource, make_data_source
-from ctg_app.chatbot.training import load_training
+from ctg_app.chatbot.data.source import DataSource, make_data_source
+from ctg_app.chatbot.data.training import load_training
 from ctg_app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ in and ``display_dialect`` the name Vanna puts into LLM prompts. :func:`make_dat
 Both sources bound every query: it stops after ``CHAT_QUERY_TIMEOUT_S`` (SQLite: a progress handler; Databricks: the
 warehouse's ``STATEMENT_TIMEOUT`` session parameter) and returns at most ``CHAT_MAX_ROWS`` rows, fetched with
 ``fetchmany(cap + 1)`` so a cut result is known: the frame then carries ``attrs["capped"] = True`` and
-``attrs["row_cap"]``. ``sql_policy()`` says which tables chat SQL may read (see :mod:`ctg_app.chatbot.sql_policy`).
+``attrs["row_cap"]``. ``sql_policy()`` says which tables chat SQL may read (see :mod:`ctg_app.chatbot.policy`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from ctg_app.chatbot.sample_data import SCHEMA, ensure_sample_db
-from ctg_app.chatbot.sql_policy import SqlPolicy
+from ctg_app.chatbot.data.sample import SCHEMA, ensure_sample_db
+from ctg_app.chatbot.policy import SqlPolicy
 from ctg_app.settings import Settings, get_settings
-from ctg_app.tracking.recording.errors import DatabaseUnavailableError
+from ctg_app.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The model is asked for one JSON object, ``{"sql": "...", "interpretation": "..."}`` (or ``{"sql": null, "decline":
 "..."}``). :func:`parse_reply` reads it (tolerating code fences and a bare SQL block); anything without a query is an
-:class:`~ctg_app.tracking.recording.errors.LlmError` and nothing runs. :func:`retry_message` is the one follow-up the
+:class:`~ctg_app.errors.LlmError` and nothing runs. :func:`retry_message` is the one follow-up the
 model gets when its SQL failed the policy or the database (self-correction). :func:`llm_failure` turns a client
 exception (timeout, HTTP 429, connection refused) into an ``LlmError`` whose message names the setting to change and
 holds no secret.
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ctg_app.settings import Settings
-from ctg_app.tracking.recording.errors import LlmError
-from ctg_app.tracking.recording.redact import Redactor
+from ctg_app.errors import LlmError
+from ctg_app.redact import Redactor
 
 MAX_REPLY_CHARS = 20_000
 

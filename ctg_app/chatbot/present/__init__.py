@@ -1,0 +1,1 @@
+"""Presenting a result: value formatting, charts, the Excel download and the one summariser."""
