@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sqlite3
 
@@ -146,7 +147,9 @@ def test_feedback_records_one_answer_feedback_per_click(chatbot_env):
     assert "reason" not in votes[1] and "comment" not in votes[0]  # no free text unless the user typed it
     assert votes[2]["reason"] == "Wrong numbers" and votes[2]["comment"].startswith("Germany is missing")
     assert SECRET not in json.dumps(votes)  # redacted like every detail
-    assert "interpretation_id" not in votes[0] or len(votes[0]["interpretation_id"]) == 12
+    # the interpretation shown above the answer is recorded as its short hash on every vote
+    shown = history(at)[-1]["answer"].interpretation
+    assert shown and {v["interpretation_id"] for v in votes} == {hashlib.sha256(shown.encode()).hexdigest()[:12]}
 
 
 def test_edited_sql_that_fails_shows_the_database_reason_redacted_and_bounded(chatbot_env, monkeypatch):

@@ -52,11 +52,21 @@ def test_unknown_questions_decline_with_nearest(vn, asked):
     assert len(answer.nearest) == 3
 
 
-def test_never_invents_sql(vn):
-    trained = {e.sql for e in load_training(dialect="sqlite").examples}
+def test_answers_are_read_only_sql_that_runs_or_a_decline(vn):
+    # The engine composes SQL for questions it understands (not only trained SQL): what it returns must pass the
+    # read-only policy and run; what it cannot answer is declined with a reason, never answered with a guess.
+    answered = {}
     for asked in ["budget by year", "labour", "hours per role", "margin", "vendors", "zzz", "DROP TABLE projects"]:
         answer = vn.answer_question(asked)
-        assert answer.declined or answer.sql in trained
+        if answer.declined:
+            assert answer.sql is None and answer.message and answer.decline_reason
+            continue
+        frame = vn.data_source.run_sql(vn.validate_sql(answer.sql))
+        assert len(frame) > 0 and answer.interpretation
+        answered[asked] = answer
+    assert {"budget by year", "hours per role"} <= set(answered)  # understood questions are answered
+    assert vn.answer_question("zzz").decline_reason == "out_of_domain"
+    assert vn.answer_question("DROP TABLE projects").decline_reason == "write_request"
 
 
 def test_every_trained_question_retrieves_itself(vn):
