@@ -116,6 +116,32 @@ def quarantine_file(path: Path, found: FileIdentity | None) -> Path | None:
     return target
 
 
+def set_aside_orphaned_sidecars(path: Path) -> list[Path]:
+    """When the spool file itself was deleted but its ``-wal``/``-shm`` were not, move them aside before anyone
+    creates a new file at the path: SQLite would otherwise pair the new file with the deleted one's WAL and
+    shared-memory index, which the writers still using the deleted file have mapped (they were killed by SIGBUS when
+    the index was reset, and rows went into the wrong file). Renaming does not disturb those writers (they hold the
+    inodes open) and they salvage their rows from their own connection when they notice (see the module doc).
+    Returns the new names of what was moved."""
+    sides = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    if path.exists() or not any(side.exists() for side in sides):
+        return []
+    moved: list[Path] = []
+    with spool_lock(path, exclusive=True):
+        if path.exists():  # another process created the new file (after moving them) while we waited
+            return []
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        for side, suffix in zip(sides, ("-wal", "-shm")):
+            if side.exists():
+                target = path.with_name(f"{path.name}.orphaned-{stamp}{suffix}")
+                os.replace(side, target)
+                moved.append(target)
+    if moved:
+        log.warning("spool %s was deleted without its WAL/shared-memory files: moved them aside (%s)",
+                    path, ", ".join(str(m) for m in moved))
+    return moved
+
+
 def source_id(conn: sqlite3.Connection, identity: FileIdentity | None) -> str:
     """The id a spool file carries in its ``meta`` (written when it was created), else its device and inode."""
     try:

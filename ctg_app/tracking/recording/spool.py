@@ -250,6 +250,7 @@ class Spool:
         """Connect (creating and migrating the file if needed) under the shared spool lock; a file found corrupt on
         opening is quarantined and its readable rows salvaged into a fresh one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        integrity.set_aside_orphaned_sidecars(self.path)
         found: FileIdentity | None = None
         with integrity.spool_lock(self.path, exclusive=False):
             try:

@@ -1,0 +1,67 @@
+"""A damaged or deleted spool file never loses acknowledged events silently: they are recovered, or counted as lost,
+and the counts survive restarts (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from ctg_app.tracking import Spool
+from ctg_app.tracking.delivery.leases import Delivery
+from tests.tracking.test_spool_durability import start_writer
+
+
+def _tags(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [json.loads(d)["i"] for (d,) in conn.execute("SELECT details FROM events")]
+    finally:
+        conn.close()
+
+
+def _unlink_spool(path: Path, suffixes: tuple[str, ...]) -> None:
+    for suffix in suffixes:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file-only", "with-wal-and-shm"])
+def test_a_spool_deleted_three_times_under_three_writers_loses_nothing_uncounted(tmp_path, suffixes):
+    path = tmp_path / "spool.sqlite3"
+    per_writer = 1500
+    writers = [start_writer(path, threads=1, count=per_writer) for _ in range(3)]
+    progress = [0] * len(writers)
+    outputs: list[list[str]] = [[] for _ in writers]
+
+    def follow(i: int) -> None:
+        for line in writers[i].stdout:
+            outputs[i].append(line)
+            if line.strip().isdigit():
+                progress[i] = int(line)
+
+    readers = [threading.Thread(target=follow, args=(i,)) for i in range(len(writers))]
+    for reader in readers:
+        reader.start()
+    deletions = 0
+    for threshold in (300, 700, 1100):  # delete the live spool three times while every writer is mid-stream
+        while min(progress) < threshold and any(w.poll() is None for w in writers):
+            threading.Event().wait(0.005)
+        _unlink_spool(path, suffixes)
+        deletions += 1
+    for writer, reader in zip(writers, readers):
+        writer.wait(timeout=240)
+        reader.join(timeout=30)
+        assert writer.returncode == 0, writer.stderr.read()
+    acknowledged = sum(progress)
+    assert acknowledged == 3 * per_writer
+    status = Delivery(Spool(path)).status()
+    stored = status["pending"]
+    counted = status["dropped"] + sum(int(out[-2].split()[1]) for out in outputs)  # persisted + still in memory
+    print(f"SUMMARY deleted x{deletions} under 3 writers: acknowledged {acknowledged}, stored {stored}, "
+          f"counted {counted}, files {[(f['event'], f['salvaged']) for f in status['spool_files']]}")
+    assert stored + counted == acknowledged, f"{acknowledged - stored - counted} acknowledged events vanished"
+    assert [f["event"] for f in status["spool_files"]].count("deleted") + \
+        [f["event"] for f in status["spool_files"]].count("replaced") >= 1
