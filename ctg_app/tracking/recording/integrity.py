@@ -142,6 +142,71 @@ def set_aside_orphaned_sidecars(path: Path) -> list[Path]:
     return moved
 
 
+_MAGIC = b"SQLite format 3\x00"
+_PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)  # SQLite's default first
+
+
+def _header(page_size: int, wal: bool) -> bytes:
+    """A valid 100-byte database header for a file of ``page_size`` pages (sizes and freelist left for SQLite to
+    derive: the in-header page count is ignored when its "valid for" counter does not match)."""
+    version = 2 if wal else 1
+    header = bytearray(100)
+    header[0:16] = _MAGIC
+    header[16:18] = (1 if page_size == 65536 else page_size).to_bytes(2, "big")
+    header[18], header[19] = version, version
+    header[21], header[22], header[23] = 64, 32, 32  # payload fractions (fixed by the format)
+    header[24:28] = (1).to_bytes(4, "big")  # change counter; 28..35: page count 0, no freelist
+    header[40:44] = (1).to_bytes(4, "big")  # schema cookie
+    header[44:48] = (4).to_bytes(4, "big")  # schema format 4
+    header[56:60] = (1).to_bytes(4, "big")  # UTF-8
+    header[92:96] = (0).to_bytes(4, "big")  # "valid for" 0 != change counter: SQLite uses the file's size
+    major, minor, patch = sqlite3.sqlite_version_info
+    header[96:100] = (major * 1_000_000 + minor * 1000 + patch).to_bytes(4, "big")
+    return bytes(header)
+
+
+def rebuilt_copy(path: Path) -> Path | None:
+    """A copy of the spool file ``path`` (a quarantined one) with its 100-byte header rebuilt, when the header is
+    what is damaged: the page size is found by trying each size SQLite allows until the copy's ``events`` table reads.
+    Its ``-wal`` is copied along, so rows committed but not checkpointed are read too. Returns the copy's path (the
+    caller deletes it with :func:`remove_copy`), or None when no header makes the file readable."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if len(data) < 512:
+        return None
+    wal = Path(f"{path}-wal")
+    wal_bytes = wal.read_bytes() if wal.exists() else b""
+    copy = path.with_name(f"{path.name}.rebuilt")
+    for page_size in _PAGE_SIZES:
+        if len(data) % page_size:
+            continue
+        remove_copy(copy)
+        copy.write_bytes(_header(page_size, bool(wal_bytes)) + data[100:])
+        if wal_bytes:
+            Path(f"{copy}-wal").write_bytes(wal_bytes)
+        try:
+            conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True) if not wal_bytes else sqlite3.connect(copy)
+            try:
+                conn.execute("SELECT seq FROM events ORDER BY seq LIMIT 1").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            continue
+        log.warning("spool file %s had a damaged header: rebuilt it (page size %d) into %s to read its events",
+                    path, page_size, copy)
+        return copy
+    remove_copy(copy)
+    return None
+
+
+def remove_copy(copy: Path) -> None:
+    """Delete a :func:`rebuilt_copy` and its WAL/shared-memory files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+
+
 def source_id(conn: sqlite3.Connection, identity: FileIdentity | None) -> str:
     """The id a spool file carries in its ``meta`` (written when it was created), else its device and inode."""
     try:
@@ -229,11 +294,12 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
                     pass
             first_pass = False
             rows, next_mark, skipped = _read_chunk(source, record.watermark)
-            if rows is None:  # nothing at all is readable
+            if rows is None:  # nothing at all is readable (the caller may retry on a rebuilt copy)
                 record.unreadable_file = True
                 _store(dest, record)
                 dest.execute("COMMIT")
                 return record
+            record.unreadable_file = False
             if rows:
                 dest.executemany(
                     f"INSERT INTO events ({', '.join(SALVAGE_COLUMNS)}, next_attempt_at) "
@@ -374,4 +440,7 @@ def _count_unreadable(source: sqlite3.Connection, after: int, before: int, skipp
             if count:
                 skipped[state] = skipped.get(state, 0) + count
     except sqlite3.DatabaseError:
-        skipped["unknown"] = skipped.get("unknown", 0) + (before - after - 1)
+        top = _max_seq(source)  # "up to the end" is not 2**62 rows: bound it by the highest seq still known
+        if before >= _MAX_SEQ:
+            before = (top + 1) if top is not None and top > after else after + 1
+        skipped["unknown"] = skipped.get("unknown", 0) + max(0, before - after - 1)

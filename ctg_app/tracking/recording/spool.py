@@ -345,6 +345,8 @@ class Spool:
         try:
             with self._patient(conn):
                 record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
+            if record.unreadable_file and moved_to is not None:  # e.g. a damaged header: try a rebuilt copy
+                self._salvage_file(moved_to, conn, None)
             if record.salvaged or record.lost_undelivered:
                 log.warning("spool file %s (%s): %d events salvaged into the current spool so far, %d unreadable",
                             self.path, record.event, record.salvaged, record.lost_undelivered)
@@ -356,8 +358,16 @@ class Spool:
         return conn
 
     def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> None:
+        """Salvage a quarantined file by name; when even its schema cannot be read (a damaged header), from a copy
+        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`)."""
+        copy: Path | None = None
         try:
             source = sqlite3.connect(path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
+            if not _schema_readable(source):
+                copy = integrity.rebuilt_copy(path)
+                if copy is not None:
+                    source.close()
+                    source = sqlite3.connect(copy, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
         except sqlite3.Error:
             log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
             return
@@ -367,6 +377,8 @@ class Spool:
                                   event="quarantined", path=path)
         finally:
             source.close()
+            if copy is not None:
+                integrity.remove_copy(copy)
 
     @contextmanager
     def _patient(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -560,6 +572,16 @@ def record_drops_outside(spool_path: Path, count: int) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _schema_readable(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return True
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        return False
 
 
 def _wal_newer(record: integrity.SourceRecord) -> bool:
