@@ -118,3 +118,26 @@ def test_a_damaged_header_under_running_writers_loses_nothing_uncounted(tmp_path
           f"{[(f['event'], f['salvaged'], f['unreadable_file']) for f in status['spool_files']]}")
     assert len(live & expected) + status["dropped"] >= 4500 - 0, f"{len(expected - live)} events missing"
     assert status["pending"] == len(live) and len(live) + status["dropped"] == 4500
+
+
+def test_salvage_keeps_parked_rows_and_their_segment(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    _fill(path, 10)
+    spool = Spool(path)
+    spool.connection().execute("UPDATE events SET state = 'parked', parked_segment = 'segment-0001.jsonl' "
+                               "WHERE seq IN (2, 4, 6, 8)")
+    assert spool.recover("a test quarantine") is not None  # the rows are salvaged into a fresh file
+    rows = spool.connection().execute("SELECT state, parked_segment FROM events ORDER BY seq").fetchall()
+    assert len(rows) == 10
+    assert rows.count(("parked", "segment-0001.jsonl")) == 4 and rows.count(("pending", None)) == 6
+    assert spool.counters().get("dropped_corrupt", 0) == 0
+
+
+def test_the_states_are_declared_once():
+    from ctg_app.tracking.delivery import leases
+    from ctg_app.tracking.recording import event, integrity, spool
+
+    assert event.STATES == ("pending", "delivered", "dead", "parked")
+    assert spool.STATES is event.STATES and integrity.STATES is event.STATES
+    assert leases.STATE_PARKED is event.STATE_PARKED
+    assert "parked_segment" in integrity.SALVAGE_COLUMNS

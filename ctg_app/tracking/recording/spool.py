@@ -27,18 +27,22 @@ import sqlite_utils
 
 from ctg_app.settings import Settings
 from ctg_app.tracking.recording import integrity
-from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event, Field
+from ctg_app.tracking.recording.event import (  # noqa: F401 - the states are re-exported for the delivery verbs
+    EVENT_COLUMNS,
+    STATE_DEAD,
+    STATE_DELIVERED,
+    STATE_PARKED,
+    STATE_PENDING,
+    STATES,
+    Event,
+    Field,
+)
 from ctg_app.tracking.recording.integrity import FileIdentity, identity_of, is_corruption
 
 log = logging.getLogger(__name__)
 
 TABLE = "events"
-STATE_PENDING = "pending"
-STATE_DELIVERED = "delivered"
-STATE_DEAD = "dead"
 DROPPED_COUNTER = "dropped_unwritable"  # events lost while the spool was unwritable (persistent)
-#: In a segment file on the park volume (``ctg_app.tracking.delivery.park``), not yet known to be delivered.
-STATE_PARKED = "parked"
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
