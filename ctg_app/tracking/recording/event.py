@@ -24,6 +24,13 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_INTERRUPTED = "interrupted"
 
+#: An event's delivery states in the spool, declared once (the spool, its salvage and the flush's verbs use these).
+STATE_PENDING = "pending"  # waiting to be delivered
+STATE_DELIVERED = "delivered"  # confirmed by the warehouse (kept for retention)
+STATE_DEAD = "dead"  # refused by the warehouse for good (``--retry-dead`` replays it)
+STATE_PARKED = "parked"  # in a segment file on the park volume (``delivery.park``), not yet known to be delivered
+STATES: tuple[str, ...] = (STATE_PENDING, STATE_DELIVERED, STATE_DEAD, STATE_PARKED)
+
 
 @dataclass(frozen=True)
 class Field:

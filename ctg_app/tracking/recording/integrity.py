@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ctg_app.tracking.recording.event import EVENT_COLUMNS
+from ctg_app.tracking.recording.event import EVENT_COLUMNS, STATE_DELIVERED, STATES
 
 try:
     import fcntl
@@ -51,11 +51,11 @@ _CORRUPT_NAMES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _CORRUPT_MARKERS = ("file is not a database", "malformed", "file is encrypted", "not a database")
 # Columns copied by a salvage: the event fields and the delivery state (not seq, lease or retry time, which belong
 # to the old file).
-SALVAGE_COLUMNS = (*EVENT_COLUMNS, "state", "attempts", "last_error", "delivered_at")
+# A parked row keeps its segment (the park volume's file holding it), or the flush could never settle it.
+SALVAGE_COLUMNS = (*EVENT_COLUMNS, "state", "attempts", "last_error", "delivered_at", "parked_segment")
 _STATE_AT = len(EVENT_COLUMNS)
 _REQUIRED_TEXT = tuple(EVENT_COLUMNS.index(name) for name in ("event_id", "timestamp", "app_name", "user", "action",
                                                               "status", "details"))
-_STATES = ("pending", "delivered", "dead")
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -116,6 +116,97 @@ def quarantine_file(path: Path, found: FileIdentity | None) -> Path | None:
     return target
 
 
+def set_aside_orphaned_sidecars(path: Path) -> list[Path]:
+    """When the spool file itself was deleted but its ``-wal``/``-shm`` were not, move them aside before anyone
+    creates a new file at the path: SQLite would otherwise pair the new file with the deleted one's WAL and
+    shared-memory index, which the writers still using the deleted file have mapped (they were killed by SIGBUS when
+    the index was reset, and rows went into the wrong file). Renaming does not disturb those writers (they hold the
+    inodes open) and they salvage their rows from their own connection when they notice (see the module doc).
+    Returns the new names of what was moved."""
+    sides = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    if path.exists() or not any(side.exists() for side in sides):
+        return []
+    moved: list[Path] = []
+    with spool_lock(path, exclusive=True):
+        if path.exists():  # another process created the new file (after moving them) while we waited
+            return []
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        for side, suffix in zip(sides, ("-wal", "-shm")):
+            if side.exists():
+                target = path.with_name(f"{path.name}.orphaned-{stamp}{suffix}")
+                os.replace(side, target)
+                moved.append(target)
+    if moved:
+        log.warning("spool %s was deleted without its WAL/shared-memory files: moved them aside (%s)",
+                    path, ", ".join(str(m) for m in moved))
+    return moved
+
+
+_MAGIC = b"SQLite format 3\x00"
+_PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)  # SQLite's default first
+
+
+def _header(page_size: int, wal: bool) -> bytes:
+    """A valid 100-byte database header for a file of ``page_size`` pages (sizes and freelist left for SQLite to
+    derive: the in-header page count is ignored when its "valid for" counter does not match)."""
+    version = 2 if wal else 1
+    header = bytearray(100)
+    header[0:16] = _MAGIC
+    header[16:18] = (1 if page_size == 65536 else page_size).to_bytes(2, "big")
+    header[18], header[19] = version, version
+    header[21], header[22], header[23] = 64, 32, 32  # payload fractions (fixed by the format)
+    header[24:28] = (1).to_bytes(4, "big")  # change counter; 28..35: page count 0, no freelist
+    header[40:44] = (1).to_bytes(4, "big")  # schema cookie
+    header[44:48] = (4).to_bytes(4, "big")  # schema format 4
+    header[56:60] = (1).to_bytes(4, "big")  # UTF-8
+    header[92:96] = (0).to_bytes(4, "big")  # "valid for" 0 != change counter: SQLite uses the file's size
+    major, minor, patch = sqlite3.sqlite_version_info
+    header[96:100] = (major * 1_000_000 + minor * 1000 + patch).to_bytes(4, "big")
+    return bytes(header)
+
+
+def rebuilt_copy(path: Path) -> Path | None:
+    """A copy of the spool file ``path`` (a quarantined one) with its 100-byte header rebuilt, when the header is
+    what is damaged: the page size is found by trying each size SQLite allows until the copy's ``events`` table reads.
+    Its ``-wal`` is copied along, so rows committed but not checkpointed are read too. Returns the copy's path (the
+    caller deletes it with :func:`remove_copy`), or None when no header makes the file readable."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if len(data) < 512:
+        return None
+    wal = Path(f"{path}-wal")
+    wal_bytes = wal.read_bytes() if wal.exists() else b""
+    copy = path.with_name(f"{path.name}.rebuilt")
+    for page_size in _PAGE_SIZES:
+        if len(data) % page_size:
+            continue
+        remove_copy(copy)
+        copy.write_bytes(_header(page_size, bool(wal_bytes)) + data[100:])
+        if wal_bytes:
+            Path(f"{copy}-wal").write_bytes(wal_bytes)
+        try:
+            conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True) if not wal_bytes else sqlite3.connect(copy)
+            try:
+                conn.execute("SELECT seq FROM events ORDER BY seq LIMIT 1").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            continue
+        log.warning("spool file %s had a damaged header: rebuilt it (page size %d) into %s to read its events",
+                    path, page_size, copy)
+        return copy
+    remove_copy(copy)
+    return None
+
+
+def remove_copy(copy: Path) -> None:
+    """Delete a :func:`rebuilt_copy` and its WAL/shared-memory files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+
+
 def source_id(conn: sqlite3.Connection, identity: FileIdentity | None) -> str:
     """The id a spool file carries in its ``meta`` (written when it was created), else its device and inode."""
     try:
@@ -146,6 +237,7 @@ class SourceRecord:
     unreadable_dead: int = 0
     unreadable_delivered: int = 0
     unreadable_unknown: int = 0
+    unreadable_parked: int = 0
     unreadable_file: bool = False  # nothing at all could be read (count unknown)
     size: int | None = None
     mtime_ns: int | None = None
@@ -153,7 +245,7 @@ class SourceRecord:
     @property
     def lost_undelivered(self) -> int:
         """Rows that could not be read and were not known to be delivered."""
-        return self.unreadable_pending + self.unreadable_dead + self.unreadable_unknown
+        return self.unreadable_pending + self.unreadable_dead + self.unreadable_parked + self.unreadable_unknown
 
 
 def registry(conn: sqlite3.Connection) -> list[SourceRecord]:
@@ -185,6 +277,7 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
     """Copy the readable rows of ``source`` above its watermark into ``dest`` (both open connections; ``dest`` in
     autocommit mode), chunk by chunk; count what cannot be read. Returns the source's registry entry."""
     first_pass = True
+    columns = _select_list(source)
     while True:
         dest.execute("BEGIN IMMEDIATE")
         try:
@@ -202,12 +295,13 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
                 except OSError:
                     pass
             first_pass = False
-            rows, next_mark, skipped = _read_chunk(source, record.watermark)
-            if rows is None:  # nothing at all is readable
+            rows, next_mark, skipped = _read_chunk(source, record.watermark, columns)
+            if rows is None:  # nothing at all is readable (the caller may retry on a rebuilt copy)
                 record.unreadable_file = True
                 _store(dest, record)
                 dest.execute("COMMIT")
                 return record
+            record.unreadable_file = False
             if rows:
                 dest.executemany(
                     f"INSERT INTO events ({', '.join(SALVAGE_COLUMNS)}, next_attempt_at) "
@@ -215,7 +309,7 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
             record.salvaged += len(rows)
             for state, count in skipped.items():
                 setattr(record, f"unreadable_{state}", getattr(record, f"unreadable_{state}") + count)
-                if state != "delivered":
+                if state != STATE_DELIVERED:
                     _add_counter(dest, CORRUPT_COUNTER, count)
             done = next_mark == record.watermark
             record.watermark = next_mark
@@ -240,11 +334,22 @@ def _carry_counters(source: sqlite3.Connection, dest: sqlite3.Connection) -> Non
 
 
 # ">= mark + 1", not "> mark": the same seek as _probe, so a start found readable is read from the same page.
-_SELECT = f"SELECT seq, {', '.join(SALVAGE_COLUMNS)} FROM events WHERE seq >= ? ORDER BY seq LIMIT ?"
+_SELECT = "SELECT seq, {columns} FROM events WHERE seq >= ? ORDER BY seq LIMIT ?"
+
+
+def _select_list(source: sqlite3.Connection) -> str:
+    """The salvaged columns as the source can give them: a file of an older schema lacks the newer columns (NULL)."""
+    try:
+        present = {row[1] for row in source.execute("PRAGMA table_info(events)")}
+    except sqlite3.DatabaseError:
+        present = set()
+    if not present:  # unreadable schema: ask for every column and let the reads fail or succeed
+        present = set(SALVAGE_COLUMNS)
+    return ", ".join(name if name in present else f"NULL AS {name}" for name in SALVAGE_COLUMNS)
 _MAX_SEQ = 1 << 62
 
 
-def _read_chunk(source: sqlite3.Connection, after: int) -> tuple[list[tuple[Any, ...]] | None, int, dict[str, int]]:
+def _read_chunk(source: sqlite3.Connection, after: int, columns: str) -> tuple[list[tuple[Any, ...]] | None, int, dict[str, int]]:
     """Up to ``CHUNK_ROWS`` valid rows after seq ``after``, skipping unreadable ranges. Returns (rows without seq, the
     new watermark, unreadable counts by state); rows is None when nothing at all can be read."""
     skipped: dict[str, int] = {}
@@ -253,16 +358,16 @@ def _read_chunk(source: sqlite3.Connection, after: int) -> tuple[list[tuple[Any,
     careful = False  # after an error: one row at a time until past the damage
     while len(rows) < CHUNK_ROWS:
         try:
-            batch = source.execute(_SELECT, (mark + 1, 1 if careful else CHUNK_ROWS - len(rows))).fetchall()
+            batch = source.execute(_SELECT.format(columns=columns), (mark + 1, 1 if careful else CHUNK_ROWS - len(rows))).fetchall()
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
                 raise
-            if after == 0 and mark == 0 and not rows and _probe(source, 0) is False and _max_seq(source) is None:
+            if after == 0 and mark == 0 and not rows and _probe(source, 0, columns) is False and _max_seq(source) is None:
                 return None, after, skipped
             if not careful:
                 careful = True
                 continue
-            resume = _next_readable(source, mark)
+            resume = _next_readable(source, mark, columns)
             if resume is not None and resume <= mark + 1:  # the row at mark + 1 itself failed: step over it
                 resume = mark + 2
             _count_unreadable(source, mark, resume if resume is not None else _MAX_SEQ, skipped)
@@ -288,15 +393,14 @@ def _read_chunk(source: sqlite3.Connection, after: int) -> tuple[list[tuple[Any,
 def _valid(values: tuple[Any, ...]) -> bool:
     """A row from a damaged page may be garbage: the NOT NULL text fields must be text, the state known."""
     state, attempts = values[_STATE_AT], values[_STATE_AT + 1]
-    return (all(isinstance(values[i], str) for i in _REQUIRED_TEXT) and state in _STATES
+    return (all(isinstance(values[i], str) for i in _REQUIRED_TEXT) and state in STATES
             and isinstance(attempts, int))
 
 
-def _probe(source: sqlite3.Connection, at_least: int) -> int | None | bool:
+def _probe(source: sqlite3.Connection, at_least: int, columns: str) -> int | None | bool:
     """The first seq >= ``at_least`` if its row can be read; None when there is none; False when unreadable."""
     try:
-        row = source.execute(f"SELECT seq, {', '.join(SALVAGE_COLUMNS)} FROM events WHERE seq >= ? ORDER BY seq "
-                             "LIMIT 1", (at_least,)).fetchone()
+        row = source.execute(_SELECT.format(columns=columns), (at_least, 1)).fetchone()
     except sqlite3.DatabaseError:
         return False
     return None if row is None else int(row[0])
@@ -310,14 +414,14 @@ def _max_seq(source: sqlite3.Connection) -> int | None:
     return row[0] if row and isinstance(row[0], int) else None
 
 
-def _next_readable(source: sqlite3.Connection, mark: int) -> int | None:
+def _next_readable(source: sqlite3.Connection, mark: int, columns: str) -> int | None:
     """The smallest seq > ``mark`` from which rows can be read again (galloping, then bisecting), or None."""
     bad, step = mark, 1
     while True:
         x = mark + step
         if x >= _MAX_SEQ:
             return None
-        found = _probe(source, x)
+        found = _probe(source, x, columns)
         if found is None:
             return None
         if found is not False:
@@ -326,7 +430,7 @@ def _next_readable(source: sqlite3.Connection, mark: int) -> int | None:
     lo, hi = bad + 1, x  # the first readable start lies in [lo, hi]
     while lo < hi:
         mid = (lo + hi) // 2
-        result = _probe(source, mid)
+        result = _probe(source, mid, columns)
         if result is False:
             lo = mid + 1
         else:
@@ -341,11 +445,14 @@ def _count_unreadable(source: sqlite3.Connection, after: int, before: int, skipp
     if before - after <= 1:
         return
     try:
-        for state in _STATES:
+        for state in STATES:
             count = source.execute(
                 "SELECT COUNT(*) FROM events INDEXED BY idx_events_state_seq WHERE state = ? AND seq > ? AND seq < ?",
                 (state, after, before)).fetchone()[0]
             if count:
                 skipped[state] = skipped.get(state, 0) + count
     except sqlite3.DatabaseError:
-        skipped["unknown"] = skipped.get("unknown", 0) + (before - after - 1)
+        top = _max_seq(source)  # "up to the end" is not 2**62 rows: bound it by the highest seq still known
+        if before >= _MAX_SEQ:
+            before = (top + 1) if top is not None and top > after else after + 1
+        skipped["unknown"] = skipped.get("unknown", 0) + max(0, before - after - 1)

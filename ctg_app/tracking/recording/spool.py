@@ -27,18 +27,22 @@ import sqlite_utils
 
 from ctg_app.settings import Settings
 from ctg_app.tracking.recording import integrity
-from ctg_app.tracking.recording.event import EVENT_COLUMNS, Event, Field
+from ctg_app.tracking.recording.event import (  # noqa: F401 - the states are re-exported for the delivery verbs
+    EVENT_COLUMNS,
+    STATE_DEAD,
+    STATE_DELIVERED,
+    STATE_PARKED,
+    STATE_PENDING,
+    STATES,
+    Event,
+    Field,
+)
 from ctg_app.tracking.recording.integrity import FileIdentity, identity_of, is_corruption
 
 log = logging.getLogger(__name__)
 
 TABLE = "events"
-STATE_PENDING = "pending"
-STATE_DELIVERED = "delivered"
-STATE_DEAD = "dead"
 DROPPED_COUNTER = "dropped_unwritable"  # events lost while the spool was unwritable (persistent)
-#: In a segment file on the park volume (``ctg_app.tracking.delivery.park``), not yet known to be delivered.
-STATE_PARKED = "parked"
 
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 _COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -250,6 +254,7 @@ class Spool:
         """Connect (creating and migrating the file if needed) under the shared spool lock; a file found corrupt on
         opening is quarantined and its readable rows salvaged into a fresh one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        integrity.set_aside_orphaned_sidecars(self.path)
         found: FileIdentity | None = None
         with integrity.spool_lock(self.path, exclusive=False):
             try:
@@ -344,6 +349,8 @@ class Spool:
         try:
             with self._patient(conn):
                 record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
+            if record.unreadable_file and moved_to is not None:  # e.g. a damaged header: try a rebuilt copy
+                self._salvage_file(moved_to, conn, None)
             if record.salvaged or record.lost_undelivered:
                 log.warning("spool file %s (%s): %d events salvaged into the current spool so far, %d unreadable",
                             self.path, record.event, record.salvaged, record.lost_undelivered)
@@ -355,8 +362,16 @@ class Spool:
         return conn
 
     def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> None:
+        """Salvage a quarantined file by name; when even its schema cannot be read (a damaged header), from a copy
+        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`)."""
+        copy: Path | None = None
         try:
             source = sqlite3.connect(path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
+            if not _schema_readable(source):
+                copy = integrity.rebuilt_copy(path)
+                if copy is not None:
+                    source.close()
+                    source = sqlite3.connect(copy, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
         except sqlite3.Error:
             log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
             return
@@ -366,6 +381,8 @@ class Spool:
                                   event="quarantined", path=path)
         finally:
             source.close()
+            if copy is not None:
+                integrity.remove_copy(copy)
 
     @contextmanager
     def _patient(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -559,6 +576,16 @@ def record_drops_outside(spool_path: Path, count: int) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _schema_readable(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return True
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        return False
 
 
 def _wal_newer(record: integrity.SourceRecord) -> bool:

@@ -1,0 +1,143 @@
+"""A damaged or deleted spool file never loses acknowledged events silently: they are recovered, or counted as lost,
+and the counts survive restarts (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from ctg_app.tracking import Spool
+from ctg_app.tracking.delivery.leases import Delivery
+from tests.tracking.test_spool_durability import start_writer
+
+
+def _tags(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [json.loads(d)["i"] for (d,) in conn.execute("SELECT details FROM events")]
+    finally:
+        conn.close()
+
+
+def _unlink_spool(path: Path, suffixes: tuple[str, ...]) -> None:
+    for suffix in suffixes:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file-only", "with-wal-and-shm"])
+def test_a_spool_deleted_three_times_under_three_writers_loses_nothing_uncounted(tmp_path, suffixes):
+    path = tmp_path / "spool.sqlite3"
+    per_writer = 1500
+    writers = [start_writer(path, threads=1, count=per_writer) for _ in range(3)]
+    progress = [0] * len(writers)
+    outputs: list[list[str]] = [[] for _ in writers]
+
+    def follow(i: int) -> None:
+        for line in writers[i].stdout:
+            outputs[i].append(line)
+            if line.strip().isdigit():
+                progress[i] = int(line)
+
+    readers = [threading.Thread(target=follow, args=(i,)) for i in range(len(writers))]
+    for reader in readers:
+        reader.start()
+    deletions = 0
+    for threshold in (300, 700, 1100):  # delete the live spool three times while every writer is mid-stream
+        while min(progress) < threshold and any(w.poll() is None for w in writers):
+            threading.Event().wait(0.005)
+        _unlink_spool(path, suffixes)
+        deletions += 1
+    for writer, reader in zip(writers, readers):
+        writer.wait(timeout=240)
+        reader.join(timeout=30)
+        assert writer.returncode == 0, writer.stderr.read()
+    acknowledged = sum(progress)
+    assert acknowledged == 3 * per_writer
+    status = Delivery(Spool(path)).status()
+    stored = status["pending"]
+    counted = status["dropped"] + sum(int(out[-2].split()[1]) for out in outputs)  # persisted + still in memory
+    print(f"SUMMARY deleted x{deletions} under 3 writers: acknowledged {acknowledged}, stored {stored}, "
+          f"counted {counted}, files {[(f['event'], f['salvaged']) for f in status['spool_files']]}")
+    assert stored + counted == acknowledged, f"{acknowledged - stored - counted} acknowledged events vanished"
+    assert [f["event"] for f in status["spool_files"]].count("deleted") + \
+        [f["event"] for f in status["spool_files"]].count("replaced") >= 1
+
+
+def _fill(path: Path, count: int, parked: int = 0) -> None:
+    from ctg_app.settings import Settings
+    from ctg_app.tracking import Tracker
+
+    tracker = Tracker(Settings(spool_path=path))
+    for i in range(count):
+        tracker.record("execute_sql", details={"i": i})
+    tracker.spool.close()
+
+
+def _damage_header(path: Path, size: int) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(path, "r+b") as fh:
+        fh.write(b"\xa5" * size)
+
+
+@pytest.mark.parametrize("size", [32, 96, 100])
+def test_a_damaged_header_is_rebuilt_and_every_event_recovered(tmp_path, size):
+    path = tmp_path / "spool.sqlite3"
+    _fill(path, 1000)
+    _damage_header(path, size)
+    status = Delivery(Spool(path)).status()
+    print(f"SUMMARY header {size} bytes overwritten: pending {status['pending']}, dropped_corrupt "
+          f"{status['dropped_corrupt']}, files {status['spool_files']}")
+    assert [f["event"] for f in status["spool_files"]] == ["quarantined"]
+    assert status["spool_files"][0]["salvaged"] == 1000 and not status["spool_files"][0]["unreadable_file"]
+    assert status["pending"] == 1000 and status["dropped_corrupt"] == 0
+    assert sorted(_tags(path)) == list(range(1000))
+    assert not list(tmp_path.glob("*.rebuilt*"))  # the working copy is gone
+
+
+def test_a_damaged_header_under_running_writers_loses_nothing_uncounted(tmp_path):
+    from tests.tracking.test_spool_integrity import event_keys, finish, start, wait_paused
+
+    path, go = tmp_path / "spool.sqlite3", tmp_path / "go"
+    writers = [start(path, tag, 500, 1000, go) for tag in ("a", "b", "c")]
+    for writer in writers:
+        wait_paused(writer)
+    _damage_header(path, 96)
+    go.touch()
+    dropped = sum(finish(writer)[1] for writer in writers)
+    status = Delivery(Spool(path)).status()
+    live = event_keys(path)
+    expected = {(tag, i) for tag in ("a", "b", "c") for i in range(1500)}
+    print(f"SUMMARY damaged header under 3 writers: live {len(live & expected)}/4500, pending {status['pending']}, "
+          f"dropped in process {dropped}, counted {status['dropped']}, files "
+          f"{[(f['event'], f['salvaged'], f['unreadable_file']) for f in status['spool_files']]}")
+    assert len(live & expected) + status["dropped"] >= 4500 - 0, f"{len(expected - live)} events missing"
+    assert status["pending"] == len(live) and len(live) + status["dropped"] == 4500
+
+
+def test_salvage_keeps_parked_rows_and_their_segment(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    _fill(path, 10)
+    spool = Spool(path)
+    spool.connection().execute("UPDATE events SET state = 'parked', parked_segment = 'segment-0001.jsonl' "
+                               "WHERE seq IN (2, 4, 6, 8)")
+    assert spool.recover("a test quarantine") is not None  # the rows are salvaged into a fresh file
+    rows = spool.connection().execute("SELECT state, parked_segment FROM events ORDER BY seq").fetchall()
+    assert len(rows) == 10
+    assert rows.count(("parked", "segment-0001.jsonl")) == 4 and rows.count(("pending", None)) == 6
+    assert spool.counters().get("dropped_corrupt", 0) == 0
+
+
+def test_the_states_are_declared_once():
+    from ctg_app.tracking.delivery import leases
+    from ctg_app.tracking.recording import event, integrity, spool
+
+    assert event.STATES == ("pending", "delivered", "dead", "parked")
+    assert spool.STATES is event.STATES and integrity.STATES is event.STATES
+    assert leases.STATE_PARKED is event.STATE_PARKED
+    assert "parked_segment" in integrity.SALVAGE_COLUMNS
