@@ -63,31 +63,42 @@ def test_spec_queries_verbatim_equal_named_reports(both, name):
     assert len(verbatim) > 0
 
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "spec" / "usage-tracking.md"  # beside the checkout
+REPO_SPEC = Path(__file__).resolve().parents[2] / "docs" / "usage-tracking-spec.md"  # the copy in the repository
+SHARED_SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "usage-tracking.md"  # beside the checkout
 
 
-def spec_text(spec_file: Path = SPEC_FILE) -> str:
-    """The spec's text; a missing file skips the check locally but fails it under ``CI=true``."""
+def shared_spec_bytes(spec_file: Path = SHARED_SPEC) -> bytes | None:
+    """The shared spec's bytes, or None where no ``shared/`` lies beside the checkout (a plain clone); under
+    ``CI=true`` a missing file fails, since CI lays shared/ beside the clone."""
     if not spec_file.exists():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # CI checks out shared/ beside the clone
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"the specification is not at {spec_file} (CI must check out shared/ beside the clone)")
-        pytest.skip(f"the specification is not at {spec_file}")
-    return spec_file.read_text()
+        return None
+    return spec_file.read_bytes()
 
 
-def test_a_missing_spec_fails_under_ci(tmp_path, monkeypatch):
+def test_a_missing_shared_spec_fails_under_ci_only(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must check out shared"):
-        spec_text(tmp_path / "usage-tracking.md")
+        shared_spec_bytes(tmp_path / "usage-tracking.md")
     monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception):
-        spec_text(tmp_path / "usage-tracking.md")
+    assert shared_spec_bytes(tmp_path / "usage-tracking.md") is None
+    (tmp_path / "usage-tracking.md").write_bytes(b"spec")
+    assert shared_spec_bytes(tmp_path / "usage-tracking.md") == b"spec"
 
 
 def test_spec_sql_is_the_specs_character_for_character():
-    spec = spec_text()
+    spec = REPO_SPEC.read_text()
     for sql in (SPEC_CREATE_TABLE, *SPEC_QUERIES.values()):
         assert sql in spec
+
+
+def test_the_repositorys_spec_is_the_shared_spec_byte_for_byte():
+    shared = shared_spec_bytes()
+    copy = REPO_SPEC.read_bytes()
+    assert b"central_app_usage" in copy and b"## Example Queries" in copy
+    if shared is not None:  # a plain clone has only the copy; beside shared/ (and always in CI) they must agree
+        assert copy == shared, "docs/usage-tracking-spec.md differs from shared/spec/usage-tracking.md: copy it again"
 
 
 def test_error_analysis_like_is_case_sensitive_on_both(both):

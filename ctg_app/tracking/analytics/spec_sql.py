@@ -1,6 +1,6 @@
-"""The specification's SQL, character for character (``usage-tracking.md``): its CREATE TABLE and its four example
-queries. One copy for the whole project: the reports run these verbatim, the tests run them against the fake warehouse,
-and ``tests/analytics`` checks them against the specification document itself.
+"""The specification's SQL, character for character (``docs/usage-tracking-spec.md``): its CREATE TABLE and its four
+example queries. One copy for the whole project: the reports run these verbatim, the tests run them against the fake
+warehouse, and ``tests/analytics`` checks them against the specification document itself.
 """
 
 from __future__ import annotations
