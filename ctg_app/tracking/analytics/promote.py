@@ -101,10 +101,10 @@ def check_pair(question: str, sql: str, path: Path | str = TRAINING_FILE) -> tup
     return question, sql
 
 
-def promote_to_training(question: str, sql: str, path: Path | str = TRAINING_FILE) -> Promoted:
-    """Append the reviewed pair to the training file ``path`` after :func:`check_pair`; the file is replaced
-    atomically and only when it still loads. Raises :class:`PromotionError`."""
-    path = Path(path)
+def promote_to_training(question: str, sql: str, path: Path | str | None = None) -> Promoted:
+    """Append the reviewed pair to the training file ``path`` (default: the shipped ``training.toml``) after
+    :func:`check_pair`; the file is replaced atomically and only when it still loads. Raises :class:`PromotionError`."""
+    path = Path(path) if path is not None else TRAINING_FILE
     question, sql = check_pair(question, sql, path)
     text = path.read_text(encoding="utf-8")
     block = f"\n[[examples]]\nquestion = {_toml_string(question)}\nsql = {_toml_string(sql)}\n"
