@@ -10,6 +10,7 @@ its result is cached for ``CACHE_TTL_S`` seconds per filter.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,26 @@ def _counts(fig: go.Figure, values: pd.Series) -> go.Figure:
     if len(values) and values.max() <= 10:
         fig.update_yaxes(dtick=1)
     return fig
+
+def _ago(moment: str | None, now: datetime | None = None) -> str:
+    """``3 min ago`` / ``2 h ago`` / ``4 d ago`` for an ISO time (a tile's value must fit a fifth of the page)."""
+    if not moment:
+        return "never"
+    try:
+        then = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        return str(moment)[:16]
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    seconds = max(0.0, ((now or datetime.now(timezone.utc)) - then).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} d ago"
+
 
 def is_admin() -> bool:
     """True when the current user is one of ``ADMIN_EMAILS``."""
@@ -91,10 +112,11 @@ def _headline(key: tuple, days: int, user: str | None, _board):
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def _report(key: tuple, name: str, days: int, user: str | None, action: str | None, _board):
+def _report(key: tuple, name: str, days: int, user: str | None, action: str | None, _board,
+            app_name: str | None = None):
     from ctg_app.tracking.analytics.dashboard import report
 
-    return report(_board, name, days=days, user=user, action=action)
+    return report(_board, name, days=days, user=user, action=action, app_name=app_name)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -170,7 +192,8 @@ def _health(board) -> None:
     cols[1].metric("Oldest pending", "-" if age is None else f"{age / 60:.0f} min")
     cols[2].metric("Dead letters", status["dead"])
     cols[3].metric("Dropped", status["dropped"])
-    cols[4].metric("Last flush", status.get("last_success_at") or "never")
+    last = status.get("last_success_at")
+    cols[4].metric("Last flush", _ago(last), help=f"{last} (UTC)" if last else "No flush has succeeded yet")
     if status.get("last_error"):
         st.caption(f"Last flush error ({status.get('last_error_at')}): {status['last_error']}")
     _park_panel(board)
@@ -232,12 +255,11 @@ def _render_panels(board) -> None:
     cols[3].metric("Errors", stats.error_count)
     cols[4].metric("Error rate", f"{stats.error_count / stats.total_events:.1%}")
 
-    def panel(name: str):
-        return _report(key, name, days, user, action, board)
+    def panel(name: str, app_name: str | None = None):
+        return _report(key, name, days, user, action, board, app_name)
 
     dau = panel("daily_active_users")
-    if dau.notice and not stats.notice:
-        st.info(dau.notice)
+    _pending_caption(stats, dau)
     left, right = st.columns(2)
     frame = dau.frame.sort_values("date")
     left.plotly_chart(_counts(_daily(px.line(frame, x="date", y="active_users", markers=True,
@@ -276,7 +298,126 @@ def _render_panels(board) -> None:
         from ctg_app.chatbot.answer_quality import render_answer_quality
 
         render_answer_quality(_answer_events(key, days, user, board))
+    # on demand too: each panel's statements run only while it is open
+    if st.toggle("Engagement (sessions, active users, retention, session funnel)", key="analytics_engagement"):
+        _engagement(panel, board, days)
+    if st.toggle("Apps compared (every app in the central table)", key="analytics_apps"):
+        _apps(panel)
+    if st.toggle("Declined and 👎 questions (review, promote to training)", key="analytics_problems"):
+        _problems(panel)
     _health(board)
+
+
+def _pending_caption(stats, dau) -> None:
+    """One statement about events still in the spool that agrees with the totals: they are in the tiles above (the
+    headline merges them) and not yet in the charts (reports read the central table)."""
+    from ctg_app.tracking.analytics.dashboard import headline_pending_note
+
+    note = headline_pending_note(stats)
+    if note:
+        charts = "the charts below show delivered events only" if dau.source == "warehouse" \
+            else "so do the charts below"
+        st.caption(f"The Events count {note}; {charts}.")
+    elif dau.notice and not stats.notice and not dau.pending:
+        st.info(dau.notice)
+
+
+def _app_choice(board) -> str | None:
+    from ctg_app.tracking.analytics.reports import ALL_APPS
+
+    own = board.settings.app_name
+    choice = st.selectbox("App", [own, "All apps"], key="analytics_app",
+                          help="The central table is shared: report on this app or on every app in it")
+    return ALL_APPS if choice == "All apps" else None
+
+
+def _engagement(panel, board, days: int) -> None:
+    st.subheader("Engagement")
+    app = _app_choice(board)
+    sessions = panel("sessions", app).frame
+    active = panel("active_users", app).frame
+    cols = st.columns(4)
+    total = int(sessions["sessions"].sum()) if not sessions.empty else 0
+    cols[0].metric("Sessions", f"{total:,}")
+    if total:
+        avg = float((sessions["avg_duration_s"] * sessions["sessions"]).sum()) / total
+        cols[1].metric("Avg session", f"{avg / 60:.1f} min")
+        cols[2].metric("Questions / session", f"{int(sessions['questions'].sum()) / total:.2f}")
+    else:
+        cols[1].metric("Avg session", "-")
+        cols[2].metric("Questions / session", "-")
+    latest = active.iloc[-1] if not active.empty else None
+    cols[3].metric("Stickiness (DAU/MAU)", "-" if latest is None else f"{latest['stickiness']:.0%}",
+                   help="Today's active users over the users of the last 30 days")
+    left, right = st.columns(2)
+    if not active.empty:
+        long = active.melt(id_vars=["date"], value_vars=["dau", "wau", "mau"], var_name="users", value_name="count")
+        left.plotly_chart(_counts(_daily(px.line(long, x="date", y="count", color="users", markers=True,
+                                                 title="Daily / weekly / monthly active users"), days),
+                                  long["count"]), key="chart_active_users")
+    new = panel("new_returning", app).frame
+    if not new.empty:
+        long = new.melt(id_vars=["date"], value_vars=["new_users", "returning_users"], var_name="users",
+                        value_name="count")
+        right.plotly_chart(_counts(_daily(px.bar(long, x="date", y="count", color="users",
+                                                 title="New and returning users"), days), long["count"]),
+                           key="chart_new_returning")
+    if not sessions.empty:
+        st.plotly_chart(_counts(_daily(px.bar(sessions, x="date", y="sessions", title="Sessions per day",
+                                              hover_data=["avg_duration_s", "questions_per_session"]), days),
+                                sessions["sessions"]), key="chart_sessions")
+    funnel = panel("session_funnel", app).frame
+    left, right = st.columns(2)
+    left.plotly_chart(go.Figure(go.Funnel(y=funnel["action"], x=funnel["sessions"], textinfo="value+percent initial"))
+                      .update_layout(title="Ordered funnel per session"), key="chart_session_funnel")
+    right.dataframe(funnel, hide_index=True, column_config={
+        "conversion_from_previous": st.column_config.NumberColumn("From previous", format="percent"),
+        "conversion_from_start": st.column_config.NumberColumn("From start", format="percent"),
+        "p50_seconds_from_question": st.column_config.NumberColumn("Median s from question")})
+    cohorts = panel("retention", app).frame
+    st.markdown("**Weekly retention** (share of each cohort active n weeks after its first week)")
+    if cohorts.empty:
+        st.caption("No users in this window.")
+    else:
+        table = cohorts.pivot(index=["cohort_week", "cohort_users"], columns="weeks_since", values="retention")
+        table.columns = [f"week {c}" for c in table.columns]
+        st.dataframe(table.reset_index(), hide_index=True, column_config={
+            c: st.column_config.NumberColumn(c, format="percent") for c in table.columns})
+
+
+def _apps(panel) -> None:
+    st.subheader("Apps compared")
+    apps = panel("app_comparison").frame
+    if apps.empty:
+        st.caption("No events in this window.")
+        return
+    st.dataframe(apps, hide_index=True, column_config={
+        "error_rate": st.column_config.NumberColumn("Error rate", format="percent")})
+
+
+def _problems(panel) -> None:
+    from ctg_app.tracking.analytics.dashboard import promote
+    from ctg_app.tracking.analytics.promote import PromotionError
+
+    st.subheader("Declined and 👎 questions")
+    problems = panel("problem_questions").frame
+    if problems.empty:
+        st.caption("No declined or unhelpful answers in this window.")
+        return
+    st.dataframe(problems, hide_index=True)
+    labels = [f"{r['kind']}: {r['question'] or '(no question text)'}" for r in problems.to_dict(orient="records")]
+    index = st.selectbox("Review", range(len(labels)), format_func=lambda i: labels[i], key="analytics_review")
+    with st.form("analytics_promote"):
+        question = st.text_input("Question", value=problems.iloc[index]["question"] or "")
+        sql = st.text_area("SQL that answers it (Databricks SQL over the training schema)", height=120)
+        if st.form_submit_button("Promote to training", icon=":material/school:"):
+            try:
+                done = promote(question, sql)
+            except PromotionError as exc:
+                st.error(f"Not promoted: {exc}")
+            else:
+                st.success(f"Promoted to {done.path.name} ({done.examples} examples). The assistant learns it at "
+                           "its next start.")
 
 
 if __name__ == "__main__":  # Streamlit runs page scripts as __main__; importing analytics_pages must not render

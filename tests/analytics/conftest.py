@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -42,7 +43,8 @@ def make_events(now: datetime | None = None, n: int = 600, seed: int = 7) -> lis
             "status": "error" if error else "ok", "error_type": "RuntimeError" if error else None,
             "error_message": "boom" if error else None,
             "duration_ms": duration if duration is not None else round(rnd.uniform(1, 2000), 3),
-            "session_id": None, "details": "{}",
+            # a session per user and six hours (the sessions, retention and funnel reports need them)
+            "session_id": f"{user}-{moment:%Y%m%d}-{moment.hour // 6}", "details": "{}",
         })
 
     for _ in range(n):
@@ -57,6 +59,53 @@ def make_events(now: datetime | None = None, n: int = 600, seed: int = 7) -> lis
     add(now - timedelta(hours=2), "alice@eleviogroup.com", "execute_sql", app="some-other-app")
     add(now - timedelta(hours=3), "alice@eleviogroup.com", "execute_sql", duration=None)
     events[-1]["duration_ms"] = None
+    return events
+
+
+def make_conversations(now: datetime | None = None) -> list[dict]:
+    """Chat sessions as the chat records them: questions (with their text), answers (one declined), runs, a chart,
+    a download, an edit, a suggestion list and 👍 / 👎 votes (one changed from 👍 to 👎), over the last few days."""
+    now = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    events: list[dict] = []
+
+    def add(session: str, user: str, moment: datetime, action: str, details: dict | None = None,
+            status: str = "ok") -> None:
+        events.append({
+            "event_id": f"conv-{len(events):06d}", "timestamp": ts_text(moment), "app_name": SPEC_APP_NAME,
+            "user": user, "action": action, "operation": action, "status": status, "error_type": None,
+            "error_message": None, "duration_ms": 10.0, "session_id": session, "details": json.dumps(details or {}),
+        })
+
+    t = now - timedelta(days=2, hours=1)
+    s1, u1 = "conv-s1", "alice@eleviogroup.com"
+    add(s1, u1, t, "app_start")
+    add(s1, u1, t + timedelta(seconds=5), "generate_question", {"question": "How many projects are there?"})  # turn 1
+    add(s1, u1, t + timedelta(seconds=6), "sql_query", {"declined": False, "intent": "project_count"})
+    add(s1, u1, t + timedelta(seconds=8), "execute_sql", {"rows": 1, "columns": 1})
+    add(s1, u1, t + timedelta(seconds=20), "download_results", {"rows": 1, "columns": 1})
+    add(s1, u1, t + timedelta(seconds=30), "generate_question", {"question": "Which projects will overrun?"})  # 2
+    add(s1, u1, t + timedelta(seconds=31), "sql_query", {"declined": True, "score": 0.0})
+    add(s1, u1, t + timedelta(seconds=40), "view_random_questions", {"shown": 5})  # turn 3
+    add(s1, u1, t + timedelta(seconds=50), "generate_question", {"question": "Total budget per business unit?"})  # 4
+    add(s1, u1, t + timedelta(seconds=51), "sql_query", {"declined": False, "intent": "budget_by_unit"})
+    add(s1, u1, t + timedelta(seconds=53), "execute_sql", {"rows": 3, "columns": 2})
+    add(s1, u1, t + timedelta(seconds=60), "answer_feedback", {"helpful": True, "turn": 4, "intent": "budget_by_unit"})
+    add(s1, u1, t + timedelta(seconds=65), "answer_feedback", {"helpful": False, "turn": 4, "intent": "budget_by_unit",
+                                                               "reason": "Wrong numbers"})
+    add(s1, u1, t + timedelta(seconds=70), "answer_feedback", {"helpful": False, "turn": 1, "intent": "project_count",
+                                                               "comment": "counts closed ones too"})
+    t2 = now - timedelta(days=1, hours=2)
+    s2, u2 = "conv-s2", "bob@eleviogroup.com"
+    add(s2, u2, t2, "generate_question", {"question": "What is the cost to go per project?"})  # turn 1
+    add(s2, u2, t2 + timedelta(seconds=2), "sql_query", {"declined": False, "intent": "ctg_per_project"})
+    add(s2, u2, t2 + timedelta(seconds=4), "execute_sql", {"rows": 12, "columns": 3})
+    add(s2, u2, t2 + timedelta(seconds=9), "edit_sql", {"rows": 12, "columns": 3})  # turn 2
+    add(s2, u2, t2 + timedelta(seconds=15), "generate_chart")
+    add(s2, u2, t2 + timedelta(seconds=25), "answer_feedback", {"helpful": True, "turn": 1})
+    t3 = now - timedelta(hours=3)
+    s3, u3 = "conv-s3", "carol@eleviogroup.com"
+    add(s3, u3, t3, "generate_question", {"question": "Show me the weather"})
+    add(s3, u3, t3 + timedelta(seconds=1), "sql_query", {"declined": True, "score": 0.0})
     return events
 
 

@@ -26,12 +26,12 @@ from ctg_app.tracking.analytics.reports import (
 
 from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE, SPEC_QUERIES
 
-from .conftest import load_spool, load_warehouse, make_events
+from .conftest import load_spool, load_warehouse, make_conversations, make_events
 
 
 @pytest.fixture
 def both(tracking_spool, warehouse_env):
-    events = make_events()
+    events = make_events() + make_conversations()
     load_spool(tracking_spool, events)
     load_warehouse(warehouse_env, events)
     reader = WarehouseReader(get_settings())

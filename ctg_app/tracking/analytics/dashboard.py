@@ -25,13 +25,15 @@ from ctg_app.tracking.analytics.reports import (
     WarehouseUnavailable,
     _params,
     _where,
+    pending_note,
     run_report,
     spool_for,
     to_sqlite,
     window_start,
 )
 from ctg_app.tracking.recording.spool import TABLE as SPOOL_TABLE
-from ctg_app.tracking.analytics.stats import UsageStats, get_usage_stats
+from ctg_app.tracking.analytics.promote import Promoted, promote_to_training
+from ctg_app.tracking.analytics.stats import SOURCE_WAREHOUSE_AND_SPOOL, UsageStats, get_usage_stats
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +129,33 @@ def headline(board: Board, days: int, user: str | None) -> UsageStats:
                            source=board.source)
 
 
-def report(board: Board, name: str, *, days: int | None, user: str | None, action: str | None) -> ReportResult:
-    """One chart's or table's report (``funnel`` ignores ``action``: its steps are actions)."""
-    if name == "funnel":
+#: Reports whose steps or rows are actions themselves: the page's action filter does not apply to them
+ACTION_FREE_REPORTS = frozenset({"funnel", "session_funnel", "problem_questions"})
+
+
+def report(board: Board, name: str, *, days: int | None, user: str | None, action: str | None,
+           app_name: str | None = None) -> ReportResult:
+    """One chart's or table's report (the funnels and the problem list ignore ``action``: their steps are actions).
+    ``app_name``: another app of the central table, or ``ALL_APPS``; default this app (every app for
+    ``app_comparison``)."""
+    if name in ACTION_FREE_REPORTS:
         action = None
     return run_report(name, days=days, user=user, action=action, source=board.source, settings=board.settings,
-                      spool=board.spool, reader=board.reader)
+                      spool=board.spool, reader=board.reader, app_name=app_name)
+
+
+def promote(question: str, sql: str) -> Promoted:
+    """The admin action "promote to training": append a reviewed question → SQL pair to the training file
+    (:func:`ctg_app.tracking.analytics.promote.promote_to_training`; raises ``PromotionError`` with the reason)."""
+    return promote_to_training(question, sql)
+
+
+def headline_pending_note(stats: UsageStats) -> str | None:
+    """"includes N pending events …" when the headline counts spool rows not delivered yet (warehouse + spool),
+    else None: the one wording the page shows next to the totals."""
+    if stats.source != SOURCE_WAREHOUSE_AND_SPOOL or not stats.spool_events:
+        return None
+    return pending_note(stats.spool_events, included=True)
 
 
 def spool_health(board: Board) -> dict[str, Any]:

@@ -57,6 +57,9 @@ SOURCE_WAREHOUSE = "warehouse"
 SOURCE_SPOOL = "spool"
 SOURCE_AUTO = "auto"
 
+#: ``app_name=ALL_APPS``: a report over every app in the central table (no ``app_name`` filter)
+ALL_APPS = "*"
+
 # ----- the spec's example queries, verbatim (ctg_app.tracking.analytics.spec_sql) ------------------------------------------
 
 
@@ -108,6 +111,16 @@ class ReportSpec:
     reduce_rows: Callable[[Iterable[tuple]], pd.DataFrame] | None = None
     extra_where: str = ""
     spec_query: str | None = None  # the SPEC_QUERIES entry this report equals
+    #: Days of history read before the window (e.g. 29 for a monthly active count on the window's first day);
+    #: None reads all history (e.g. a user's first day ever, for cohorts and new users). The SQL reads the longer
+    #: span; :attr:`finish_window` keeps the window.
+    lookback_days: int | None = 0
+    #: Like ``finish`` but also given the window: ``(raw, since, today)`` (since None: all time)
+    finish_window: Callable[[pd.DataFrame, date | None, date], pd.DataFrame] | None = None
+    #: Read every app's rows unless an ``app_name`` is asked for (the cross-app comparison)
+    all_apps_by_default: bool = False
+    #: Extra raw columns that hold timestamps (normalised to naive UTC on both engines)
+    timestamp_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,6 +137,8 @@ class ReportResult:
     action: str | None = None
     notice: str | None = None
     seconds: float = 0.0
+    app_name: str | None = None
+    pending: int = 0  # spool rows not delivered yet (warehouse answers only): not in this frame
 
     @property
     def empty(self) -> bool:
@@ -385,8 +400,9 @@ TIMESTAMP_COLUMNS = {"first_seen", "last_seen", "timestamp", "first_ts", "last_t
 # ----- SQL for each engine -----------------------------------------------------------------------------------------
 
 
-def _where(spec_extra: str, *, since: date | None, user: str | None, action: str | None) -> str:
-    parts = ["app_name = :app_name"]
+def _where(spec_extra: str, *, since: date | None, user: str | None, action: str | None,
+           all_apps: bool = False) -> str:
+    parts = [] if all_apps else ["app_name = :app_name"]
     if since is not None:
         parts.append("DATE(timestamp) >= :since_day")
     if user is not None:
@@ -395,14 +411,16 @@ def _where(spec_extra: str, *, since: date | None, user: str | None, action: str
         parts.append("action = :action")
     if spec_extra:
         parts.append(spec_extra)
-    return " AND ".join(parts)
+    return " AND ".join(parts) or "1 = 1"
 
 
 def databricks_sql(name: str, *, events: str, since: date | None = None, user: str | None = None,
-                   action: str | None = None) -> str:
-    """The report's Databricks SQL with ``{events}`` replaced by ``events`` and the filters in place."""
+                   action: str | None = None, all_apps: bool = False) -> str:
+    """The report's Databricks SQL with ``{events}`` replaced by ``events`` and the filters in place (``all_apps``:
+    no ``app_name`` filter)."""
     spec = REPORTS[name]
-    return spec.sql.format(events=events, where=_where(spec.extra_where, since=since, user=user, action=action))
+    return spec.sql.format(events=events, where=_where(spec.extra_where, since=since, user=user, action=action,
+                                                       all_apps=all_apps))
 
 
 class _ToSpool:
@@ -450,13 +468,16 @@ def to_sqlite(databricks: str) -> str:
     return tree.sql(dialect="sqlite")
 
 
-def spool_sql(name: str, *, since: date | None = None, user: str | None = None, action: str | None = None) -> str:
+def spool_sql(name: str, *, since: date | None = None, user: str | None = None, action: str | None = None,
+              all_apps: bool = False) -> str:
     """The report's SQLite SQL for the spool (translated once per filter combination: :func:`to_sqlite` caches)."""
-    return to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action))
+    return to_sqlite(databricks_sql(name, events=SPOOL_TABLE, since=since, user=user, action=action,
+                                    all_apps=all_apps))
 
 
-def _params(app_name: str, since: date | None, user: str | None, action: str | None, *, for_spool: bool) -> dict:
-    params: dict[str, Any] = {"app_name": app_name}
+def _params(app_name: str | None, since: date | None, user: str | None, action: str | None, *,
+            for_spool: bool) -> dict:
+    params: dict[str, Any] = {} if app_name in (None, ALL_APPS) else {"app_name": app_name}
     if since is not None:
         params["since_day"] = since.isoformat() if for_spool else since
     if user is not None:
@@ -661,54 +682,81 @@ def _as_naive_utc(value: Any) -> datetime | None:
     return value
 
 
-_INT_COLUMNS = {"active_users", "count", "error_count", "events", "errors", "active_days", "users_1", "users_2",
+_INT_COLUMNS = {"active_users", "count", "users", "sessions", "questions", "error_count", "events", "errors", "active_days", "users_1", "users_2",
                 "users_3", "users_4", "events_1", "events_2", "events_3", "events_4"}
 
 
-def _finish(spec: ReportSpec, raw: pd.DataFrame) -> pd.DataFrame:
+def _finish(spec: ReportSpec, raw: pd.DataFrame, since: date | None = None, today: date | None = None) -> pd.DataFrame:
     for column in raw.columns:
         if column in _INT_COLUMNS:
             raw[column] = pd.array([0 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
                                     for v in raw[column]], dtype="int64")
-    frame = spec.finish(raw) if spec.finish else raw
+        elif column in spec.timestamp_columns:
+            raw[column] = pd.to_datetime([_as_naive_utc(v) for v in raw[column]])
+    if spec.finish_window is not None:
+        frame = spec.finish_window(raw, since, today or utc_today())
+    else:
+        frame = spec.finish(raw) if spec.finish else raw
     frame = frame[list(spec.columns)] if set(spec.columns) <= set(frame.columns) else frame
     return frame.reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one report run reads: the window, the span the SQL reads (window plus look-back) and the app filter."""
+
+    since: date | None
+    sql_since: date | None
+    today: date
+    app_name: str
+    all_apps: bool
+
+
+def _plan(spec: ReportSpec, days: int | None, app_name: str | None, default_app: str,
+          now: datetime | None) -> _Plan:
+    since = window_start(days, now)
+    if spec.lookback_days is None or since is None:
+        sql_since = None
+    else:
+        sql_since = since - timedelta(days=spec.lookback_days)
+    chosen = app_name or (ALL_APPS if spec.all_apps_by_default else default_app)
+    return _Plan(since, sql_since, utc_today(now), chosen, chosen == ALL_APPS)
+
+
 def run_on_spool(name: str, spool: Spool, *, days: int | None = ..., user: str | None = None,  # type: ignore[assignment]
                  action: str | None = None, app_name: str | None = None, now: datetime | None = None) -> pd.DataFrame:
-    """Run report ``name`` on a spool file (every row, whatever its delivery state)."""
+    """Run report ``name`` on a spool file (every row, whatever its delivery state). ``app_name``: one app (default:
+    this app's, or every app for the cross-app comparison) or :data:`ALL_APPS`."""
     spec = REPORTS[name]
     days = spec.default_days if days is ... else days
-    since = window_start(days, now)
-    app_name = app_name or get_settings().app_name
-    sql = spool_sql(name, since=since, user=user, action=action)
-    cursor = spool.scan(sql, _params(app_name, since, user, action, for_spool=True))
+    plan = _plan(spec, days, app_name, get_settings().app_name, now)
+    sql = spool_sql(name, since=plan.sql_since, user=user, action=action, all_apps=plan.all_apps)
+    cursor = spool.scan(sql, _params(plan.app_name, plan.sql_since, user, action, for_spool=True))
     if spec.reduce_rows is not None:
-        return _finish(spec, spec.reduce_rows(cursor))
+        return _finish(spec, spec.reduce_rows(cursor), plan.since, plan.today)
     names = [d[0] for d in cursor.description]
-    return _finish(spec, _frame(name, names, cursor.fetchall()))
+    return _finish(spec, _frame(name, names, cursor.fetchall()), plan.since, plan.today)
 
 
 def run_on_warehouse(name: str, reader: WarehouseReader, *, days: int | None = ...,  # type: ignore[assignment]
                      user: str | None = None, action: str | None = None, app_name: str | None = None,
                      now: datetime | None = None) -> pd.DataFrame:
-    """Run report ``name`` on the warehouse (raises :class:`WarehouseUnavailable`)."""
+    """Run report ``name`` on the warehouse (raises :class:`WarehouseUnavailable`); ``app_name`` as for the spool."""
     spec = REPORTS[name]
     days = spec.default_days if days is ... else days
-    since = window_start(days, now)
-    app_name = app_name or reader.settings.app_name
+    plan = _plan(spec, days, app_name, reader.settings.app_name, now)
     relation = reader.events_relation()
     if relation is None:  # no table yet: nothing was ever delivered
         if spec.reduce_rows is not None:
-            return _finish(spec, spec.reduce_rows([]))
+            return _finish(spec, spec.reduce_rows([]), plan.since, plan.today)
         names = list(_raw_columns(spec))
-        return _finish(spec, _frame(name, names, []))
-    sql = databricks_sql(name, events=relation, since=since, user=user, action=action)
-    names, rows = reader.fetch(sql, _params(app_name, since, user, action, for_spool=False))
+        return _finish(spec, _frame(name, names, []), plan.since, plan.today)
+    sql = databricks_sql(name, events=relation, since=plan.sql_since, user=user, action=action,
+                         all_apps=plan.all_apps)
+    names, rows = reader.fetch(sql, _params(plan.app_name, plan.sql_since, user, action, for_spool=False))
     if spec.reduce_rows is not None:
-        return _finish(spec, spec.reduce_rows(rows))
-    return _finish(spec, _frame(name, names, rows))
+        return _finish(spec, spec.reduce_rows(rows), plan.since, plan.today)
+    return _finish(spec, _frame(name, names, rows), plan.since, plan.today)
 
 
 def _raw_columns(spec: ReportSpec) -> list[str]:
@@ -719,9 +767,11 @@ def _raw_columns(spec: ReportSpec) -> list[str]:
 def run_report(name: str, *, days: int | None = ..., user: str | None = None,  # type: ignore[assignment]
                action: str | None = None, source: str = SOURCE_AUTO, settings: Settings | None = None,
                spool: Spool | None = None, reader: WarehouseReader | None = None,
-               now: datetime | None = None) -> ReportResult:
+               now: datetime | None = None, app_name: str | None = None) -> ReportResult:
     """Run the named report. ``source``: ``warehouse``, ``spool``, or ``auto`` (the warehouse when configured and
     reachable, else the spool with a notice). ``days`` defaults to the report's own window (None: all time).
+    ``app_name``: the app to report on (default this app's ``APP_NAME``; the cross-app comparison defaults to every
+    app), or :data:`ALL_APPS` for the whole central table.
 
     On the warehouse the rows still pending in the spool are not included (``get_usage_stats`` merges them); the
     result's ``notice`` says how many are pending when there are any.
@@ -733,6 +783,7 @@ def run_report(name: str, *, days: int | None = ..., user: str | None = None,  #
     settings = settings or get_settings()
     started = time.perf_counter()
     notice = None
+    pending = 0
     use_warehouse = source == SOURCE_WAREHOUSE or (source == SOURCE_AUTO and settings.warehouse_configured)
     frame = None
     answered = SOURCE_SPOOL
@@ -740,8 +791,8 @@ def run_report(name: str, *, days: int | None = ..., user: str | None = None,  #
         own_reader = reader is None
         reader = reader or WarehouseReader(settings)
         try:
-            frame = run_on_warehouse(name, reader, days=days, user=user, action=action, app_name=settings.app_name,
-                                     now=now)
+            frame = run_on_warehouse(name, reader, days=days, user=user, action=action,
+                                     app_name=app_name or _default_app(spec, settings), now=now)
             answered = SOURCE_WAREHOUSE
             if reader.table_missing:
                 notice = "The central table does not exist yet (nothing has been delivered)."
@@ -754,14 +805,30 @@ def run_report(name: str, *, days: int | None = ..., user: str | None = None,  #
                 reader.close()
     if frame is None:
         spool = spool or spool_for(settings)
-        frame = run_on_spool(name, spool, days=days, user=user, action=action, app_name=settings.app_name, now=now)
+        frame = run_on_spool(name, spool, days=days, user=user, action=action,
+                             app_name=app_name or _default_app(spec, settings), now=now)
     elif answered == SOURCE_WAREHOUSE:
         pending = _pending_count(spool or spool_for(settings))
         if pending:
-            extra = f"{pending} events are still pending delivery in the local spool and are not included."
+            extra = pending_note(pending, included=False)
             notice = f"{notice} {extra}" if notice else extra
     return ReportResult(name=name, frame=frame, source=answered, days=days, since=window_start(days, now), user=user,
-                        action=action, notice=notice, seconds=round(time.perf_counter() - started, 4))
+                        action=action, notice=notice, seconds=round(time.perf_counter() - started, 4),
+                        app_name=app_name or _default_app(spec, settings), pending=pending if answered ==
+                        SOURCE_WAREHOUSE else 0)
+
+
+def _default_app(spec: ReportSpec, settings: Settings) -> str:
+    return ALL_APPS if spec.all_apps_by_default else settings.app_name
+
+
+def pending_note(pending: int, *, included: bool) -> str:
+    """The one wording of "events still in the local spool" for every place that shows it: ``included`` says
+    whether the number next to it counts them (the headline does; a warehouse report does not)."""
+    noun = "event" if pending == 1 else "events"
+    if included:
+        return f"includes {pending:,} pending {noun} (still in the local spool)"
+    return f"{pending:,} pending {noun} (still in the local spool) not in this report yet"
 
 
 def _pending_count(spool: Spool) -> int:
@@ -777,3 +844,8 @@ def run_spec_query(name: str, reader: WarehouseReader) -> pd.DataFrame:
     sql = spec_query(name, reader.table, reader.settings.app_name).rstrip().rstrip(";")
     names, rows = reader.fetch(sql)
     return normalise_frame(pd.DataFrame.from_records(rows, columns=names))
+
+
+# The engagement and problem-question reports register themselves in REPORTS (kept in their own modules).
+from ctg_app.tracking.analytics import engagement as _engagement  # noqa: E402,F401
+from ctg_app.tracking.analytics import problems as _problems  # noqa: E402,F401
