@@ -150,6 +150,12 @@ class Settings:
         "CHAT_QUERY_TIMEOUT_S", 30.0, doc="a chat query running longer than this is stopped"
     )
     chat_max_rows: int = _setting("CHAT_MAX_ROWS", 10000, doc="chat results are cut to this many rows (user is told)")
+    chat_max_value_bytes: int = _setting(
+        "CHAT_MAX_VALUE_BYTES", 262_144, doc="a chat query making a bigger single text/blob value is stopped (bytes)"
+    )
+    chat_max_result_bytes: int = _setting(
+        "CHAT_MAX_RESULT_BYTES", 33_554_432, doc="a chat result holding more bytes than this is stopped (user is told)"
+    )
     llm_timeout_s: float = _setting("LLM_TIMEOUT_S", 60.0, doc="give up on one LLM request after this long")
     llm_max_retries: int = _setting("LLM_MAX_RETRIES", 2, doc="retries of a failed LLM request (429, 5xx, timeout)")
     similarity_threshold: float = _setting(
@@ -169,6 +175,8 @@ class Settings:
             object.__setattr__(self, "databricks_server_hostname", host)
         if not self.chat_query_timeout_s > 0 or self.chat_max_rows < 1:
             raise SettingsError("CHAT_QUERY_TIMEOUT_S must be > 0 and CHAT_MAX_ROWS >= 1")
+        if self.chat_max_value_bytes < 1024 or self.chat_max_result_bytes < self.chat_max_value_bytes:
+            raise SettingsError("CHAT_MAX_VALUE_BYTES must be >= 1024 and CHAT_MAX_RESULT_BYTES >= CHAT_MAX_VALUE_BYTES")
         if not self.llm_timeout_s > 0 or self.llm_max_retries < 0:
             raise SettingsError("LLM_TIMEOUT_S must be > 0 and LLM_MAX_RETRIES >= 0")
         if self.request_lock_wait_ms < 0 or self.spool_busy_timeout_ms < 0:

@@ -8,12 +8,18 @@ reason a user can act on (:class:`~ctg_app.errors.SqlValidationError`):
   ``;`` or a comment;
 - any data-modifying, schema or session node *anywhere* in the tree — ``DELETE``/``INSERT``/``UPDATE``/``MERGE`` in
   a CTE or subquery, ``SELECT … INTO``, DDL, ``EXPLAIN``/``SHOW``/``DESCRIBE``/``SET``/``USE``/``PRAGMA``/``ATTACH``;
-- table functions (``read_csv(…)``, ``range(…)``) and functions that reach outside the data (files, JVM, network);
+- table functions (``read_csv(…)``, ``range(…)``), and any function not on the dialect's allow-list (aggregate, date,
+  string, math, conditional and window functions): so nothing reaches outside the data (files, JVM, network), calls a
+  billed AI model (``ai_gen``, ``ai_summarize``), reveals the identity it runs as (``current_user()``) or builds a big
+  value from a small literal (``randomblob``, ``zeroblob``, ``printf``, ``repeat``, ``lpad``); on an engine without a
+  value-size limit (Databricks) also more than 16 ``CONCAT``/``||`` parts in one query;
+- time travel (``VERSION AS OF``, ``TIMESTAMP AS OF``), ``STREAM(…)``, parameters and session variables;
 - characters outside ASCII anywhere but in string literals and comments (look-alike letters such as a Cyrillic
   ``е`` or fullwidth ``ＳＥＬＥＣＴ``);
 - any relation that is not an allow-listed table of the configured data schema (or a CTE of the query itself):
   the usage table, other catalogs and schemas, system tables (``sqlite_master``, ``information_schema``), path
-  tables (``csv.`/file```);
+  tables (``csv.`/file```); a name counts as a CTE only where that CTE is visible (:func:`visible_ctes`), so a CTE
+  named ``sqlite_master`` in one subquery does not open the real one elsewhere;
 - with ``check_columns``, columns that do not exist in the known schema (the error names the column).
 
 The SQL it returns is the same query with the row cap applied (``LIMIT max_rows + 1``, so the caller can tell that
@@ -48,13 +54,38 @@ _FORBIDDEN: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name) for name in _FORBIDDEN_NAMES if isinstance(getattr(exp, name, None), type)
 )
 
-# Functions that read files, call the JVM or the network, load code, or read session secrets.
-_FORBIDDEN_FUNCTIONS = frozenset(
-    "load_extension readfile writefile edit fts3_tokenizer glob reflect java_method try_reflect http_request ai_query "
-    "secret try_secret current_setting getvariable query_table query sql_auto_complete input_file_name "
-    "input_file_block_start input_file_block_length".split()
-)
-_FORBIDDEN_FUNCTION_PREFIXES = ("read_", "write_", "readcsv", "readparquet", "readjson", "sqlite_", "pg_")
+# Function calls chat SQL may make, by sqlglot expression class: an ALLOW-list, so a function sqlglot (or the
+# engine) adds later is refused until someone decides it is harmless. Everything here returns a value no larger than
+# its inputs (or a bounded multiple of them: see _MAX_CONCAT_PARTS); nothing reads outside the data, calls a model,
+# reveals who is asking or builds a big value from a small literal (REPEAT, LPAD, RANDOMBLOB, ZEROBLOB, PRINTF).
+_LOGIC = "And Or Xor Exists Case If Coalesce Nullif Greatest Least Cast TryCast"
+_AGGREGATES = ("Count Sum Avg Min Max Stddev StddevPop StddevSamp Variance VariancePop Median CountIf ApproxDistinct "
+               "Corr CovarPop CovarSamp PercentileCont PercentileDisc AnyValue")
+_MATH = "Abs Round Ceil Floor Sqrt Ln Log Exp Pow Sign SafeDivide"
+_STRINGS = "Lower Upper Trim Substring Length Concat ConcatWs Left Right StrPosition Initcap"
+_DATES = ("Date DateTrunc TimestampTrunc DateAdd DateSub DateDiff TsOrDsAdd TsOrDsDiff TsOrDsToDate StrToDate "
+          "StrToTime TimeToStr TimeStrToTime DateStrToDate Year Month Day Quarter Week WeekOfYear DayOfWeek DayOfMonth "
+          "DayOfYear CurrentDate CurrentTimestamp LastDay MonthsBetween AddMonths")
+_WINDOW = "RowNumber Rank DenseRank Lag Lead FirstValue LastValue NthValue Ntile PercentRank CumeDist"
+_COMMON_FUNCTIONS = frozenset(" ".join((_LOGIC, _AGGREGATES, _MATH, _STRINGS, _DATES, _WINDOW)).split())
+#: Per dialect: the typed functions beyond the common ones, and the untyped (sqlglot ``Anonymous``) names by name.
+#: SQLite's GROUP_CONCAT and REPLACE can grow a value, but SQLITE_LIMIT_LENGTH (CHAT_MAX_VALUE_BYTES) bounds it there.
+_DIALECT_FUNCTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "sqlite": (frozenset({"GroupConcat", "Replace", "Datetime", "Time"}),
+               frozenset({"julianday", "strftime", "date", "datetime", "time", "total", "ifnull", "iif", "instr",
+                          "substr", "year", "month", "day", "quarter"})),
+    "databricks": (frozenset(), frozenset({"try_divide", "nvl", "date_format", "to_date", "to_timestamp"})),
+}
+#: CONCAT / || / CONCAT_WS arguments in one query on an engine without a value-size limit: nesting them through CTEs
+#: doubles a value per level, so their total bounds how much bigger than the data any value can get.
+_MAX_CONCAT_PARTS = 16
+#: Refused with a reason of their own (they are not on the allow-list either): a billed model call per row; the
+#: identity the query runs as.
+_AI_PREFIXES = ("ai_", "vector_search")
+_IDENTITY = frozenset({"CurrentUser", "SessionUser", "CurrentRole", "CurrentCatalog", "CurrentSchema",
+                       "current_user", "session_user", "user", "current_role", "is_member", "is_account_group_member",
+                       "current_catalog", "current_database", "current_schema", "current_metastore",
+                       "current_version", "version"})
 
 _STRING_TOKENS = frozenset(
     t for t in (getattr(TokenType, n, None) for n in ("STRING", "NATIONAL_STRING", "RAW_STRING", "HEREDOC_STRING",
@@ -95,7 +126,7 @@ def validate_chat_sql(sql: str, policy: SqlPolicy) -> str:
         raise SqlValidationError(f"the SQL is longer than {MAX_SQL_CHARS:,} characters")
     _check_characters(text, policy.dialect)
     tree = _parse_one(text, policy.dialect)
-    _check_nodes(tree)
+    _check_nodes(tree, policy.dialect)
     _check_relations(tree, policy)
     if policy.check_columns:
         _check_columns(tree, policy)
@@ -154,18 +185,68 @@ def _parse_one(text: str, dialect: str) -> exp.Expression:
     return tree
 
 
-def _check_nodes(tree: exp.Expression) -> None:
+def _check_nodes(tree: exp.Expression, dialect: str) -> None:
+    typed, untyped = _DIALECT_FUNCTIONS.get(dialect, (frozenset(), frozenset()))
+    concat_parts = 0
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN):
             raise SqlValidationError(f"only reading is allowed: the query contains {_kind(node)}")
-        if isinstance(node, exp.Func):
-            name = _function_name(node)
-            if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_FUNCTION_PREFIXES):
-                raise SqlValidationError(f"the function {name.upper()} is not allowed in chat queries")
+        if isinstance(node, exp.Version):
+            raise SqlValidationError(
+                f"time travel ({node.name} AS OF) is not allowed: chat queries read the current data only")
+        if isinstance(node, exp.Stream):
+            raise SqlValidationError("STREAM reads are not allowed in chat queries")
+        if isinstance(node, (exp.Parameter, exp.Placeholder, exp.SessionParameter)):
+            raise SqlValidationError(f"parameters and variables are not allowed in chat queries ({node.sql()[:40]})")
+        if isinstance(node, (exp.Concat, exp.ConcatWs)):
+            concat_parts += len(node.expressions)
+        elif isinstance(node, exp.DPipe):
+            concat_parts += 2
+        if isinstance(node, exp.Func) and not isinstance(node.parent, exp.Table):  # table functions: see relations
+            _check_function(node, typed, untyped)
+    if concat_parts > _MAX_CONCAT_PARTS and dialect != "sqlite":  # SQLite: SQLITE_LIMIT_LENGTH bounds the values
+        raise SqlValidationError(
+            f"the query joins {concat_parts} strings (CONCAT, ||); at most {_MAX_CONCAT_PARTS} are allowed")
+
+
+def _check_function(node: exp.Func, typed: frozenset[str], untyped: frozenset[str]) -> None:
+    kind = type(node).__name__
+    name = _function_name(node)
+    if isinstance(node, exp.Anonymous):
+        if name in untyped:
+            return
+    elif kind in _COMMON_FUNCTIONS or kind in typed:
+        return
+    if name.startswith(_AI_PREFIXES):
+        why = "it calls a billed AI model for every row"
+    elif kind in _IDENTITY or name in _IDENTITY:
+        why = "it reveals the identity or environment the query runs as"
+    else:
+        why = "chat queries may use aggregate, date, string, math, conditional and window functions only"
+    raise SqlValidationError(f"the function {name.upper()} is not allowed in chat queries: {why}")
+
+
+def visible_ctes(table: exp.Table) -> set[str]:
+    """The CTE names (lower case) a table reference at ``table`` can mean: those of every enclosing ``WITH``, where
+    a CTE sees the ones before it in its own ``WITH`` (and itself in a ``WITH RECURSIVE``) but not later ones."""
+    names: set[str] = set()
+    child: exp.Expression = table
+    node = table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            ctes = list(node.expressions)
+            if child in ctes:
+                upto = ctes.index(child) + (1 if node.args.get("recursive") else 0)
+                names.update(c.alias_or_name.lower() for c in ctes[:upto])
+        else:
+            with_ = node.args.get("with_") or node.args.get("with")
+            if isinstance(with_, exp.With) and with_ is not child:
+                names.update(c.alias_or_name.lower() for c in with_.expressions)
+        child, node = node, node.parent
+    return names
 
 
 def _check_relations(tree: exp.Expression, policy: SqlPolicy) -> None:
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     allowed = sorted(policy.tables)
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
@@ -174,7 +255,7 @@ def _check_relations(tree: exp.Expression, policy: SqlPolicy) -> None:
         name = table.name.lower()
         qualifier = ".".join(p.lower() for p in (table.catalog, table.db) if p)
         full = ".".join(p for p in (qualifier, name) if p)
-        if not qualifier and name in ctes:
+        if not qualifier and name in visible_ctes(table):
             continue
         if qualifier and qualifier not in policy.qualifiers or name not in policy.tables:
             what = "the usage-tracking table" if _is_refused(full, policy) else "not a table of the CTG data"

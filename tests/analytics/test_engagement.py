@@ -129,7 +129,7 @@ def test_app_comparison_and_app_filter(tracking_spool):
 
 
 def test_promote_appends_a_validated_pair(tmp_path):
-    from ctg_app.chatbot.training import TRAINING_FILE, load_training
+    from ctg_app.chatbot.data.training import TRAINING_FILE, load_training
 
     path = tmp_path / "training.toml"
     path.write_text(TRAINING_FILE.read_text())

@@ -20,7 +20,7 @@ def _open(monkeypatch):
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.user = {"email": "test@example.com"}
     at.run()
-    from ctg_app.app_pages import analytics
+    from ctg_app.ui import analytics
 
     at.switch_page(str(analytics.PAGE_PATH))
     at.run()
@@ -62,7 +62,7 @@ def test_last_flush_tile_is_short_with_the_full_time_in_its_help(tracking_spool,
 
 
 def test_on_demand_panels_open_and_promote_writes_the_training_file(tracking_spool, monkeypatch, tmp_path):
-    from ctg_app.chatbot.training import TRAINING_FILE, load_training
+    from ctg_app.chatbot.data.training import TRAINING_FILE, load_training
     from ctg_app.tracking.analytics import promote
 
     training = tmp_path / "training.toml"

@@ -7,6 +7,12 @@ Both sources bound every query: it stops after ``CHAT_QUERY_TIMEOUT_S`` (SQLite:
 warehouse's ``STATEMENT_TIMEOUT`` session parameter) and returns at most ``CHAT_MAX_ROWS`` rows, fetched with
 ``fetchmany(cap + 1)`` so a cut result is known: the frame then carries ``attrs["capped"] = True`` and
 ``attrs["row_cap"]``. ``sql_policy()`` says which tables chat SQL may read (see :mod:`ctg_app.chatbot.policy`).
+
+They bound memory too, since one function call is one engine step (``randomblob(1e8)`` is "fast"): on SQLite no
+single value may exceed ``CHAT_MAX_VALUE_BYTES`` (``SQLITE_LIMIT_LENGTH``) and a result at most
+:data:`MAX_RESULT_COLUMNS` columns; on both sources the rows are fetched in chunks and the fetch stops, with
+:class:`ResultTooLarge`, once their values add up to more than ``CHAT_MAX_RESULT_BYTES``. On Databricks the policy
+refuses the functions that build big values and the connector is asked for at most that many bytes per fetch.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ import sqlglot
 from sqlglot import exp
 
 from ctg_app.chatbot.data.sample import SCHEMA, ensure_sample_db
-from ctg_app.chatbot.policy import SqlPolicy
+from ctg_app.chatbot.policy import SqlPolicy, visible_ctes
 from ctg_app.settings import Settings, get_settings
-from ctg_app.errors import DatabaseUnavailableError
+from ctg_app.errors import DatabaseUnavailableError, SqlValidationError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,49 @@ OnWait = Callable[[float], None]
 
 class QueryTimeout(sqlite3.OperationalError):
     """A chat query ran longer than ``CHAT_QUERY_TIMEOUT_S`` and was stopped (a database error, said plainly)."""
+
+
+class ResultTooLarge(SqlValidationError):
+    """A chat query asked for more data than ``CHAT_MAX_VALUE_BYTES`` / ``CHAT_MAX_RESULT_BYTES`` allow (the message
+    says which bound and how to narrow the query; recorded as ``sql_error``: the query asked for too much)."""
+
+
+#: At most this many result columns (SQLite: ``SQLITE_LIMIT_COLUMN``): with the value limit it bounds one row's size.
+MAX_RESULT_COLUMNS = 100
+#: Rows per fetch while the byte budget is counted.
+FETCH_CHUNK_ROWS = 500
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n / 1024:.0f} KiB"
+
+
+def value_bytes(value: Any) -> int:
+    """About how many bytes ``value`` holds (text as UTF-8 at most 4 bytes a character, numbers 8)."""
+    if isinstance(value, str):
+        return len(value) if value.isascii() else 4 * len(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value)
+    return 8
+
+
+def fetch_bounded(fetchmany: Callable[[int], list], max_rows: int, max_bytes: int) -> list:
+    """Up to ``max_rows + 1`` rows from ``fetchmany`` in chunks, stopping with :class:`ResultTooLarge` as soon as
+    their values add up to more than ``max_bytes``."""
+    rows: list = []
+    total = 0
+    while len(rows) <= max_rows:
+        chunk = fetchmany(min(FETCH_CHUNK_ROWS, max_rows + 1 - len(rows)))
+        if not chunk:
+            break
+        for row in chunk:
+            total += sum(value_bytes(v) for v in row)
+            if total > max_bytes:
+                raise ResultTooLarge(
+                    f"the result is larger than CHAT_MAX_RESULT_BYTES={max_bytes} ({_mib(max_bytes)}) after "
+                    f"{len(rows)} rows; select fewer columns or rows (filters, aggregates)")
+            rows.append(row)
+    return rows
 
 
 class DataSourceConfigError(ValueError):
@@ -102,10 +151,13 @@ class SampleSQLiteSource:
     display_dialect = "SQLite"
 
     def __init__(self, path: Path | str, *, timeout_s: float = 30.0, max_rows: int = 10000,
-                 refused_names: tuple[str, ...] = ()) -> None:
+                 refused_names: tuple[str, ...] = (), max_value_bytes: int = 262_144,
+                 max_result_bytes: int = 33_554_432) -> None:
         self.path = Path(path)
         self.timeout_s = float(timeout_s)
         self.max_rows = int(max_rows)
+        self.max_value_bytes = int(max_value_bytes)
+        self.max_result_bytes = int(max_result_bytes)
         self.refused_names = refused_names
         self._policy: SqlPolicy | None = None
 
@@ -114,6 +166,9 @@ class SampleSQLiteSource:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         for name in ("year", "month", "day", "quarter"):
             conn.create_function(name.upper(), 1, _date_part(name), deterministic=True)
+        # one function call is one VM step: only these limits stop randomblob(1e9) / a huge group_concat in time
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.max_value_bytes)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, MAX_RESULT_COLUMNS)
         return conn
 
     def run_sql(self, sql: str) -> pd.DataFrame:
@@ -125,8 +180,18 @@ class SampleSQLiteSource:
         try:  # a plain cursor, not pandas.read_sql: sqlite3's own exceptions reach the error classification
             cursor = conn.execute(sql)
             columns = [d[0] for d in cursor.description or []]
-            return _frame(cursor.fetchmany(self.max_rows + 1), columns, self.max_rows)
+            return _frame(fetch_bounded(cursor.fetchmany, self.max_rows, self.max_result_bytes), columns,
+                          self.max_rows)
+        except sqlite3.DataError as exc:
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "too big" in str(exc):
+                raise ResultTooLarge(
+                    f"the query builds a value larger than CHAT_MAX_VALUE_BYTES={self.max_value_bytes} "
+                    f"({_mib(self.max_value_bytes)}); chat answers need no values that big") from None
+            raise
         except sqlite3.OperationalError as exc:
+            if "too many columns" in str(exc):
+                raise ResultTooLarge(f"the query returns more than {MAX_RESULT_COLUMNS} columns; select the columns "
+                                     "you need") from None
             if "interrupted" in str(exc) and time.monotonic() > deadline:
                 raise QueryTimeout(
                     f"the query was stopped after CHAT_QUERY_TIMEOUT_S={self.timeout_s:g} s; "
@@ -160,9 +225,9 @@ def qualify_tables(sql: str, catalog: str | None, schema: str | None, dialect: s
     if not schema:
         return sql
     tree = sqlglot.parse_one(sql, read=dialect)
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
-        if not table.args.get("db") and table.name not in ctes:
+        # a name is a CTE only where that CTE is visible (a CTE named like a table elsewhere must not hide it)
+        if not table.args.get("db") and table.name.lower() not in visible_ctes(table):
             table.set("db", exp.to_identifier(schema))
             if catalog:
                 table.set("catalog", exp.to_identifier(catalog))
@@ -184,6 +249,7 @@ class DatabricksSource:
         self.catalog, self.schema = settings.data_schema.split(".")
         self.timeout_s = float(settings.chat_query_timeout_s)
         self.max_rows = int(settings.chat_max_rows)
+        self.max_result_bytes = int(settings.chat_max_result_bytes)
         self._policy: SqlPolicy | None = None
         # One warehouse session per thread, reused across queries (opening one is a round trip, about a second on a
         # cold warehouse); a connection is not shared between threads (PEP 249 thread safety level 1).
@@ -251,11 +317,17 @@ class DatabricksSource:
         statement = qualify_tables(sql, self.catalog, self.schema)
         conn = self._connection()
         try:
-            with conn.cursor(row_limit=self.max_rows + 1) as cursor:
+            # the connector's own bounds: rows and bytes per fetch (direct results), so no fetch brings much more than
+            # the budget fetch_bounded counts
+            with conn.cursor(row_limit=self.max_rows + 1, arraysize=FETCH_CHUNK_ROWS,
+                             buffer_size_bytes=self.max_result_bytes) as cursor:
                 cursor.execute(statement)
-                rows = cursor.fetchmany(self.max_rows + 1)
                 columns = [d[0] for d in (cursor.description or [])]
-        except ServerOperationError:
+                if len(columns) > MAX_RESULT_COLUMNS:
+                    raise ResultTooLarge(f"the query returns more than {MAX_RESULT_COLUMNS} columns; select the "
+                                         "columns you need")
+                rows = fetch_bounded(cursor.fetchmany, self.max_rows, self.max_result_bytes)
+        except (ServerOperationError, ResultTooLarge):
             raise  # the statement failed; the session is fine
         except Exception:
             self._discard_connection()  # transport or session trouble: start afresh next time
@@ -357,7 +429,9 @@ def make_data_source(settings: Settings | None = None) -> DataSource:
     kind = (settings.data_source or "sample").strip().lower()
     if kind in ("sample", "local", "sqlite"):
         return SampleSQLiteSource(settings.sample_db_path, timeout_s=settings.chat_query_timeout_s,
-                                  max_rows=settings.chat_max_rows, refused_names=_usage_table(settings))
+                                  max_rows=settings.chat_max_rows, refused_names=_usage_table(settings),
+                                  max_value_bytes=settings.chat_max_value_bytes,
+                                  max_result_bytes=settings.chat_max_result_bytes)
     if kind == "databricks":
         return DatabricksSource(settings)
     raise DataSourceConfigError(f"Unknown CTG_DATA_SOURCE {settings.data_source!r}: use 'sample' or 'databricks'.")

@@ -5,9 +5,9 @@ and promotes it. Before anything is written the pair is checked:
 
 - the question is non-empty text and not already trained (case- and space-insensitive);
 - the SQL parses with sqlglot as exactly one Databricks query and passes the chat's SQL policy
-  (:func:`ctg_app.chatbot.sql_policy.validate_chat_sql`): read-only, only the training schema's tables and columns
+  (:func:`ctg_app.chatbot.policy.validate_chat_sql`): read-only, only the training schema's tables and columns
   (taken from the file's own ``ddl``);
-- the new file still loads (:func:`ctg_app.chatbot.training.load_training`).
+- the new file still loads (:func:`ctg_app.chatbot.data.training.load_training`).
 
 The pair is appended as one ``[[examples]]`` table in the file's own format and the file is replaced atomically.
 From a shell::
@@ -30,9 +30,9 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from ctg_app.chatbot.sql_policy import SqlPolicy, validate_chat_sql
-from ctg_app.chatbot.training import SOURCE_DIALECT, TRAINING_FILE, load_training
-from ctg_app.tracking.recording.errors import SqlValidationError
+from ctg_app.chatbot.policy import SqlPolicy, validate_chat_sql
+from ctg_app.chatbot.data.training import SOURCE_DIALECT, TRAINING_FILE, load_training
+from ctg_app.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
 
