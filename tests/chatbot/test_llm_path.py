@@ -85,12 +85,14 @@ def test_wrong_column_gets_one_retry_with_the_error_and_the_fix_is_used(server, 
     assert not any("project_nme" in sql for sql in vn.executed)  # refused before it reached the database
 
 
-def test_sql_the_database_rejects_is_retried_with_the_database_error(server, llm_vn, chatbot_env):
+def test_sql_with_a_function_off_the_allow_list_is_retried_with_the_reason(server, llm_vn, chatbot_env):
+    # An unknown function never reaches the database now: the per-dialect allow-list refuses it, and that reason is
+    # what the model is asked to correct.
     server.play(reply(json.dumps({"sql": "SELECT nosuchfunc(status) AS s FROM projects"})), reply(GOOD))
     vn = llm_vn()
     answer = operations.generate_sql(vn, "projects per status")
     assert answer.sql == GOOD_SQL
-    assert "no such function: nosuchfunc" in _last_user_text(server.requests[1]).lower()
+    assert "the function nosuchfunc is not allowed in chat queries" in _last_user_text(server.requests[1]).lower()
     assert vn.executed and all(sql.rstrip().endswith("LIMIT 0") for sql in vn.executed)  # compile-only probes
 
 
