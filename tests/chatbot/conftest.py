@@ -17,6 +17,29 @@ APP_PATH = Path(__file__).resolve().parents[2] / "ctg_app" / "app.py"
 CTG_SCHEMA = "ctg.project_controlling"
 
 
+USAGE_TABLE = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
+
+
+def sample_and_usage_warehouse() -> Iterator[object]:
+    """A started fake warehouse holding the sample tables under :data:`CTG_SCHEMA` and the usage table with one row
+    (what the chat SQL policy tests probe: allowed data tables beside a table chat SQL must never read); closed after."""
+    from fake_databricks import FakeWarehouse
+
+    from ctg_app.chatbot.data.sample import sample_tables
+    from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE
+
+    wh = FakeWarehouse().start()
+    try:
+        for table, df in sample_tables().items():
+            wh.load_dataframe(f"{CTG_SCHEMA}.{table}", df)
+        wh.query(SPEC_CREATE_TABLE)
+        wh.query(f"INSERT INTO {USAGE_TABLE} (timestamp, app_name, user, action) "
+                 "VALUES (TIMESTAMP'2024-01-01 00:00:00', 'a', 'boss@example.com', 'app_start')")
+        yield wh
+    finally:
+        wh.close()
+
+
 def serve_sample_from_warehouse(wh, monkeypatch: pytest.MonkeyPatch, timeout_s: float = 5) -> None:
     """Load the sample tables into the fake warehouse ``wh`` under :data:`CTG_SCHEMA` and point the app's data source
     at it (``WAREHOUSE_TIMEOUT_S=timeout_s``); the caller reloads the settings after any further changes."""

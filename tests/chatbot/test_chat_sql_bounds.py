@@ -23,9 +23,9 @@ from ctg_app.chatbot.data.sample import sample_tables
 from ctg_app.chatbot.policy import SqlPolicy, validate_chat_sql
 from ctg_app.chatbot.answer.vanna_app import build_vanna
 from ctg_app.settings import Settings, SettingsError
-from ctg_app.tracking.analytics.spec_sql import SPEC_CREATE_TABLE
 from ctg_app.errors import SqlValidationError
 from fake_databricks import FakeWarehouse
+from tests.chatbot.conftest import sample_and_usage_warehouse
 
 CENTRAL = "elevio_group___rag_pilot.rag_core_blocks.central_app_usage"
 SCHEMA = "ctg.project_controlling"
@@ -60,16 +60,7 @@ def sqlite_vn(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def warehouse() -> Iterator[FakeWarehouse]:
-    wh = FakeWarehouse().start()
-    try:
-        for table, df in sample_tables().items():
-            wh.load_dataframe(f"{SCHEMA}.{table}", df)
-        wh.query(SPEC_CREATE_TABLE)
-        wh.query(f"INSERT INTO {CENTRAL} (timestamp, app_name, user, action) "
-                 "VALUES (TIMESTAMP'2024-01-01 00:00:00', 'a', 'boss@example.com', 'app_start')")
-        yield wh
-    finally:
-        wh.close()
+    yield from sample_and_usage_warehouse()
 
 
 def _warehouse_settings(wh: FakeWarehouse, **env: str) -> Settings:
