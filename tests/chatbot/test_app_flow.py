@@ -78,12 +78,12 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     assert actions(spool) == expected
 
     # choose columns -> select_columns; the Excel holds exactly those columns
-    tid = turn(at)["result_seq"]
+    tid = turn(at).result_seq
     at.multiselect(key=f"columns_{tid}").set_value(["country"]).run()
     assert list(at.dataframe[0].value.columns) == ["country"]
     expected += ok("select_columns")
     assert actions(spool) == expected
-    workbook = openpyxl.load_workbook(io.BytesIO(turn(at)["excel"]))
+    workbook = openpyxl.load_workbook(io.BytesIO(turn(at).excel))
     sheet = workbook.active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == ("country",)
@@ -110,7 +110,7 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     # a follow-up question runs the pipeline again
     followup = [b for b in at.button if b.key and b.key.startswith("followup_")][0]
     followup.click().run()
-    assert at.session_state["ctg_turn"]["question"] == followup.label
+    assert at.session_state["ctg_turn"].question == followup.label
     expected += ok(*PIPELINE)
     assert actions(spool) == expected
 
@@ -198,7 +198,7 @@ def test_bad_edited_sql_is_an_sql_error(chatbot_env, bad_sql):
     spool = chatbot_env
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
-    tid = turn(at)["result_seq"]
+    tid = turn(at).result_seq
     at.text_area(key=f"edit_sql_{tid}").set_value(bad_sql).run()
     button(at, "Run edited SQL").click().run()
     assert not at.exception
