@@ -11,17 +11,15 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 import logging
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
 from ctg_app.chatbot import conversation as conv
-from ctg_app.chatbot import operations as ops
-from ctg_app.chatbot.present.charts import can_chart, plan_chart
-from ctg_app.chatbot.data.source import DataSourceConfigError, QueryTimeout
 from ctg_app.chatbot.answer.providers import LlmConfigError
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import Assistant, build_assistant
+from ctg_app.chatbot.data.source import DataSourceConfigError, QueryTimeout
+from ctg_app.chatbot.present.charts import can_chart, plan_chart
+from ctg_app.ui import operations as ops
 from ctg_app.ui.warehouse_status import start_timeout_message, warehouse_start_status
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
@@ -90,15 +88,13 @@ def _fingerprint(settings: Settings) -> str:
 
 
 @st.cache_resource(show_spinner="Loading the CTG assistant…")
-def _vanna_for(fingerprint: str) -> Any:
-    vn = build_vanna(get_settings())
-    vn.cache_key = fingerprint
-    return vn
+def _assistant_for(fingerprint: str) -> Assistant:
+    return build_assistant(get_settings(), cache_key=fingerprint)
 
 
-def get_vanna() -> Any:
-    """The trained Vanna object for the current settings (shared by all sessions)."""
-    return _vanna_for(_fingerprint(get_settings()))
+def get_assistant() -> Assistant:
+    """The trained assistant for the current settings (shared by all sessions)."""
+    return _assistant_for(_fingerprint(get_settings()))
 
 
 def _classify(exc: BaseException, operation: str) -> tuple[str, str]:
@@ -168,11 +164,11 @@ def persist_toggle(name: str) -> None:
     st.session_state[f"keep_{name}"] = bool(st.session_state.get(name, True))
 
 
-def _after_result(vn: Any, turn: conv.Turn) -> None:
+def _after_result(assistant: Assistant, turn: conv.Turn) -> None:
     if toggle("show_chart") and chart_worthy(turn.df):
-        make_chart(turn)
+        make_chart(assistant, turn)
     if toggle("show_summary"):
-        make_summary(vn, turn)
+        make_summary(assistant, turn)
 
 
 def chart_worthy(df: pd.DataFrame | None) -> bool:
@@ -180,7 +176,7 @@ def chart_worthy(df: pd.DataFrame | None) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- operations on intent
-def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
+def ask(assistant: Assistant, question: str, follows: conv.Turn | None = None) -> None:
     """Run the whole pipeline for a submitted question (each step records its one event).
 
     ``follows`` is the turn a follow-up belongs to; its answer is passed on when the model supports context."""
@@ -191,11 +187,10 @@ def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
     except ValueError:
         return
     state = st.session_state
-    previous = follows.answer if follows is not None and ops.accepts_previous(vn) else None
+    previous = follows.answer if follows is not None else None
     turn = conv.add_turn(state, conv.QUESTION, question, follows=follows.id if follows else None)
     try:
-        answer = ops.generate_sql(vn, question, previous=previous) if previous is not None \
-            else ops.generate_sql(vn, question)
+        answer = ops.generate_sql(assistant, question, previous=previous)
     except Exception as exc:
         turn.error = friendly_message(exc, Actions.SQL_QUERY)
         return
@@ -204,16 +199,16 @@ def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
         return
     try:
         with warehouse_start_status():
-            df = ops.execute_sql(vn, answer.sql)
+            df = ops.execute_sql(assistant, answer.sql)
     except Exception as exc:
         turn.sql, turn.error = answer.sql, friendly_message(exc, Actions.EXECUTE_SQL)
         return
     turn.set_result(answer.sql, df)
-    _after_result(vn, turn)
-    turn.followups = _followups(vn, turn)
+    _after_result(assistant, turn)
+    turn.followups = _followups(assistant, turn)
 
 
-def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
+def run_edit(assistant: Assistant, origin: conv.Turn | None, sql: str) -> None:
     """Run SQL the user edited as its own turn ("Edited SQL"), with chart and summary under the same toggles."""
     sql = (sql or "").strip()
     if origin is not None:  # the edited text now lives in its own turn; the origin's editor shows its own SQL again
@@ -223,16 +218,16 @@ def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
                          origin=origin.id if origin is not None else None)
     try:
         with warehouse_start_status():
-            df = ops.run_edited_sql(vn, sql)
+            df = ops.run_edited_sql(assistant, sql)
     except Exception as exc:
         turn.error = edit_error_message(exc)
         return
     turn.set_result(sql, df)
     turn.edited = True
-    _after_result(vn, turn)
+    _after_result(assistant, turn)
 
 
-def make_chart(turn: conv.Turn) -> None:
+def make_chart(assistant: Assistant, turn: conv.Turn) -> None:
     """Chart the turn's result when it has something to chart."""
     df = turn.df
     if not can_chart(df):
@@ -240,33 +235,33 @@ def make_chart(turn: conv.Turn) -> None:
         return
     title = "Edited SQL" if turn.kind == conv.EDIT else (turn.interpretation or turn.question)
     try:
-        turn.chart = ops.generate_chart(df, title=title)
+        turn.chart = ops.generate_chart(assistant, df, title=title)
         turn.chart_plot_note = plan_chart(df).note
     except Exception as exc:
         turn.chart_note = friendly_message(exc, Actions.GENERATE_CHART)
 
 
-def make_summary(vn: Any, turn: conv.Turn) -> None:
+def make_summary(assistant: Assistant, turn: conv.Turn) -> None:
     """Summarise the turn's whole result."""
     try:
-        turn.summary = ops.generate_summary(vn, turn.question, turn.df, turn.interpretation)
+        turn.summary = ops.generate_summary(assistant, turn.question, turn.df, turn.interpretation)
     except Exception as exc:
         turn.summary_note = friendly_message(exc, Actions.GENERATE_SUMMARY)
 
 
-def _followups(vn: Any, turn: conv.Turn) -> list[str]:
+def _followups(assistant: Assistant, turn: conv.Turn) -> list[str]:
     try:
-        return vn.followups(turn.question, turn.sql, turn.df)
+        return assistant.followups(turn.question, turn.sql, turn.df)
     except Exception as exc:  # follow-ups are optional: record the failure, show none
         log.warning("follow-up questions failed: %s", type(exc).__name__)
         track_error(current_user(), Actions.LLM_ERROR, exc)
         return []
 
 
-def suggest(vn: Any) -> None:
+def suggest(assistant: Assistant) -> None:
     """The "Suggest questions" click: five trained questions, kept as a turn of the conversation."""
     try:
-        questions = ops.suggest_questions(vn)
+        questions = ops.suggest_questions(assistant)
     except Exception as exc:
         log.warning("suggested questions failed: %s", type(exc).__name__)
         return
@@ -330,7 +325,7 @@ def _record_feedback(turn: conv.Turn, helpful: bool, reason: str = "", comment: 
         log.warning("recording feedback failed: %s", type(exc).__name__)
 
 
-def run_pending(vn: Any, typed: str | None) -> None:
+def run_pending(assistant: Assistant, typed: str | None) -> None:
     """Run what the user asked for in this script run: a typed question, or the request a button noted.
 
     Every intent goes this one way: a callback notes a :data:`Request`, the next script run carries it out here
@@ -338,20 +333,20 @@ def run_pending(vn: Any, typed: str | None) -> None:
     state = st.session_state
     pending = state.pop(PENDING, None)
     if typed is not None:
-        ask(vn, typed, follows=conv.last_answer(state))
+        ask(assistant, typed, follows=conv.last_answer(state))
         return
     match pending:
         case Ask(question, follows):
-            ask(vn, question, follows=conv.find(state, follows) if follows else None)
+            ask(assistant, question, follows=conv.find(state, follows) if follows else None)
         case Edit(sql, origin):
-            run_edit(vn, conv.find(state, origin), sql)
+            run_edit(assistant, conv.find(state, origin), sql)
         case Suggest():
-            suggest(vn)
+            suggest(assistant)
         case Chart(turn_id):
             turn = conv.find(state, turn_id)
             if turn is not None and turn.df is not None and turn.chart is None:
-                make_chart(turn)
+                make_chart(assistant, turn)
         case Summary(turn_id):
             turn = conv.find(state, turn_id)
             if turn is not None and turn.df is not None and not turn.summary:
-                make_summary(vn, turn)
+                make_summary(assistant, turn)

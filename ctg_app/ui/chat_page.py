@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.ui import chat_actions as act
+from ctg_app.ui import operations as ops
 from ctg_app.chatbot import conversation as conv
-from ctg_app.chatbot import operations as ops
 from ctg_app.chatbot.data.source import DataSourceConfigError
 from ctg_app.chatbot.present.excel import XLSX_MIME, excel_file_name, to_excel_bytes
 from ctg_app.chatbot.present.formatting import column_config, column_kind, display_frame, format_value, human_label, plural, \
@@ -61,10 +61,10 @@ def _render_table(turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: in
     st.caption(f"{plural(len(df), 'row')} · {plural(len(columns), 'column')}")
 
 
-def _render_download(vn: Any, turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: int) -> None:
+def _render_download(assistant: Assistant, turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: int) -> None:
     if columns and turn.excel is None:
         about = {"Question": turn.question or "(edited SQL)", "Answered as": turn.interpretation,
-                 "SQL": turn.sql, "Data source": _describe_source(vn),
+                 "SQL": turn.sql, "Data source": _describe_source(assistant),
                  "Created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
         turn.excel = to_excel_bytes(df, columns, about=about)
     name = excel_file_name(turn.question + (" edited" if turn.kind == conv.EDIT else ""))
@@ -73,11 +73,11 @@ def _render_download(vn: Any, turn: conv.Turn, df: pd.DataFrame, columns: list[s
                        help=None if columns else "Choose at least one column to download.")
 
 
-def _describe_source(vn: Any) -> str:
+def _describe_source(assistant: Assistant) -> str:
     try:
-        return str(vn.data_source.describe())
+        return assistant.describe_source()
     except Exception:  # the description is informative only
-        return str(getattr(vn, "dialect", ""))
+        return assistant.dialect
 
 
 def _render_chart(turn: conv.Turn, df: pd.DataFrame, tid: int) -> None:
@@ -109,7 +109,7 @@ def _render_edit_box(turn: conv.Turn, sql: str, tid: int, expanded: bool) -> Non
         st.button("Run edited SQL", key=f"run_edit_{tid}", on_click=act.on_edit, args=(turn.id, key))
 
 
-def _render_result(vn: Any, turn: conv.Turn) -> None:
+def _render_result(assistant: Assistant, turn: conv.Turn) -> None:
     tid = turn.result_seq
     df: pd.DataFrame = turn.df
     columns = [c for c in turn.columns if c in df.columns]
@@ -132,9 +132,9 @@ def _render_result(vn: Any, turn: conv.Turn) -> None:
                 _render_table(turn, df, columns, tid)
         else:
             _render_table(turn, df, columns, tid)
-    _render_download(vn, turn, df, columns, tid)
+    _render_download(assistant, turn, df, columns, tid)
     if act.toggle("show_sql"):
-        st.code(pretty_sql(turn.sql, getattr(vn, "sql_dialect", None)), language="sql", **code_kwargs())
+        st.code(pretty_sql(turn.sql, assistant.sql_dialect), language="sql", **code_kwargs())
     _render_edit_box(turn, turn.sql, tid, expanded=False)
 
 
@@ -167,7 +167,7 @@ def _render_answer_header(turn: conv.Turn) -> None:
         st.caption(answer.message)
 
 
-def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
+def _render_assistant(assistant: Assistant, turn: conv.Turn, latest: bool) -> None:
     answer = turn.answer
     if answer is not None and answer.declined:
         st.info(answer.message or "I cannot answer that question from the project-controlling data.")
@@ -185,7 +185,7 @@ def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
             st.caption("Did you mean:")
             _question_buttons(alternatives, f"didyoumean_{turn.id}")
     if turn.df is not None:
-        _render_result(vn, turn)
+        _render_result(assistant, turn)
         _render_feedback(turn)
         if turn.followups and latest:
             st.markdown("**Follow-up questions**")
@@ -194,12 +194,12 @@ def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
     if turn.error:
         st.error(turn.error)
     if turn.sql and turn.kind == conv.QUESTION and act.toggle("show_sql"):
-        st.code(pretty_sql(turn.sql, getattr(vn, "sql_dialect", None)), language="sql", **code_kwargs())
+        st.code(pretty_sql(turn.sql, assistant.sql_dialect), language="sql", **code_kwargs())
     if turn.kind == conv.EDIT:
         _render_edit_box(turn, turn.sql or "", turn.id, expanded=True)
 
 
-def render_turn(vn: Any, turn: conv.Turn, latest: bool = True) -> None:
+def render_turn(assistant: Assistant, turn: conv.Turn, latest: bool = True) -> None:
     """Show one turn of the conversation: the user's message and the assistant's answer."""
     if turn.kind == conv.SUGGESTIONS:
         with st.chat_message("assistant"):
@@ -213,13 +213,13 @@ def render_turn(vn: Any, turn: conv.Turn, latest: bool = True) -> None:
         else:
             st.text(turn.question)
     with st.chat_message("assistant"):
-        _render_assistant(vn, turn, latest)
+        _render_assistant(assistant, turn, latest)
 
 
-def render_welcome(vn: Any) -> None:
+def render_welcome(assistant: Assistant) -> None:
     """The first screen: what the assistant does and example questions to start with."""
     try:
-        questions = conv.welcome_questions(st.session_state, [q for q in vn.generate_questions() if q])
+        questions = conv.welcome_questions(st.session_state, assistant.questions())
     except Exception as exc:  # examples are optional
         log.warning("welcome questions failed: %s", type(exc).__name__)
         questions = []
@@ -236,7 +236,7 @@ def render() -> None:
     st.title("CTG project-controlling assistant")
     render_sidebar()
     try:
-        vn = act.get_vanna()
+        assistant = act.get_assistant()
     except (LlmConfigError, DataSourceConfigError) as exc:
         st.error(f"The assistant is not configured correctly: {exc}")
         if not st.session_state.get(act.CONFIG_ERROR_TRACKED):
@@ -246,13 +246,13 @@ def render() -> None:
         return
     typed = st.chat_input("Ask a question about projects, budgets, costs, cost to go or hours")
     with st.spinner("Working on it…"):
-        act.run_pending(vn, typed)
+        act.run_pending(assistant, typed)
     turns = conv.history(st.session_state)
     if not turns:
-        render_welcome(vn)
+        render_welcome(assistant)
     latest = max((t.id for t in turns if t.kind == conv.QUESTION), default=None)
     for turn in turns:
-        render_turn(vn, turn, latest=turn.id == latest)
+        render_turn(assistant, turn, latest=turn.id == latest)
     cols = st.columns([1, 1, 3])
     cols[0].button("Suggest questions", key="suggest", on_click=act.on_suggest, icon=":material/lightbulb:")
     if turns:

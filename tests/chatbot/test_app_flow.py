@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ctg_app.chatbot.data.source import SampleSQLiteSource
-from ctg_app.chatbot.answer.vanna_app import CTGVanna
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.settings import reload_settings
 from ctg_app.tracking import reset_tracker
 
@@ -145,10 +145,10 @@ def test_unknown_question_declines_without_sql(chatbot_env):
 def test_llm_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
     spool = chatbot_env
 
-    def boom(self, question):
+    def boom(self, question, previous=None):
         raise RuntimeError("upstream model overloaded (sk-abcdefghijklmnopqrstuvwxyz123456)")
 
-    monkeypatch.setattr(CTGVanna, "answer_question", boom)
+    monkeypatch.setattr(Assistant, "ask", boom)
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
     assert not at.exception
@@ -160,10 +160,10 @@ def test_llm_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
 
 
 def test_errors_show_details_only_in_debug_mode_and_always_redacted(chatbot_env, monkeypatch, caplog):
-    def boom(self, question):
+    def boom(self, question, previous=None):
         raise RuntimeError("upstream model overloaded (sk-abcdefghijklmnopqrstuvwxyz123456)")
 
-    monkeypatch.setattr(CTGVanna, "answer_question", boom)
+    monkeypatch.setattr(Assistant, "ask", boom)
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
     assert "RuntimeError" not in at.error[0].value  # not shown to users...

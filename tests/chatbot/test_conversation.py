@@ -10,10 +10,10 @@ import sqlite3
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot import operations
-from ctg_app.chatbot.answer import retrieval as offline
+from ctg_app.ui import operations
+from ctg_app.chatbot.answering.answer import SqlAnswer
 from ctg_app.chatbot.data.source import SampleSQLiteSource
-from ctg_app.chatbot.answer.vanna_app import CTGVanna
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.settings import reload_settings
 
 from .conftest import APP_PATH, actions
@@ -233,7 +233,7 @@ def test_capped_results_say_so(chatbot_env, monkeypatch):
 
 
 @dataclasses.dataclass(frozen=True)
-class RichAnswer(offline.SqlAnswer):
+class RichAnswer(SqlAnswer):
     """The answers helper's SqlAnswer (interpretation, confidence, intent, alternatives, context)."""
 
     interpretation: str = ""
@@ -247,16 +247,16 @@ class RichAnswer(offline.SqlAnswer):
 def test_interpretation_alternatives_and_follow_up_context(chatbot_env, monkeypatch):
     spool = chatbot_env
     seen: list[tuple[str, object]] = []
-    original = CTGVanna.answer_question
+    original = Assistant.ask
 
-    def answer_question(self, question, previous=None):
+    def ask(self, question, previous=None):
         seen.append((question, previous))
         fields = dataclasses.asdict(original(self, question))
         fields.update(interpretation=f"Interpreted: {question}", confidence="medium", intent="customers_by_country",
                       alternatives=("How many customers do we have?",), context={"topic": "customers"})
         return RichAnswer(**fields)
 
-    monkeypatch.setattr(CTGVanna, "answer_question", answer_question)
+    monkeypatch.setattr(Assistant, "ask", ask)
     monkeypatch.setattr(operations, "SqlAnswer", RichAnswer)
     at = new_app().run()
     at.chat_input[0].set_value("How many customers are there per country?").run()

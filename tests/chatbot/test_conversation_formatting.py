@@ -6,7 +6,8 @@ import pandas as pd
 
 from ctg_app.chatbot.present import formatting as fmt
 from ctg_app.chatbot.present.summary import aggregates_text, summarize_frame
-from ctg_app.chatbot.answer.vanna_app import CTGVanna
+from ctg_app.chatbot.answer.vanna_app import LlmAnswerer
+from ctg_app.settings import Settings
 
 
 def test_kinds_come_from_name_and_values():
@@ -80,7 +81,7 @@ def test_summary_sentences_for_small_results():
 
 
 def test_llm_summary_sees_aggregates_of_the_whole_result():
-    class FakeLlmVanna(CTGVanna):
+    class FakeLlmVanna:
         prompts: list = []
 
         def system_message(self, message):
@@ -95,7 +96,7 @@ def test_llm_summary_sees_aggregates_of_the_whole_result():
 
     vn = FakeLlmVanna()
     df = _big_result(120)
-    assert vn.summarize("Budget per project?", df, interpretation="Total budget per project") == "LLM summary"
+    assert LlmAnswerer(vn, source=None, settings=Settings()).summarize("Budget per project?", df, interpretation="Total budget per project") == "LLM summary"
     sent = vn.prompts[-1][-1]["content"]
     assert "Rows: 120." in sent and "P-0119" in sent and "Total budget per project" in sent
     assert fmt.format_value(df["total_budget"].sum(), fmt.CURRENCY) in sent
