@@ -19,10 +19,10 @@ from ctg_app.ui import operations as ops
 from ctg_app.chatbot import conversation as conv
 from ctg_app.chatbot.data.source import DataSourceConfigError
 from ctg_app.chatbot.present.excel import XLSX_MIME, excel_file_name, to_excel_bytes
-from ctg_app.chatbot.present.formatting import column_config, column_kind, display_frame, format_value, human_label, plural, \
-    pretty_sql
+from ctg_app.chatbot.present.formatting import column_kind, display_frame, format_value, human_label, plural, pretty_sql
 from ctg_app.chatbot.answer.providers import LlmConfigError
 from ctg_app.ui.compat import code_kwargs, stretch
+from ctg_app.ui.table import column_config
 from ctg_app.tracking import Actions, current_user, track_error
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from ctg_app.chatbot.present import formatting as fmt
 from ctg_app.chatbot.present.summary import aggregates_text, summarize_frame
 from ctg_app.chatbot.answer.vanna_app import LlmAnswerer
 from ctg_app.settings import Settings
+from ctg_app.ui.table import column_config
 
 
 def test_kinds_come_from_name_and_values():
@@ -44,7 +45,7 @@ def test_labels_plurals_and_sql():
 
 
 def test_column_config_formats_numbers_and_labels():
-    config = fmt.column_config(pd.DataFrame({"total_budget": [1.0], "project_name": ["a"], "start_date": ["2024-01-01"]}))
+    config = column_config(pd.DataFrame({"total_budget": [1.0], "project_name": ["a"], "start_date": ["2024-01-01"]}))
     assert config["total_budget"]["label"] == "Total budget"
     assert config["total_budget"]["type_config"]["format"] == "€ %,.0f"
     assert config["project_name"]["label"] == "Project name"

@@ -35,7 +35,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def llm_vn(server: FakeOpenAI, sample_db: Path, chatbot_env):
-    """A Vanna object on the sample database whose LLM is the fake server (1 s timeout, 2 retries)."""
+    """An assistant on the sample database whose LLM is the fake server (1 s timeout, 2 retries)."""
     def build(**changes):
         settings = Settings(llm_provider="openai", openai_api_key=KEY, openai_base_url=server.base_url,
                             sample_db_path=sample_db, llm_timeout_s=1.0, llm_max_retries=2).replace(**changes)
