@@ -1,7 +1,8 @@
 """What the chat does on user intent: ask a question, run edited SQL, chart, summarise, suggest, record feedback.
 
-Button and widget callbacks only *note* what the user asked for (``PENDING``) or record a one-click event; the page
-script then calls :func:`run_pending` once per run. Nothing here renders, so rendering the conversation again can
+Button and widget callbacks only *note* what the user asked for (``PENDING``: an :class:`Ask`, :class:`Edit`,
+:class:`Suggest`, :class:`Chart` or :class:`Summary` request) or record a one-click event (feedback, columns,
+download); the page script then calls :func:`run_pending` once per run, before it renders. Nothing here renders, so rendering the conversation again can
 never run an operation or record an event. The page itself is :mod:`ctg_app.ui.chat_page`.
 """
 
@@ -179,7 +180,7 @@ def chart_worthy(df: pd.DataFrame | None) -> bool:
 def ask(assistant: Assistant, question: str, follows: conv.Turn | None = None) -> None:
     """Run the whole pipeline for a submitted question (each step records its one event).
 
-    ``follows`` is the turn a follow-up belongs to; its answer is passed on when the model supports context."""
+    ``follows`` is the turn a follow-up belongs to; its answer is passed on as the context of the question."""
     if not (question or "").strip():
         return  # whitespace only: nothing was asked, nothing is recorded
     try:
