@@ -8,6 +8,7 @@ import json
 import sqlite3
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from ctg_app.ui import operations
@@ -351,3 +352,15 @@ def test_chart_and_summary_on_request_record_one_event_each_and_turns_stay_typed
     assert turn.chart is not None and "**" in turn.summary
     assert [c.key for c in at.get("plotly_chart")] == [f"chart_{turn.id}"]
     assert not [b for b in at.button if b.label in ("Create chart", "Summarise")]
+
+
+def test_a_misspelt_turn_field_fails_loudly():
+    from ctg_app.chatbot import conversation as conv
+
+    state: dict = {}
+    turn = conv.add_turn(state, conv.QUESTION, "q")
+    turn.summary = "ok"
+    with pytest.raises(AttributeError):
+        turn.sumary = "lost"  # a dict took this silently, and the page showed no summary
+    with pytest.raises(TypeError):
+        conv.add_turn(state, conv.QUESTION, "q", folows=1)
