@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/bench_answers.py [--eval benchmarks/answers_eval.toml] [--verbose]``
 
-Each case of the evaluation set is asked through the app's own path (``build_vanna(...).answer_question`` then the
+Each case of the evaluation set is asked through the app's own path (``build_assistant(...).ask`` then the
 data source's ``run_sql``). An in-domain answer is correct when its result frame holds the reference frame's rows:
 column names are ignored, extra answer columns are allowed, row order counts only for ``ordered`` cases. A declined
 in-domain case counts as "declined with the right suggestion" when one of its alternatives answers correctly.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from ctg_app.chatbot.data.source import SampleSQLiteSource  # noqa: E402
 from ctg_app.chatbot.data.sample import ensure_sample_db  # noqa: E402
-from ctg_app.chatbot.answer.vanna_app import build_vanna  # noqa: E402
+from ctg_app.chatbot.assistant import build_assistant  # noqa: E402
 from ctg_app.settings import Settings  # noqa: E402
 
 EVAL_FILE = Path(__file__).with_name("answers_eval.toml")
@@ -97,7 +97,7 @@ def run(path: Path, verbose: bool = False) -> str:
     tmp = Path(tempfile.mkdtemp(prefix="bench-answers-"))
     db = ensure_sample_db(tmp / "sample.sqlite3")
     source = SampleSQLiteSource(db)
-    vn = build_vanna(Settings(sample_db_path=db), data_source=source)
+    vn = build_assistant(Settings(sample_db_path=db), data_source=source)
     cases = load_cases(path)
     stats: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -105,7 +105,7 @@ def run(path: Path, verbose: bool = False) -> str:
     for i, case in enumerate(cases, start=1):
         kind, question = case["kind"], case["question"]
         kinds[kind] += 1
-        answer = vn.answer_question(question)
+        answer = vn.ask(question)
         label = question if len(question) < 70 else question[:67] + "..."
         if kind == "ood":
             if answer.declined:
@@ -124,7 +124,7 @@ def run(path: Path, verbose: bool = False) -> str:
             stats[f"declined_{kind}"] += 1
             good_alt = ""
             for alt in answer.alternatives:
-                alt_answer = vn.answer_question(alt)
+                alt_answer = vn.ask(alt)
                 if alt_answer.sql and frames_match(source.run_sql(alt_answer.sql), reference, ordered):
                     good_alt = alt
                     break

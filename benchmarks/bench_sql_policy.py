@@ -64,7 +64,7 @@ CASES = [
 
 def attempt(vn, sql: str, give_up: float) -> tuple[str, float]:
     """Run one attempt in a thread; returns (outcome, seconds)."""
-    from ctg_app.chatbot import operations
+    from ctg_app.ui import operations
 
     out: dict = {}
 
@@ -97,9 +97,9 @@ def main() -> None:
     os.environ["CHAT_QUERY_TIMEOUT_S"] = str(args.timeout_s)
     logging.disable(logging.WARNING)
 
-    from ctg_app.chatbot import operations
+    from ctg_app.ui import operations
     from ctg_app.chatbot.data.sample import ensure_sample_db, sample_tables
-    from ctg_app.chatbot.answer.vanna_app import build_vanna
+    from ctg_app.chatbot.assistant import build_assistant
     from ctg_app.settings import reload_settings
 
     tmp = tempfile.mkdtemp()
@@ -134,7 +134,7 @@ def main() -> None:
                     f"usage_rows={wh.query(f'SELECT COUNT(*) FROM {CENTRAL}')[0][0]}")
 
     reload_settings()
-    vn = build_vanna()
+    vn = build_assistant()
     start = state()
     print(f"{args.source} | (start) | | | {start}")
     refused = ran = changed = stuck = 0

@@ -21,7 +21,7 @@ if str(ROOT.parent) not in sys.path:  # `streamlit run ctg_app/app.py` from a ch
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from ctg_app.chatbot.operations import record_app_start  # noqa: E402
+from ctg_app.ui.operations import record_app_start  # noqa: E402
 from ctg_app.ui.compat import stretch  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402

@@ -3,7 +3,7 @@ intents most often marked unhelpful or edited.
 
 :func:`answer_quality` takes an events DataFrame shaped like the spool / Delta table (``timestamp``, ``user``,
 ``action``, ``status``, ``details`` as JSON text or dict, ``session_id``; ``operation`` and ``seq`` used when present)
-and returns :class:`AnswerQuality`. :func:`render_answer_quality` shows it on a Streamlit page.
+and returns :class:`AnswerQuality` (the usage page shows it: :mod:`ctg_app.ui.answer_quality`).
 
 Definitions (per session, events in time order):
 
@@ -132,30 +132,3 @@ def answer_quality(events: pd.DataFrame | None) -> AnswerQuality:
                    .head(TOP_INTENTS).reset_index(drop=True))
     return AnswerQuality(feedback=len(votes), helpful=helpful, unhelpful=unhelpful, questions_answered=answered,
                          questions_declined=declined, answers_edited=edited, intents=intents)
-
-
-def _percent(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate:.0%}"
-
-
-def render_answer_quality(events: pd.DataFrame | None, container: Any = None) -> AnswerQuality:
-    """The "Answer quality" panel for the usage page (into ``container``, default the page); returns the figures."""
-    import streamlit as st
-
-    target = container if container is not None else st
-    quality = answer_quality(events)
-    target.subheader("Answer quality")
-    cols = target.columns(4)
-    cols[0].metric("Feedback", f"{quality.feedback:,}", help=f"👍 {quality.helpful:,} · 👎 {quality.unhelpful:,}")
-    cols[1].metric("Helpful rate", _percent(quality.helpful_rate))
-    cols[2].metric("Decline rate", _percent(quality.decline_rate),
-                   help=f"{quality.questions_declined:,} of {quality.questions_answered + quality.questions_declined:,}"
-                        " questions")
-    cols[3].metric("Edited after answer", _percent(quality.edit_after_answer_rate),
-                   help=f"{quality.answers_edited:,} of {quality.questions_answered:,} answers")
-    if quality.intents.empty:
-        target.caption("No answer was marked unhelpful or edited yet.")
-    else:
-        target.caption("Intents most often marked unhelpful or edited")
-        target.dataframe(quality.intents.rename(columns=str.capitalize), hide_index=True)
-    return quality

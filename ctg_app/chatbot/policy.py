@@ -23,7 +23,7 @@ reason a user can act on (:class:`~ctg_app.errors.SqlValidationError`):
 - with ``check_columns``, columns that do not exist in the known schema (the error names the column).
 
 The SQL it returns is the same query with the row cap applied (``LIMIT max_rows + 1``, so the caller can tell that
-the result was capped).
+the result was capped). :class:`GuardedSource` wraps a data source so that it runs only what this check returns.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import sqlglot
 from sqlglot import exp
@@ -39,6 +40,9 @@ from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, Un
 from sqlglot.tokens import TokenType
 
 from ctg_app.errors import SqlValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -311,3 +315,59 @@ def _kind(node: exp.Expression) -> str:
 
 def _first_line(value: object) -> str:
     return (str(value).strip().splitlines() or [""])[0][:200]
+
+
+class PolicedSource(Protocol):
+    """What :class:`GuardedSource` wraps: a data source that runs SQL and says what chat SQL may read from it."""
+
+    dialect: str
+    display_dialect: str
+
+    def run_sql(self, sql: str) -> pd.DataFrame:
+        """Execute one statement and return its rows."""
+        ...
+
+    def describe(self) -> str:
+        """A short human description (no secrets)."""
+        ...
+
+    def sql_policy(self) -> SqlPolicy:
+        """What chat SQL may read from this source."""
+        ...
+
+
+class GuardedSource:
+    """A data source that runs only what the read-only policy accepts: every chat query passes :meth:`run`.
+
+    :meth:`validate` checks (and caps) without running; :meth:`run` validates and then runs the checked text;
+    :meth:`probe` compiles a query on the database (``LIMIT 0``) after the stricter check with columns."""
+
+    def __init__(self, source: PolicedSource) -> None:
+        self.source = source
+
+    @property
+    def dialect(self) -> str:
+        """The sqlglot dialect of the source (``sqlite``, ``databricks``)."""
+        return self.source.dialect
+
+    @property
+    def display_dialect(self) -> str:
+        """The dialect's name as people (and language models) know it."""
+        return self.source.display_dialect
+
+    def describe(self) -> str:
+        """A short human description of the source (no secrets)."""
+        return str(self.source.describe())
+
+    def validate(self, sql: str, *, check_columns: bool = False) -> str:
+        """The SQL to run for ``sql`` (row cap applied); raises SqlValidationError with the reason."""
+        policy = self.source.sql_policy()
+        return validate_chat_sql(sql, policy.with_columns_checked() if check_columns else policy)
+
+    def run(self, sql: str) -> pd.DataFrame:
+        """Validate ``sql`` and run it, bounded in time and rows by the source."""
+        return self.source.run_sql(self.validate(sql))
+
+    def probe(self, sql: str) -> None:
+        """Validate ``sql`` with columns checked and let the database compile it (``LIMIT 0``, no rows)."""
+        self.source.run_sql(probe_sql(self.validate(sql, check_columns=True), self.dialect))

@@ -295,7 +295,7 @@ def _render_panels(board) -> None:
         st.dataframe(pd.DataFrame(list(stats.errors_by_type.items()), columns=["error", "count"]), hide_index=True)
     # on demand: its one statement would push a plain render past the page's budget of twelve
     if st.toggle("Answer quality (feedback, declines, edits)", key="analytics_answer_quality"):
-        from ctg_app.chatbot.answer_quality import render_answer_quality
+        from ctg_app.ui.answer_quality import render_answer_quality
 
         render_answer_quality(_answer_events(key, days, user, board))
     # on demand too: each panel's statements run only while it is open

@@ -1,7 +1,8 @@
 """What the chat does on user intent: ask a question, run edited SQL, chart, summarise, suggest, record feedback.
 
-Button and widget callbacks only *note* what the user asked for (``PENDING``) or record a one-click event; the page
-script then calls :func:`run_pending` once per run. Nothing here renders, so rendering the conversation again can
+Button and widget callbacks only *note* what the user asked for (``PENDING``: an :class:`Ask`, :class:`Edit`,
+:class:`Suggest`, :class:`Chart` or :class:`Summary` request) or record a one-click event (feedback, columns,
+download); the page script then calls :func:`run_pending` once per run, before it renders. Nothing here renders, so rendering the conversation again can
 never run an operation or record an event. The page itself is :mod:`ctg_app.ui.chat_page`.
 """
 
@@ -9,27 +10,65 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from dataclasses import dataclass
 import logging
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
 from ctg_app.chatbot import conversation as conv
-from ctg_app.chatbot import operations as ops
-from ctg_app.chatbot.present.charts import can_chart, plan_chart
-from ctg_app.chatbot.data.source import DataSourceConfigError, QueryTimeout
 from ctg_app.chatbot.answer.providers import LlmConfigError
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import Assistant, build_assistant
+from ctg_app.chatbot.data.source import DataSourceConfigError, QueryTimeout
+from ctg_app.chatbot.present.charts import can_chart, plan_chart
+from ctg_app.ui import operations as ops
 from ctg_app.ui.warehouse_status import start_timeout_message, warehouse_start_status
 from ctg_app.settings import Settings, get_settings
 from ctg_app.tracking import Actions, SqlValidationError, current_user, get_tracker, track_error
 
 log = logging.getLogger(__name__)
 
-PENDING = "ctg_pending"  # what a button asked for: {"question": str, "follows": turn id | None} or {"edit": ...}
+PENDING = "ctg_pending"  # the Request a button or widget noted, run once by run_pending
 CONFIG_ERROR_TRACKED = "ctg_config_error_tracked"
 MAX_DB_MESSAGE = 300
+
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Answer ``question`` (a follow-up of turn ``follows`` when given)."""
+
+    question: str
+    follows: int | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Run ``sql`` the user edited, as a new turn after turn ``origin``."""
+
+    sql: str
+    origin: int | None = None
+
+
+@dataclass(frozen=True)
+class Suggest:
+    """Show a few trained questions."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Chart the result of turn ``turn``."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Summarise the result of turn ``turn``."""
+
+    turn: int
+
+
+Request = Ask | Edit | Suggest | Chart | Summary
 
 TOGGLES = {"show_sql": "Show SQL", "show_table": "Show table", "show_chart": "Show chart", "show_summary": "Show summary"}
 
@@ -50,15 +89,13 @@ def _fingerprint(settings: Settings) -> str:
 
 
 @st.cache_resource(show_spinner="Loading the CTG assistant…")
-def _vanna_for(fingerprint: str) -> Any:
-    vn = build_vanna(get_settings())
-    vn.cache_key = fingerprint
-    return vn
+def _assistant_for(fingerprint: str) -> Assistant:
+    return build_assistant(get_settings(), cache_key=fingerprint)
 
 
-def get_vanna() -> Any:
-    """The trained Vanna object for the current settings (shared by all sessions)."""
-    return _vanna_for(_fingerprint(get_settings()))
+def get_assistant() -> Assistant:
+    """The trained assistant for the current settings (shared by all sessions)."""
+    return _assistant_for(_fingerprint(get_settings()))
 
 
 def _classify(exc: BaseException, operation: str) -> tuple[str, str]:
@@ -128,20 +165,11 @@ def persist_toggle(name: str) -> None:
     st.session_state[f"keep_{name}"] = bool(st.session_state.get(name, True))
 
 
-def interpretation(turn: conv.Turn) -> str:
-    return str(getattr(turn.get("answer"), "interpretation", "") or "")
-
-
-def _set_result(turn: conv.Turn, sql: str, df: pd.DataFrame) -> None:
-    turn.update(sql=sql, df=df, columns=list(df.columns), chart=None, summary=None, excel=None,
-                result_seq=turn["id"])
-
-
-def _after_result(vn: Any, turn: conv.Turn) -> None:
-    if toggle("show_chart") and chart_worthy(turn["df"]):
-        make_chart(turn)
+def _after_result(assistant: Assistant, turn: conv.Turn) -> None:
+    if toggle("show_chart") and chart_worthy(turn.df):
+        make_chart(assistant, turn)
     if toggle("show_summary"):
-        make_summary(vn, turn)
+        make_summary(assistant, turn)
 
 
 def chart_worthy(df: pd.DataFrame | None) -> bool:
@@ -149,10 +177,10 @@ def chart_worthy(df: pd.DataFrame | None) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- operations on intent
-def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
+def ask(assistant: Assistant, question: str, follows: conv.Turn | None = None) -> None:
     """Run the whole pipeline for a submitted question (each step records its one event).
 
-    ``follows`` is the turn a follow-up belongs to; its answer is passed on when the model supports context."""
+    ``follows`` is the turn a follow-up belongs to; its answer is passed on as the context of the question."""
     if not (question or "").strip():
         return  # whitespace only: nothing was asked, nothing is recorded
     try:
@@ -160,81 +188,81 @@ def ask(vn: Any, question: str, follows: conv.Turn | None = None) -> None:
     except ValueError:
         return
     state = st.session_state
-    previous = follows.get("answer") if follows is not None and ops.accepts_previous(vn) else None
-    turn = conv.add_turn(state, conv.QUESTION, question, follows=follows["id"] if follows else None)
+    previous = follows.answer if follows is not None else None
+    turn = conv.add_turn(state, conv.QUESTION, question, follows=follows.id if follows else None)
     try:
-        answer = ops.generate_sql(vn, question, previous=previous) if previous is not None \
-            else ops.generate_sql(vn, question)
+        answer = ops.generate_sql(assistant, question, previous=previous)
     except Exception as exc:
-        turn["error"] = friendly_message(exc, Actions.SQL_QUERY)
+        turn.error = friendly_message(exc, Actions.SQL_QUERY)
         return
-    turn["answer"] = answer
+    turn.answer = answer
     if answer.declined:
         return
     try:
         with warehouse_start_status():
-            df = ops.execute_sql(vn, answer.sql)
+            df = ops.execute_sql(assistant, answer.sql)
     except Exception as exc:
-        turn.update(sql=answer.sql, error=friendly_message(exc, Actions.EXECUTE_SQL))
+        turn.sql, turn.error = answer.sql, friendly_message(exc, Actions.EXECUTE_SQL)
         return
-    _set_result(turn, answer.sql, df)
-    _after_result(vn, turn)
-    turn["followups"] = _followups(vn, turn)
+    turn.set_result(answer.sql, df)
+    _after_result(assistant, turn)
+    turn.followups = _followups(assistant, turn)
 
 
-def run_edit(vn: Any, origin: conv.Turn | None, sql: str) -> None:
+def run_edit(assistant: Assistant, origin: conv.Turn | None, sql: str) -> None:
     """Run SQL the user edited as its own turn ("Edited SQL"), with chart and summary under the same toggles."""
     sql = (sql or "").strip()
     if origin is not None:  # the edited text now lives in its own turn; the origin's editor shows its own SQL again
-        st.session_state.pop(f"edit_sql_{origin['id']}", None)
-    question = (origin or {}).get("question", "")
-    turn = conv.add_turn(st.session_state, conv.EDIT, question, sql=sql, origin=(origin or {}).get("id"))
+        st.session_state.pop(f"edit_sql_{origin.id}", None)
+    question = origin.question if origin is not None else ""
+    turn = conv.add_turn(st.session_state, conv.EDIT, question, sql=sql,
+                         origin=origin.id if origin is not None else None)
     try:
         with warehouse_start_status():
-            df = ops.run_edited_sql(vn, sql)
+            df = ops.run_edited_sql(assistant, sql)
     except Exception as exc:
-        turn["error"] = edit_error_message(exc)
+        turn.error = edit_error_message(exc)
         return
-    _set_result(turn, sql, df)
-    turn["edited"] = True
-    _after_result(vn, turn)
+    turn.set_result(sql, df)
+    turn.edited = True
+    _after_result(assistant, turn)
 
 
-def make_chart(turn: conv.Turn) -> None:
+def make_chart(assistant: Assistant, turn: conv.Turn) -> None:
     """Chart the turn's result when it has something to chart."""
-    df = turn.get("df")
+    df = turn.df
     if not can_chart(df):
-        turn["chart_note"] = "This result has nothing to chart."
+        turn.chart_note = "This result has nothing to chart."
         return
-    title = "Edited SQL" if turn.get("kind") == conv.EDIT else (interpretation(turn) or turn["question"])
+    title = "Edited SQL" if turn.kind == conv.EDIT else (turn.interpretation or turn.question)
     try:
-        turn["chart"] = ops.generate_chart(df, title=title)
-        turn["chart_plot_note"] = plan_chart(df).note
+        turn.chart = ops.generate_chart(assistant, df, title=title)
+        turn.chart_plot_note = plan_chart(df).note
     except Exception as exc:
-        turn["chart_note"] = friendly_message(exc, Actions.GENERATE_CHART)
+        turn.chart_note = friendly_message(exc, Actions.GENERATE_CHART)
 
 
-def make_summary(vn: Any, turn: conv.Turn) -> None:
+def make_summary(assistant: Assistant, turn: conv.Turn) -> None:
     """Summarise the turn's whole result."""
     try:
-        turn["summary"] = ops.generate_summary(vn, turn["question"], turn["df"], interpretation(turn))
+        turn.summary = ops.generate_summary(assistant, turn.question, turn.df, turn.interpretation)
     except Exception as exc:
-        turn["summary_note"] = friendly_message(exc, Actions.GENERATE_SUMMARY)
+        turn.summary_note = friendly_message(exc, Actions.GENERATE_SUMMARY)
 
 
-def _followups(vn: Any, turn: conv.Turn) -> list[str]:
+def _followups(assistant: Assistant, turn: conv.Turn) -> list[str]:
     try:
-        return vn.followups(turn["question"], turn["sql"], turn["df"])
+        return assistant.followups(turn.question, turn.sql, turn.df)
     except Exception as exc:  # follow-ups are optional: record the failure, show none
         log.warning("follow-up questions failed: %s", type(exc).__name__)
         track_error(current_user(), Actions.LLM_ERROR, exc)
         return []
 
 
-def suggest(vn: Any) -> None:
+def suggest(assistant: Assistant) -> None:
     """The "Suggest questions" click: five trained questions, kept as a turn of the conversation."""
     try:
-        questions = ops.suggest_questions(vn)
+        questions = ops.suggest_questions(assistant)
     except Exception as exc:
         log.warning("suggested questions failed: %s", type(exc).__name__)
         return
@@ -242,15 +270,23 @@ def suggest(vn: Any) -> None:
 
 
 def on_ask(question: str, follows: int | None = None) -> None:
-    st.session_state[PENDING] = {"question": question, "follows": follows}
+    st.session_state[PENDING] = Ask(question, follows)
 
 
 def on_edit(turn_id: int, key: str) -> None:
-    st.session_state[PENDING] = {"edit": st.session_state.get(key) or "", "origin": turn_id}
+    st.session_state[PENDING] = Edit(st.session_state.get(key) or "", turn_id)
 
 
 def on_suggest() -> None:
-    st.session_state[PENDING] = {"suggest": True}
+    st.session_state[PENDING] = Suggest()
+
+
+def on_chart(turn_id: int) -> None:
+    st.session_state[PENDING] = Chart(turn_id)
+
+
+def on_summary(turn_id: int) -> None:
+    st.session_state[PENDING] = Summary(turn_id)
 
 
 def on_new_conversation() -> None:
@@ -259,47 +295,59 @@ def on_new_conversation() -> None:
 
 
 def on_columns(turn: conv.Turn, key: str) -> None:
-    columns = [c for c in st.session_state.get(key, []) if c in turn["df"].columns]
-    turn["columns"] = ops.select_columns(columns)
-    turn["excel"] = None
+    columns = [c for c in st.session_state.get(key, []) if c in turn.df.columns]
+    turn.columns = ops.select_columns(columns)
+    turn.excel = None
 
 
 def on_download(turn: conv.Turn) -> None:
-    ops.record_download(len(turn["df"]), len(turn["columns"]))
+    ops.record_download(len(turn.df), len(turn.columns))
 
 
 def on_feedback(turn: conv.Turn, helpful: bool) -> None:
-    turn["feedback"] = "up" if helpful else "down"
-    turn.pop("feedback_sent", None)
+    turn.feedback = "up" if helpful else "down"
+    turn.feedback_sent = False
     _record_feedback(turn, helpful)
 
 
 def on_feedback_reason(turn: conv.Turn, reason_key: str, comment_key: str) -> None:
-    turn["feedback_sent"] = True
+    turn.feedback_sent = True
     _record_feedback(turn, False, reason=st.session_state.get(reason_key) or "",
                      comment=st.session_state.get(comment_key) or "")
 
 
 def _record_feedback(turn: conv.Turn, helpful: bool, reason: str = "", comment: str = "") -> None:
-    answer = turn.get("answer")
+    answer = turn.answer
     try:
-        ops.record_feedback(helpful, turn=turn["id"], intent=getattr(answer, "intent", None),
-                            interpretation=interpretation(turn), confidence=getattr(answer, "confidence", "") or "",
-                            edited=turn.get("kind") == conv.EDIT, reason=reason, comment=comment)
+        ops.record_feedback(helpful, turn=turn.id, intent=getattr(answer, "intent", None),
+                            interpretation=turn.interpretation, confidence=getattr(answer, "confidence", "") or "",
+                            edited=turn.kind == conv.EDIT, reason=reason, comment=comment)
     except Exception as exc:  # feedback is a nicety: never break the page for it
         log.warning("recording feedback failed: %s", type(exc).__name__)
 
 
-def run_pending(vn: Any, typed: str | None) -> None:
-    """Run what the user asked for in this script run: a typed question, or what a button noted."""
+def run_pending(assistant: Assistant, typed: str | None) -> None:
+    """Run what the user asked for in this script run: a typed question, or the request a button noted.
+
+    Every intent goes this one way: a callback notes a :data:`Request`, the next script run carries it out here
+    (before the conversation is rendered), and the render only shows what is in the turns."""
     state = st.session_state
     pending = state.pop(PENDING, None)
     if typed is not None:
-        ask(vn, typed, follows=conv.last_answer(state))
-    elif pending and "question" in pending:
-        follows = conv.find(state, pending["follows"]) if pending.get("follows") else None
-        ask(vn, pending["question"], follows=follows)
-    elif pending and "edit" in pending:
-        run_edit(vn, conv.find(state, pending["origin"]), pending["edit"])
-    elif pending and pending.get("suggest"):
-        suggest(vn)
+        ask(assistant, typed, follows=conv.last_answer(state))
+        return
+    match pending:
+        case Ask(question, follows):
+            ask(assistant, question, follows=conv.find(state, follows) if follows else None)
+        case Edit(sql, origin):
+            run_edit(assistant, conv.find(state, origin), sql)
+        case Suggest():
+            suggest(assistant)
+        case Chart(turn_id):
+            turn = conv.find(state, turn_id)
+            if turn is not None and turn.df is not None and turn.chart is None:
+                make_chart(assistant, turn)
+        case Summary(turn_id):
+            turn = conv.find(state, turn_id)
+            if turn is not None and turn.df is not None and not turn.summary:
+                make_summary(assistant, turn)

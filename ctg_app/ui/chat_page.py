@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.ui import chat_actions as act
+from ctg_app.ui import operations as ops
 from ctg_app.chatbot import conversation as conv
-from ctg_app.chatbot import operations as ops
 from ctg_app.chatbot.data.source import DataSourceConfigError
 from ctg_app.chatbot.present.excel import XLSX_MIME, excel_file_name, to_excel_bytes
-from ctg_app.chatbot.present.formatting import column_config, column_kind, display_frame, format_value, human_label, plural, \
-    pretty_sql
+from ctg_app.chatbot.present.formatting import column_kind, display_frame, format_value, human_label, plural, pretty_sql
 from ctg_app.chatbot.answer.providers import LlmConfigError
 from ctg_app.ui.compat import code_kwargs, stretch
+from ctg_app.ui.table import column_config
 from ctg_app.tracking import Actions, current_user, track_error
 
 log = logging.getLogger(__name__)
@@ -61,45 +61,43 @@ def _render_table(turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: in
     st.caption(f"{plural(len(df), 'row')} · {plural(len(columns), 'column')}")
 
 
-def _render_download(vn: Any, turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: int) -> None:
-    if columns and turn.get("excel") is None:
-        about = {"Question": turn["question"] or "(edited SQL)", "Answered as": act.interpretation(turn),
-                 "SQL": turn["sql"], "Data source": _describe_source(vn),
+def _render_download(assistant: Assistant, turn: conv.Turn, df: pd.DataFrame, columns: list[str], tid: int) -> None:
+    if columns and turn.excel is None:
+        about = {"Question": turn.question or "(edited SQL)", "Answered as": turn.interpretation,
+                 "SQL": turn.sql, "Data source": _describe_source(assistant),
                  "Created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-        turn["excel"] = to_excel_bytes(df, columns, about=about)
-    name = excel_file_name(turn["question"] + (" edited" if turn.get("kind") == conv.EDIT else ""))
-    st.download_button("Download Excel", data=turn.get("excel") or b"", file_name=name, mime=XLSX_MIME,
+        turn.excel = to_excel_bytes(df, columns, about=about)
+    name = excel_file_name(turn.question + (" edited" if turn.kind == conv.EDIT else ""))
+    st.download_button("Download Excel", data=turn.excel or b"", file_name=name, mime=XLSX_MIME,
                        key=f"download_{tid}", on_click=act.on_download, args=(turn,), disabled=not columns,
                        help=None if columns else "Choose at least one column to download.")
 
 
-def _describe_source(vn: Any) -> str:
+def _describe_source(assistant: Assistant) -> str:
     try:
-        return str(vn.data_source.describe())
+        return assistant.describe_source()
     except Exception:  # the description is informative only
-        return str(getattr(vn, "dialect", ""))
+        return assistant.dialect
 
 
 def _render_chart(turn: conv.Turn, df: pd.DataFrame, tid: int) -> None:
-    if turn.get("chart") is not None:
-        st.plotly_chart(turn["chart"], key=f"chart_{tid}", **stretch(st.plotly_chart))
-        if turn.get("chart_plot_note"):
-            st.caption(turn["chart_plot_note"])
-    elif turn.get("chart_note"):
-        st.caption(turn["chart_note"])
-    elif act.chart_worthy(df) and st.button("Create chart", key=f"make_chart_{tid}"):
-        act.make_chart(turn)
-        st.rerun()
+    if turn.chart is not None:
+        st.plotly_chart(turn.chart, key=f"chart_{tid}", **stretch(st.plotly_chart))
+        if turn.chart_plot_note:
+            st.caption(turn.chart_plot_note)
+    elif turn.chart_note:
+        st.caption(turn.chart_note)
+    elif act.chart_worthy(df):
+        st.button("Create chart", key=f"make_chart_{tid}", on_click=act.on_chart, args=(turn.id,))
 
 
-def _render_summary(vn: Any, turn: conv.Turn, tid: int) -> None:
-    if turn.get("summary"):
-        st.markdown(turn["summary"])
-    elif turn.get("summary_note"):
-        st.caption(turn["summary_note"])
-    elif st.button("Summarise", key=f"make_summary_{tid}"):
-        act.make_summary(vn, turn)
-        st.rerun()
+def _render_summary(turn: conv.Turn, tid: int) -> None:
+    if turn.summary:
+        st.markdown(turn.summary)
+    elif turn.summary_note:
+        st.caption(turn.summary_note)
+    else:
+        st.button("Summarise", key=f"make_summary_{tid}", on_click=act.on_summary, args=(turn.id,))
 
 
 def _render_edit_box(turn: conv.Turn, sql: str, tid: int, expanded: bool) -> None:
@@ -108,13 +106,13 @@ def _render_edit_box(turn: conv.Turn, sql: str, tid: int, expanded: bool) -> Non
     edited = st.session_state.get(key) not in (None, sql)
     with st.expander("Edit SQL and run it again", expanded=expanded or edited):
         st.text_area("SQL", value=sql, key=key, height=160)
-        st.button("Run edited SQL", key=f"run_edit_{tid}", on_click=act.on_edit, args=(turn["id"], key))
+        st.button("Run edited SQL", key=f"run_edit_{tid}", on_click=act.on_edit, args=(turn.id, key))
 
 
-def _render_result(vn: Any, turn: conv.Turn) -> None:
-    tid = turn["result_seq"]
-    df: pd.DataFrame = turn["df"]
-    columns = [c for c in turn["columns"] if c in df.columns]
+def _render_result(assistant: Assistant, turn: conv.Turn) -> None:
+    tid = turn.result_seq
+    df: pd.DataFrame = turn.df
+    columns = [c for c in turn.columns if c in df.columns]
     if df.attrs.get("capped"):
         cap = df.attrs.get("row_cap") or len(df)
         st.caption(f"Showing the first {int(cap):,} rows (result capped).")
@@ -125,7 +123,7 @@ def _render_result(vn: Any, turn: conv.Turn) -> None:
     elif df.empty:
         st.info("The query ran but returned no rows.")
     if act.toggle("show_summary") and not single:
-        _render_summary(vn, turn, tid)
+        _render_summary(turn, tid)
     if act.toggle("show_chart") and not single:  # a single number's chart is the metric above
         _render_chart(turn, df, tid)
     if act.toggle("show_table"):
@@ -134,14 +132,14 @@ def _render_result(vn: Any, turn: conv.Turn) -> None:
                 _render_table(turn, df, columns, tid)
         else:
             _render_table(turn, df, columns, tid)
-    _render_download(vn, turn, df, columns, tid)
+    _render_download(assistant, turn, df, columns, tid)
     if act.toggle("show_sql"):
-        st.code(pretty_sql(turn["sql"], getattr(vn, "sql_dialect", None)), language="sql", **code_kwargs())
-    _render_edit_box(turn, turn["sql"], tid, expanded=False)
+        st.code(pretty_sql(turn.sql, assistant.sql_dialect), language="sql", **code_kwargs())
+    _render_edit_box(turn, turn.sql, tid, expanded=False)
 
 
 def _render_feedback(turn: conv.Turn) -> None:
-    tid, vote = turn["id"], turn.get("feedback")
+    tid, vote = turn.id, turn.feedback
     cols = st.columns([2.2, 1.1, 1.4, 3])
     cols[0].caption("Was this answer helpful?" if vote is None else
                     ("Thanks, glad it helped." if vote == "up" else "Thanks, sorry it missed."))
@@ -149,7 +147,7 @@ def _render_feedback(turn: conv.Turn) -> None:
                    icon=":material/thumb_up:", type="primary" if vote == "up" else "secondary")
     cols[2].button("Not helpful", key=f"feedback_down_{tid}", on_click=act.on_feedback, args=(turn, False),
                    icon=":material/thumb_down:", type="primary" if vote == "down" else "secondary")
-    if vote == "down" and not turn.get("feedback_sent"):
+    if vote == "down" and not turn.feedback_sent:
         with st.form(key=f"feedback_form_{tid}", border=True):
             reason_key, comment_key = f"feedback_reason_{tid}", f"feedback_comment_{tid}"
             st.selectbox("What was wrong? (optional)", options=list(ops.FEEDBACK_REASONS), index=None,
@@ -159,8 +157,8 @@ def _render_feedback(turn: conv.Turn) -> None:
 
 
 def _render_answer_header(turn: conv.Turn) -> None:
-    answer = turn.get("answer")
-    interpretation = act.interpretation(turn)
+    answer = turn.answer
+    interpretation = turn.interpretation
     confidence = str(getattr(answer, "confidence", "") or "")
     if interpretation:
         st.markdown(f"**Answered as:** {interpretation}" + (f"  \n:gray[Confidence: {confidence}]"
@@ -169,8 +167,8 @@ def _render_answer_header(turn: conv.Turn) -> None:
         st.caption(answer.message)
 
 
-def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
-    answer = turn.get("answer")
+def _render_assistant(assistant: Assistant, turn: conv.Turn, latest: bool) -> None:
+    answer = turn.answer
     if answer is not None and answer.declined:
         st.info(answer.message or "I cannot answer that question from the project-controlling data.")
         # the engine's alternatives are questions it can answer (the user's values filled in); the nearest trained
@@ -178,50 +176,50 @@ def _render_assistant(vn: Any, turn: conv.Turn, latest: bool) -> None:
         offers = list(getattr(answer, "alternatives", ()) or ()) or list(answer.nearest)
         if offers:
             st.caption("Questions I can answer:")
-        _question_buttons(offers, f"nearest_{turn['id']}")
+        _question_buttons(offers, f"nearest_{turn.id}")
         return
-    if turn.get("kind") == conv.QUESTION:
+    if turn.kind == conv.QUESTION:
         _render_answer_header(turn)
         alternatives = list(getattr(answer, "alternatives", ()) or ())
         if alternatives and latest:
             st.caption("Did you mean:")
-            _question_buttons(alternatives, f"didyoumean_{turn['id']}")
-    if turn.get("df") is not None:
-        _render_result(vn, turn)
+            _question_buttons(alternatives, f"didyoumean_{turn.id}")
+    if turn.df is not None:
+        _render_result(assistant, turn)
         _render_feedback(turn)
-        if turn.get("followups") and latest:
+        if turn.followups and latest:
             st.markdown("**Follow-up questions**")
-            _question_buttons(turn["followups"], f"followup_{turn['id']}", follows=turn["id"])
+            _question_buttons(turn.followups, f"followup_{turn.id}", follows=turn.id)
         return
-    if turn.get("error"):
-        st.error(turn["error"])
-    if turn.get("sql") and turn.get("kind") == conv.QUESTION and act.toggle("show_sql"):
-        st.code(pretty_sql(turn["sql"], getattr(vn, "sql_dialect", None)), language="sql", **code_kwargs())
-    if turn.get("kind") == conv.EDIT:
-        _render_edit_box(turn, turn["sql"], turn["id"], expanded=True)
+    if turn.error:
+        st.error(turn.error)
+    if turn.sql and turn.kind == conv.QUESTION and act.toggle("show_sql"):
+        st.code(pretty_sql(turn.sql, assistant.sql_dialect), language="sql", **code_kwargs())
+    if turn.kind == conv.EDIT:
+        _render_edit_box(turn, turn.sql or "", turn.id, expanded=True)
 
 
-def render_turn(vn: Any, turn: conv.Turn, latest: bool = True) -> None:
+def render_turn(assistant: Assistant, turn: conv.Turn, latest: bool = True) -> None:
     """Show one turn of the conversation: the user's message and the assistant's answer."""
-    if turn.get("kind") == conv.SUGGESTIONS:
+    if turn.kind == conv.SUGGESTIONS:
         with st.chat_message("assistant"):
             st.markdown("Here are some questions you could ask:")
-            _question_buttons(turn.get("suggestions", []), f"suggested_{turn['id']}")
+            _question_buttons(turn.suggestions, f"suggested_{turn.id}")
         return
     with st.chat_message("user"):
-        if turn.get("kind") == conv.EDIT:
+        if turn.kind == conv.EDIT:
             st.markdown("**Edited SQL**")
-            st.code(turn["sql"], language="sql", **code_kwargs())
+            st.code(turn.sql or "", language="sql", **code_kwargs())
         else:
-            st.text(turn["question"])
+            st.text(turn.question)
     with st.chat_message("assistant"):
-        _render_assistant(vn, turn, latest)
+        _render_assistant(assistant, turn, latest)
 
 
-def render_welcome(vn: Any) -> None:
+def render_welcome(assistant: Assistant) -> None:
     """The first screen: what the assistant does and example questions to start with."""
     try:
-        questions = conv.welcome_questions(st.session_state, [q for q in vn.generate_questions() if q])
+        questions = conv.welcome_questions(st.session_state, assistant.questions())
     except Exception as exc:  # examples are optional
         log.warning("welcome questions failed: %s", type(exc).__name__)
         questions = []
@@ -238,7 +236,7 @@ def render() -> None:
     st.title("CTG project-controlling assistant")
     render_sidebar()
     try:
-        vn = act.get_vanna()
+        assistant = act.get_assistant()
     except (LlmConfigError, DataSourceConfigError) as exc:
         st.error(f"The assistant is not configured correctly: {exc}")
         if not st.session_state.get(act.CONFIG_ERROR_TRACKED):
@@ -248,13 +246,13 @@ def render() -> None:
         return
     typed = st.chat_input("Ask a question about projects, budgets, costs, cost to go or hours")
     with st.spinner("Working on it…"):
-        act.run_pending(vn, typed)
+        act.run_pending(assistant, typed)
     turns = conv.history(st.session_state)
     if not turns:
-        render_welcome(vn)
-    latest = max((t["id"] for t in turns if t.get("kind") == conv.QUESTION), default=None)
+        render_welcome(assistant)
+    latest = max((t.id for t in turns if t.kind == conv.QUESTION), default=None)
     for turn in turns:
-        render_turn(vn, turn, latest=turn["id"] == latest)
+        render_turn(assistant, turn, latest=turn.id == latest)
     cols = st.columns([1, 1, 3])
     cols[0].button("Suggest questions", key="suggest", on_click=act.on_suggest, icon=":material/lightbulb:")
     if turns:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from ctg_app.chatbot import operations
+from ctg_app.ui import operations
 from ctg_app.chatbot.data.sample import ensure_sample_db
 from ctg_app.settings import reload_settings
 from ctg_app.tracking import Spool

@@ -6,8 +6,8 @@ import dataclasses
 
 import streamlit as st
 
-from ctg_app.chatbot import operations
-from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.ui import operations
+from ctg_app.chatbot.answering.answer import SqlAnswer
 
 
 def test_cached_answers_survive_a_reload_of_the_class_definition():
@@ -16,19 +16,19 @@ def test_cached_answers_survive_a_reload_of_the_class_definition():
         "SqlAnswer", [(f.name, f.type, f) for f in dataclasses.fields(SqlAnswer)], frozen=True)
     stale_class.__module__ = SqlAnswer.__module__
 
-    class Vanna:
+    class Assistant:
         calls = 0
 
-        def answer_question(self, question):
-            Vanna.calls += 1
+        def ask(self, question, previous=None):
+            Assistant.calls += 1
             return stale_class(question=question, sql="SELECT 1", score=0.9)
 
     st.cache_data.clear()
     operations.clear_caches()
-    vn = Vanna()
+    vn = Assistant()
     first = operations._cached_answer("How many projects?", "key", vn)
     second = operations._cached_answer("How many projects?", "key", vn)
     assert isinstance(first, SqlAnswer) and first == second
     assert (first.sql, first.score, first.declined) == ("SELECT 1", 0.9, False)
-    assert Vanna.calls == 1  # the second answer came from the cache
+    assert Assistant.calls == 1  # the second answer came from the cache
     operations.clear_caches()

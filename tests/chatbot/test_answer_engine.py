@@ -17,9 +17,9 @@ import pytest
 from ctg_app.chatbot.answering.lexicon import LexiconCache
 from ctg_app.chatbot.answering.understanding import parse
 from ctg_app.chatbot.data.source import SampleSQLiteSource
-from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.answering.answer import SqlAnswer
 from ctg_app.chatbot.data.training import load_training
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.settings import Settings
 
 
@@ -30,7 +30,7 @@ def source(sample_db):
 
 @pytest.fixture(scope="module")
 def vn(sample_db, source):
-    return build_vanna(Settings(sample_db_path=sample_db), data_source=source)
+    return build_assistant(Settings(sample_db_path=sample_db), data_source=source)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_slot_recognition(lex, question, expected):
     ("average duration per project type", "duration.by_project_type"),
 ])
 def test_template_choice(vn, question, intent):
-    answer = vn.answer_question(question)
+    answer = vn.ask(question)
     assert not answer.declined, answer.message
     assert answer.intent == intent
 
@@ -136,7 +136,7 @@ def test_template_choice(vn, question, intent):
                                 "WHERE work_date LIKE '2025-%' GROUP BY 1"),
 ])
 def test_every_constraint_is_in_the_result(vn, source, question, reference):
-    answer = vn.answer_question(question)
+    answer = vn.ask(question)
     assert not answer.declined, answer.message
     got, want = source.run_sql(answer.sql), source.run_sql(reference)
     assert len(got) == len(want)
@@ -174,21 +174,21 @@ def test_every_constraint_is_in_the_result(vn, source, question, reference):
     ("hours left", "remaining"),
 ])
 def test_a_constraint_that_cannot_be_honoured_declines_with_answerable_alternatives(vn, question, why):
-    answer = vn.answer_question(question)
+    answer = vn.ask(question)
     assert answer.declined and answer.sql is None
     assert answer.decline_reason in ("unsupported_constraint", "ambiguous")
     assert why in answer.message
     assert answer.alternatives
     for alternative in answer.alternatives:
-        followed = vn.answer_question(alternative)
+        followed = vn.ask(alternative)
         assert not followed.declined and followed.sql, alternative
 
 
 def test_alternatives_keep_the_users_values(vn):
-    answer = vn.answer_question("Engineering budget per vendor in 2024")
+    answer = vn.ask("Engineering budget per vendor in 2024")
     assert answer.declined
     assert any("Engineering" in a and "2024" in a for a in answer.alternatives), answer.alternatives
-    berg = vn.answer_question("hours booked by Berg")
+    berg = vn.ask("hours booked by Berg")
     assert all("Berg" in a for a in berg.alternatives)
 
 
@@ -198,9 +198,9 @@ def test_recognised_values_always_reach_the_sql(vn):
                  "contract value of Finance customers in Germany", "CTG per category for Fixed Price projects",
                  "number of Mid-Market customers", "budget of the Advisory business unit for FY2025",
                  "travel spend with Lufthansa per quarter in 2024", "margin of active projects per PM"]
-    lex = vn.answer_engine().lexicon.get()
+    lex = vn.answerer.engine.lexicon.get()
     for question in questions:
-        answer = vn.answer_question(question)
+        answer = vn.ask(question)
         assert not answer.declined, (question, answer.message)
         spec = parse(question, lex)
         for values in spec.filters.values():
@@ -222,7 +222,7 @@ def test_recognised_values_always_reach_the_sql(vn):
      "USING (department_id) WHERE d.department_name = 'Engineering'"),
 ])
 def test_one_typo_is_tolerated_and_said(vn, source, question, reference):
-    answer = vn.answer_question(question)
+    answer = vn.ask(question)
     assert not answer.declined, answer.message
     assert answer.confidence == "medium" and "read “" in answer.message
     got, want = source.run_sql(answer.sql), source.run_sql(reference)
@@ -230,7 +230,7 @@ def test_one_typo_is_tolerated_and_said(vn, source, question, reference):
 
 
 def test_custmers_alone_is_not_off_topic(vn):
-    answer = vn.answer_question("custmers")
+    answer = vn.ask("custmers")
     assert answer.decline_reason != "out_of_domain"
     assert any("customers" in a for a in answer.alternatives)
 
@@ -241,24 +241,24 @@ def test_interpretation_and_confidence_on_every_answer(vn):
         "the 2025 budget by cost category", "top 3 projects by margin", "number of T&M projects",
         "hours booked by Alex Berg per project", "customers per segment", "what is the status of P-2024-0001"]
     for question in questions:
-        answer = vn.answer_question(question)
+        answer = vn.ask(question)
         assert not answer.declined, question
         assert answer.interpretation and answer.confidence in ("high", "medium", "low") and answer.intent, question
-    declined = vn.answer_question("How many moons does Jupiter have?")
+    declined = vn.ask("How many moons does Jupiter have?")
     assert declined.declined and declined.confidence == "" and declined.decline_reason == "out_of_domain"
-    assert vn.answer_question("the 2025 budget by cost category").interpretation == \
+    assert vn.ask("the 2025 budget by cost category").interpretation == \
         "Total budget for fiscal year 2025, by cost category"
 
 
 def test_trained_questions_keep_their_sql_and_paraphrases_reuse_it(vn):
     trained = {e.question: e.sql for e in load_training(dialect="sqlite").examples}
-    answer = vn.answer_question("spend per cost type")
+    answer = vn.ask("spend per cost type")
     assert answer.sql == trained["What are the actual costs per cost category?"]
     assert answer.confidence == "high"
 
 
 def test_answer_survives_asdict_round_trip(vn):
-    answer = vn.answer_question("top 5 vendors by spend in 2024")
+    answer = vn.ask("top 5 vendors by spend in 2024")
     assert SqlAnswer(**dataclasses.asdict(answer)) == answer
     assert answer.context["spec"]["top"]["n"] == 5
 
@@ -268,14 +268,14 @@ def test_the_lexicon_comes_from_the_data_and_is_refreshed(sample_db, tmp_path):
     db = tmp_path / "copy.sqlite3"
     shutil.copy(sample_db, db)
     source = SampleSQLiteSource(db)
-    vn = build_vanna(Settings(sample_db_path=db), data_source=source)
-    assert vn.answer_question("budget of the Quantum Lab department").declined
+    vn = build_assistant(Settings(sample_db_path=db), data_source=source)
+    assert vn.ask("budget of the Quantum Lab department").declined
     with sqlite3.connect(db) as conn:  # a copy: the sample database itself stays as it is
         conn.execute("INSERT INTO departments VALUES (9, 'Quantum Lab', 'Technology', 'CC-900')")
         conn.execute("UPDATE projects SET department_id = 9 WHERE project_id = 1")
     conn.close()
-    vn.answer_engine().lexicon.invalidate()  # what the TTL does on its own
-    answer = vn.answer_question("budget of the Quantum Lab department")
+    vn.answerer.engine.lexicon.invalidate()  # what the TTL does on its own
+    answer = vn.ask("budget of the Quantum Lab department")
     assert not answer.declined and "'Quantum Lab'" in answer.sql
     expected = source.run_sql("SELECT SUM(budget_amount) FROM budget_lines WHERE project_id = 1").iat[0, 0]
     assert source.run_sql(answer.sql).iat[0, 0] == pytest.approx(expected)
@@ -296,9 +296,9 @@ def warehouse(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dialect(warehouse, source):
-    vn = build_vanna()
+    vn = build_assistant()
     assert vn.dialect == "Databricks SQL"
-    lexicon, reads = vn.answer_engine().lexicon, []
+    lexicon, reads = vn.answerer.engine.lexicon, []
     real_run_sql = lexicon.run_sql
     lexicon.run_sql = lambda sql: reads.append(sql) or real_run_sql(sql)
     cases = {
@@ -313,9 +313,9 @@ def test_the_engine_reads_its_lexicon_from_the_warehouse_and_answers_in_its_dial
             "GROUP BY 1 ORDER BY s DESC LIMIT 3",
     }
     for question, reference in cases.items():
-        answer = vn.answer_question(question)
+        answer = vn.ask(question)
         assert not answer.declined, (question, answer.message)
-        got = vn.run_sql(answer.sql)
+        got = vn.run(answer.sql)
         assert rows(got) == rows(source.run_sql(reference)), question
     assert len(reads) == 1  # the whole lexicon in one round trip to the warehouse
 

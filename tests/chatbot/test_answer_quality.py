@@ -73,7 +73,7 @@ def test_render_panel():
 
         import pandas as _pd
 
-        from ctg_app.chatbot.answer_quality import render_answer_quality
+        from ctg_app.ui.answer_quality import render_answer_quality
 
         rows = [{"timestamp": "2026-12-01T09:00:01Z", "action": "answer_feedback", "status": "ok",
                  "details": _json.dumps({"helpful": False, "turn": 1, "intent": "margin"}), "session_id": "s"}]

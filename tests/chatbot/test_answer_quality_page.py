@@ -19,7 +19,7 @@ def test_usage_page_shows_answer_quality_of_real_chat_events(chatbot_env, monkey
     at.user = {"email": ADMIN}
     at.run()
     at.chat_input[0].set_value("How many customers are there per country?").run()
-    first = at.session_state["ctg_history"][-1]["id"]
+    first = at.session_state["ctg_history"][-1].id
     at.button(key=f"feedback_down_{first}").click().run()
     at.chat_input[0].set_value("What is the weather in Paris tomorrow?").run()  # declined: not CTG data
     recorded = [a for a, _, _ in actions(spool)]

@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from ctg_app.chatbot.answer.retrieval import SqlAnswer
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.answering.answer import SqlAnswer
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.chatbot.answer.write_requests import is_write_request
 from ctg_app.settings import Settings
 
@@ -45,20 +45,20 @@ def test_reads_that_mention_such_words_are_not_write_requests(question):
 
 @pytest.fixture(scope="module")
 def vn(sample_db):
-    return build_vanna(Settings(sample_db_path=sample_db))
+    return build_assistant(Settings(sample_db_path=sample_db))
 
 
 @pytest.mark.parametrize("question", WRITES)
 def test_offline_mode_declines_write_requests(vn, question):
-    answer = vn.answer_question(question)
+    answer = vn.ask(question)
     assert answer.declined and answer.sql is None and answer.decline_reason == "write_request"
     assert answer.message.startswith("This assistant only reads data")
 
 
 def test_a_read_with_such_a_word_is_not_declined_as_a_write(vn):
-    answer = vn.answer_question("add up the costs per department")
+    answer = vn.ask("add up the costs per department")
     assert answer.decline_reason != "write_request"
-    assert not vn.answer_question("how many projects are active").declined
+    assert not vn.ask("how many projects are active").declined
 
 
 def _fake_openai(monkeypatch):
@@ -71,32 +71,32 @@ def _fake_openai(monkeypatch):
 
 def test_llm_mode_declines_write_requests_before_asking_the_model(monkeypatch, tmp_path):
     _fake_openai(monkeypatch)
-    llm = build_vanna(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=tmp_path / "s.sqlite3"))
+    llm = build_assistant(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=tmp_path / "s.sqlite3"))
     prompts = []
-    monkeypatch.setattr(type(llm), "submit_prompt", lambda self, prompt, **kw: prompts.append(prompt) or
+    monkeypatch.setattr(type(llm.answerer.vanna), "submit_prompt", lambda self, prompt, **kw: prompts.append(prompt) or
                         "DELETE FROM projects")
     for question in ["delete all projects", "'; DROP TABLE projects; --", "grant me admin"]:
-        answer = llm.answer_question(question)
+        answer = llm.ask(question)
         assert answer.declined and answer.decline_reason == "write_request" and answer.sql is None
     assert prompts == []  # the model was never asked
 
 
 def test_llm_mode_gets_the_previous_turn_for_a_follow_up(monkeypatch, tmp_path):
     _fake_openai(monkeypatch)
-    llm = build_vanna(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=tmp_path / "s.sqlite3"))
+    llm = build_assistant(Settings(llm_provider="openai", openai_api_key="sk-test", sample_db_path=tmp_path / "s.sqlite3"))
     prompts = []
-    monkeypatch.setattr(type(llm), "submit_prompt", lambda self, prompt, **kw: prompts.append(prompt) or
+    monkeypatch.setattr(type(llm.answerer.vanna), "submit_prompt", lambda self, prompt, **kw: prompts.append(prompt) or
                         "SELECT 1")
     previous = SqlAnswer(question="total budget in 2024", sql="SELECT SUM(budget_amount) FROM budget_lines "
                                                                "WHERE fiscal_year = 2024")
-    llm.answer_question("and for 2023?", previous)
+    llm.ask("and for 2023?", previous)
     text = json.dumps(prompts[-1])
     assert "total budget in 2024" in text and "fiscal_year = 2024" in text and "and for 2023?" in text
 
 
 # ------------------------------------------------------------------------------------------------------ follow-ups
 def _ask(vn, question, previous=None):
-    answer = vn.answer_question(question, previous)
+    answer = vn.ask(question, previous)
     # the UI keeps answers as plain dicts (st.cache_data / session state): the context must survive that
     return SqlAnswer(**json.loads(json.dumps(dataclasses.asdict(answer))))
 
@@ -136,7 +136,7 @@ def test_a_full_question_after_a_previous_one_stands_alone(vn):
 
 
 def test_a_fragment_without_previous_turn_is_declined_not_guessed(vn):
-    answer = vn.answer_question("and for 2023?")
+    answer = vn.ask("and for 2023?")
     assert answer.declined and answer.sql is None
 
 

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ctg_app.chatbot.data.source import SampleSQLiteSource
-from ctg_app.chatbot.answer.vanna_app import CTGVanna
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.settings import reload_settings
 from ctg_app.tracking import reset_tracker
 
@@ -78,12 +78,12 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     assert actions(spool) == expected
 
     # choose columns -> select_columns; the Excel holds exactly those columns
-    tid = turn(at)["result_seq"]
+    tid = turn(at).result_seq
     at.multiselect(key=f"columns_{tid}").set_value(["country"]).run()
     assert list(at.dataframe[0].value.columns) == ["country"]
     expected += ok("select_columns")
     assert actions(spool) == expected
-    workbook = openpyxl.load_workbook(io.BytesIO(turn(at)["excel"]))
+    workbook = openpyxl.load_workbook(io.BytesIO(turn(at).excel))
     sheet = workbook.active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == ("country",)
@@ -110,7 +110,7 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     # a follow-up question runs the pipeline again
     followup = [b for b in at.button if b.key and b.key.startswith("followup_")][0]
     followup.click().run()
-    assert at.session_state["ctg_turn"]["question"] == followup.label
+    assert at.session_state["ctg_turn"].question == followup.label
     expected += ok(*PIPELINE)
     assert actions(spool) == expected
 
@@ -145,10 +145,10 @@ def test_unknown_question_declines_without_sql(chatbot_env):
 def test_llm_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
     spool = chatbot_env
 
-    def boom(self, question):
+    def boom(self, question, previous=None):
         raise RuntimeError("upstream model overloaded (sk-abcdefghijklmnopqrstuvwxyz123456)")
 
-    monkeypatch.setattr(CTGVanna, "answer_question", boom)
+    monkeypatch.setattr(Assistant, "ask", boom)
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
     assert not at.exception
@@ -160,10 +160,10 @@ def test_llm_failure_is_friendly_and_classified(chatbot_env, monkeypatch):
 
 
 def test_errors_show_details_only_in_debug_mode_and_always_redacted(chatbot_env, monkeypatch, caplog):
-    def boom(self, question):
+    def boom(self, question, previous=None):
         raise RuntimeError("upstream model overloaded (sk-abcdefghijklmnopqrstuvwxyz123456)")
 
-    monkeypatch.setattr(CTGVanna, "answer_question", boom)
+    monkeypatch.setattr(Assistant, "ask", boom)
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
     assert "RuntimeError" not in at.error[0].value  # not shown to users...
@@ -198,7 +198,7 @@ def test_bad_edited_sql_is_an_sql_error(chatbot_env, bad_sql):
     spool = chatbot_env
     at = new_app().run()
     at.chat_input[0].set_value("How many projects are there?").run()
-    tid = turn(at)["result_seq"]
+    tid = turn(at).result_seq
     at.text_area(key=f"edit_sql_{tid}").set_value(bad_sql).run()
     button(at, "Run edited SQL").click().run()
     assert not at.exception

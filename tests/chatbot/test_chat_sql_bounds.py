@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ctg_app.chatbot import operations
+from ctg_app.ui import operations
 from ctg_app.chatbot.data.source import (MAX_RESULT_COLUMNS, ResultTooLarge, SampleSQLiteSource, make_data_source,
                                          qualify_tables)
 from ctg_app.chatbot.data.sample import sample_tables
 from ctg_app.chatbot.policy import SqlPolicy, validate_chat_sql
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.settings import Settings, SettingsError
 from ctg_app.errors import SqlValidationError
 from fake_databricks import FakeWarehouse
@@ -53,7 +53,7 @@ ROWS_OF_128KB = ("WITH RECURSIVE d(s) AS (SELECT 'x' UNION ALL SELECT s || s FRO
 @pytest.fixture(scope="module")
 def sqlite_vn(tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("bounds") / "ctg-sample.sqlite3"
-    vn = build_vanna(Settings(sample_db_path=db, chat_query_timeout_s=5.0, chat_max_rows=500))
+    vn = build_assistant(Settings(sample_db_path=db, chat_query_timeout_s=5.0, chat_max_rows=500))
     vn.cache_key = "sqlite-bounds"
     return vn
 
@@ -71,7 +71,7 @@ def _warehouse_settings(wh: FakeWarehouse, **env: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def warehouse_vn(warehouse: FakeWarehouse):
-    vn = build_vanna(_warehouse_settings(warehouse))
+    vn = build_assistant(_warehouse_settings(warehouse))
     vn.cache_key = "warehouse-bounds"
     return vn
 
@@ -139,10 +139,10 @@ MEASURE = r"""
 import json, os, resource, sys, tempfile
 os.environ["TRACKING_ENABLED"] = "false"
 from pathlib import Path
-from ctg_app.chatbot import operations
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.ui import operations
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.settings import Settings
-vn = build_vanna(Settings(sample_db_path=Path(tempfile.mkdtemp()) / "s.sqlite3", chat_max_rows=10000))
+vn = build_assistant(Settings(sample_db_path=Path(tempfile.mkdtemp()) / "s.sqlite3", chat_max_rows=10000))
 source = vn.data_source
 source.run_sql("SELECT * FROM hours")  # warm: the sample built, pandas imported
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -207,7 +207,7 @@ def test_cost_identity_time_travel_and_big_values_refused_on_the_warehouse(wareh
 
 
 def test_the_warehouse_result_stops_at_the_byte_budget(warehouse, chatbot_env):
-    vn = build_vanna(_warehouse_settings(warehouse, CHAT_MAX_VALUE_BYTES="4096", CHAT_MAX_RESULT_BYTES="20000"))
+    vn = build_assistant(_warehouse_settings(warehouse, CHAT_MAX_VALUE_BYTES="4096", CHAT_MAX_RESULT_BYTES="20000"))
     vn.cache_key = "warehouse-small-budget"
     with pytest.raises(ResultTooLarge, match=r"CHAT_MAX_RESULT_BYTES=20000 \(20 KiB\) after \d+ rows"):
         operations.run_edited_sql(vn, "SELECT * FROM hours")  # 500 rows of ~60 bytes = 30 KB

@@ -6,7 +6,9 @@ import pandas as pd
 
 from ctg_app.chatbot.present import formatting as fmt
 from ctg_app.chatbot.present.summary import aggregates_text, summarize_frame
-from ctg_app.chatbot.answer.vanna_app import CTGVanna
+from ctg_app.chatbot.answer.vanna_app import LlmAnswerer
+from ctg_app.settings import Settings
+from ctg_app.ui.table import column_config
 
 
 def test_kinds_come_from_name_and_values():
@@ -43,7 +45,7 @@ def test_labels_plurals_and_sql():
 
 
 def test_column_config_formats_numbers_and_labels():
-    config = fmt.column_config(pd.DataFrame({"total_budget": [1.0], "project_name": ["a"], "start_date": ["2024-01-01"]}))
+    config = column_config(pd.DataFrame({"total_budget": [1.0], "project_name": ["a"], "start_date": ["2024-01-01"]}))
     assert config["total_budget"]["label"] == "Total budget"
     assert config["total_budget"]["type_config"]["format"] == "€ %,.0f"
     assert config["project_name"]["label"] == "Project name"
@@ -80,7 +82,7 @@ def test_summary_sentences_for_small_results():
 
 
 def test_llm_summary_sees_aggregates_of_the_whole_result():
-    class FakeLlmVanna(CTGVanna):
+    class FakeLlmVanna:
         prompts: list = []
 
         def system_message(self, message):
@@ -95,7 +97,7 @@ def test_llm_summary_sees_aggregates_of_the_whole_result():
 
     vn = FakeLlmVanna()
     df = _big_result(120)
-    assert vn.summarize("Budget per project?", df, interpretation="Total budget per project") == "LLM summary"
+    assert LlmAnswerer(vn, source=None, settings=Settings()).summarize("Budget per project?", df, interpretation="Total budget per project") == "LLM summary"
     sent = vn.prompts[-1][-1]["content"]
     assert "Rows: 120." in sent and "P-0119" in sent and "Total budget per project" in sent
     assert fmt.format_value(df["total_budget"].sum(), fmt.CURRENCY) in sent

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ctg_app.chatbot import operations
-from ctg_app.chatbot.answer.retrieval import SqlAnswer
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.ui import operations
+from ctg_app.chatbot.answering.answer import SqlAnswer
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.settings import Settings
 from ctg_app.errors import LlmError, SqlValidationError
 from tests.chatbot.conftest import actions
@@ -35,11 +35,11 @@ def server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def llm_vn(server: FakeOpenAI, sample_db: Path, chatbot_env):
-    """A Vanna object on the sample database whose LLM is the fake server (1 s timeout, 2 retries)."""
+    """An assistant on the sample database whose LLM is the fake server (1 s timeout, 2 retries)."""
     def build(**changes):
         settings = Settings(llm_provider="openai", openai_api_key=KEY, openai_base_url=server.base_url,
                             sample_db_path=sample_db, llm_timeout_s=1.0, llm_max_retries=2).replace(**changes)
-        vn = build_vanna(settings)
+        vn = build_assistant(settings)
         vn.executed = []
         run = vn.data_source.run_sql
 
@@ -163,7 +163,7 @@ def test_the_previous_turn_goes_to_the_model(server, llm_vn):
     server.play(reply(GOOD))
     vn = llm_vn()
     previous = SqlAnswer(question="projects per status", sql=GOOD_SQL, interpretation="Number of projects per status")
-    vn.answer_question("and only the on-hold ones?", previous=previous)
+    vn.ask("and only the on-hold ones?", previous=previous)
     texts = [m["content"] for m in server.requests[0]["messages"]]
     assert texts[-3:-1] == ["projects per status", json.dumps({"sql": GOOD_SQL,
                                                                "interpretation": "Number of projects per status"})]

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ctg_app.chatbot import operations
+from ctg_app.ui import operations
 from ctg_app.chatbot.data.source import DatabricksSource, SampleSQLiteSource, make_data_source
 from ctg_app.chatbot.data.sample import sample_tables
 from ctg_app.chatbot.policy import SqlPolicy, validate_chat_sql
 from ctg_app.chatbot.data.training import load_training
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from fake_databricks import FakeWarehouse
 from tests.chatbot.conftest import sample_and_usage_warehouse
 from ctg_app.settings import Settings, SettingsError
@@ -106,7 +106,7 @@ ALLOWED = [
 @pytest.fixture(scope="module")
 def sqlite_vn(tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("policy") / "ctg-sample.sqlite3"
-    vn = build_vanna(Settings(sample_db_path=db, chat_query_timeout_s=1.0, chat_max_rows=500))
+    vn = build_assistant(Settings(sample_db_path=db, chat_query_timeout_s=1.0, chat_max_rows=500))
     vn.cache_key = "sqlite-policy"
     return vn
 
@@ -125,7 +125,7 @@ def _warehouse_settings(wh: FakeWarehouse, **changes) -> Settings:
 
 @pytest.fixture(scope="module")
 def warehouse_vn(warehouse: FakeWarehouse):
-    vn = build_vanna(_warehouse_settings(warehouse))
+    vn = build_assistant(_warehouse_settings(warehouse))
     vn.cache_key = "warehouse-policy"
     return vn
 
@@ -174,12 +174,12 @@ def test_issue_cases_usage_table_unreadable_and_cte_delete_deletes_nothing(wareh
         operations.run_edited_sql(warehouse_vn, f"WITH d AS (DELETE FROM {CENTRAL} RETURNING 1) SELECT COUNT(*) FROM d")
     assert warehouse.query(f"SELECT COUNT(*) FROM {CENTRAL}")[0][0] == rows_before
     # the generated-SQL path refuses it too (sql_query → sql_error), whatever produced the SQL
-    warehouse_vn.retrieve = lambda q, previous=None: operations.SqlAnswer(question=q, sql=f"SELECT * FROM {CENTRAL}")
+    warehouse_vn.answerer.answer = lambda q, previous=None: operations.SqlAnswer(question=q, sql=f"SELECT * FROM {CENTRAL}")
     try:
         with pytest.raises(SqlValidationError, match="usage-tracking table"):
             operations.generate_sql(warehouse_vn, "who used the app?")
     finally:
-        del warehouse_vn.retrieve
+        del warehouse_vn.answerer.answer
     assert [r["action"] for r in chatbot_env.rows()] == ["sql_error", "sql_error", "sql_error"]
 
 
@@ -210,7 +210,7 @@ def test_every_trained_query_gives_the_same_result_through_the_policy_on_the_war
     source = warehouse_vn.data_source
     for example in load_training(dialect="databricks").examples:
         expected = _sorted(source.run_sql(example.sql))  # the raw source, no policy
-        pd.testing.assert_frame_equal(_sorted(warehouse_vn.run_sql(example.sql)), expected, check_dtype=False,
+        pd.testing.assert_frame_equal(_sorted(warehouse_vn.run(example.sql)), expected, check_dtype=False,
                                       obj=example.question)
 
 
@@ -277,15 +277,15 @@ def test_chat_limits_are_settings_and_validated():
 
 def test_unknown_columns_and_tables_are_named(sqlite_vn):
     with pytest.raises(SqlValidationError, match="unknown column 'project_nme'"):
-        sqlite_vn.validate_sql("SELECT project_nme FROM projects", check_columns=True)
+        sqlite_vn.source.validate("SELECT project_nme FROM projects", check_columns=True)
     with pytest.raises(SqlValidationError, match="unknown column 'budget'"):
-        sqlite_vn.validate_sql("SELECT p.project_code, b.budget FROM projects p JOIN budget_lines b "
-                               "ON b.project_id = p.project_id", check_columns=True)
+        sqlite_vn.source.validate("SELECT p.project_code, b.budget FROM projects p JOIN budget_lines b "
+                                      "ON b.project_id = p.project_id", check_columns=True)
     with pytest.raises(SqlValidationError, match="'invoices'"):
-        sqlite_vn.validate_sql("SELECT * FROM invoices", check_columns=True)
+        sqlite_vn.source.validate("SELECT * FROM invoices", check_columns=True)
     ok = "SELECT p.project_code AS c, SUM(h.hours) AS n FROM projects p JOIN hours h ON h.project_id = p.project_id " \
          "GROUP BY c ORDER BY n DESC"
-    assert "LIMIT 501" in sqlite_vn.validate_sql(ok, check_columns=True)
+    assert "LIMIT 501" in sqlite_vn.source.validate(ok, check_columns=True)
 
 
 def test_policy_allow_list_is_the_sources_own_tables(sqlite_vn, warehouse_vn):

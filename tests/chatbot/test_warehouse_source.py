@@ -8,7 +8,7 @@ import pytest
 
 from ctg_app.chatbot.data.source import DatabricksSource, DataSourceConfigError, make_data_source
 from ctg_app.chatbot.data.training_check import check_training, main
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.settings import reload_settings
 
 from .conftest import serve_sample_from_warehouse
@@ -37,10 +37,10 @@ def test_check_training_passes_against_the_fake_warehouse(warehouse):
 
 
 def test_vanna_on_the_warehouse_uses_the_databricks_dialect(warehouse):
-    vn = build_vanna()
-    assert vn.dialect == "Databricks SQL" and vn.run_sql_is_set
-    answer = vn.answer_question("What is the total budget per fiscal year?")
-    df = vn.run_sql(answer.sql)
+    vn = build_assistant()
+    assert vn.dialect == "Databricks SQL" and vn.sql_dialect == "databricks"
+    answer = vn.ask("What is the total budget per fiscal year?")
+    df = vn.run(answer.sql)
     assert list(df.columns) == ["fiscal_year", "total_budget"] and len(df) >= 3
     assert any("ctg.project_controlling.budget_lines" in s for s in warehouse.statements)
 

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot import operations
+from ctg_app.ui import operations
 from ctg_app.chatbot.data import source as data_source
 from ctg_app.chatbot.data.source import WarehouseStartTimeout, make_data_source, reporting_warehouse_start
 from ctg_app.ui.warehouse_status import LABEL, start_timeout_message
@@ -22,10 +22,10 @@ SQL = "SELECT country, COUNT(*) AS n FROM customers GROUP BY country"
 
 
 class Vn:
-    """What ``operations.execute_sql`` needs of the Vanna object: ``run_sql`` and a cache key."""
+    """What ``operations.execute_sql`` needs of the assistant: ``run`` and a cache key."""
 
     def __init__(self, source) -> None:
-        self.run_sql = source.run_sql
+        self.run = source.run_sql
         self.cache_key = f"warehouse-start-{id(source)}"
 
 
@@ -94,12 +94,12 @@ def test_an_unreachable_warehouse_is_not_waited_for(starting) -> None:
 def _status_page() -> None:
     import streamlit as st
 
-    from ctg_app.chatbot import operations
+    from ctg_app.ui import operations
     from ctg_app.chatbot.data.source import make_data_source
     from ctg_app.ui.warehouse_status import warehouse_start_status
 
     class Vn:
-        run_sql = make_data_source().run_sql
+        run = make_data_source().run_sql
         cache_key = "status-page"
 
     with warehouse_start_status():

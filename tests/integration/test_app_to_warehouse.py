@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ctg_app.chatbot import operations
+from ctg_app.ui import operations
 from ctg_app.chatbot.data.sample import ensure_sample_db
 from ctg_app.settings import SPEC_TABLE, reload_settings
 from ctg_app.tracking import reset_tracker

@@ -1,12 +1,10 @@
-"""Offline Vanna parts: an in-memory TF-IDF retrieval store and a retrieval "LLM" that never invents SQL.
+"""The offline training store: DDL, documentation and question→SQL pairs in memory, ranked by TF-IDF similarity.
 
-``TfidfStore`` keeps DDL, documentation and question→SQL pairs in memory and ranks trained questions by cosine
-similarity of word (1–2 gram) and character (3–5 gram) TF-IDF vectors, after a small synonym normalisation so that
-paraphrases ("clients", "spend") meet the trained wording ("customers", "costs"). No model is downloaded.
-
-``RetrievalLLM`` answers with the offline answering engine (:mod:`ctg_app.chatbot.answering`): SQL that honours every
-constraint the question states (the trained SQL verbatim when the question means exactly a trained one), or a decline
-with answerable alternatives and the nearest trained questions. Summaries are factual, computed from the result frame.
+``TfidfStore`` ranks trained questions by cosine similarity of word (1–2 gram) and character (3–5 gram) TF-IDF
+vectors, after a small synonym normalisation so that paraphrases ("clients", "spend") meet the trained wording
+("customers", "costs"). No model is downloaded. It answers nothing by itself: the offline answerer
+(:mod:`ctg_app.chatbot.answer.offline`) uses it for the nearest and related questions, and the language-model adapter
+(:mod:`ctg_app.chatbot.answer.vanna_app`) as Vanna's training store.
 """
 
 from __future__ import annotations
@@ -23,10 +21,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.pipeline import FeatureUnion
-from vanna.legacy.base import VannaBase
-
-from ctg_app.chatbot.answering.answer import SqlAnswer
-from ctg_app.chatbot.answering.engine import AnswerEngine
+from ctg_app.chatbot.data.training import load_training
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +105,10 @@ class _Index:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class TfidfStore(VannaBase):
-    """An in-memory, deterministic Vanna training store ranked by TF-IDF cosine similarity."""
+class TfidfStore:
+    """An in-memory, deterministic training store ranked by TF-IDF cosine similarity (Vanna's store interface)."""
 
     def __init__(self, config: dict | None = None) -> None:
-        VannaBase.__init__(self, config=config)
         self.n_results = int((config or {}).get("n_results", 10))
         self._ddl: list[dict[str, str]] = []
         self._docs: list[dict[str, str]] = []
@@ -142,7 +136,6 @@ class TfidfStore(VannaBase):
         self._qs.append(item)
         self._vocabulary.update(normalise(question).split())
         self._index.dirty = True
-        self.__dict__.pop("_engine", None)  # the answering engine re-reads the trained pairs
         return item["id"]
 
     def get_training_data(self, **kwargs: Any) -> pd.DataFrame:
@@ -221,111 +214,27 @@ class TfidfStore(VannaBase):
         return [d["content"] for d in self._docs]
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        if float(value).is_integer():
-            return f"{int(value):,}"
-        return f"{float(value):,.2f}"
-    return str(value)
+    def pairs(self) -> list[tuple[str, str]]:
+        """The trained (question, SQL) pairs, in training order."""
+        return [(q["question"], q["sql"]) for q in self._qs]
 
+    def questions(self) -> list[str]:
+        """The trained questions, in training order."""
+        return [q["question"] for q in self._qs if q["question"]]
 
-def factual_summary(df: pd.DataFrame) -> str:
-    """A short, factual summary of a result frame: row count and key figures (never invented)."""
-    if df is None or df.empty:
-        return "The query returned no rows."
-    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-    if df.shape == (1, 1):
-        return f"The answer is **{_fmt(df.iat[0, 0])}** ({df.columns[0]})."
-    if len(df) == 1:
-        parts = [f"{c} = {_fmt(df[c].iat[0])}" for c in df.columns[:6]]
-        return "The query returned one row: " + ", ".join(parts) + "."
-    text = [f"The query returned **{len(df):,} rows** and {df.shape[1]} columns."]
-    labels = [c for c in df.columns if c not in numeric]
-    label = labels[0] if labels else None
-    for col in numeric[:3]:
-        if col.lower().endswith(("_id", "year", "month", "quarter")):
-            continue
-        series = df[col].dropna()
-        if series.empty:
-            continue
-        top, low = series.idxmax(), series.idxmin()
-        line = f"{col}: total {_fmt(series.sum())}, average {_fmt(series.mean())}"
-        if label is not None:
-            line += f"; highest {df.at[top, label]} ({_fmt(series[top])}), lowest {df.at[low, label]} ({_fmt(series[low])})"
-        text.append(line + ".")
-    return "\n\n".join(text)
-
-
-class RetrievalLLM(VannaBase):
-    """A Vanna "LLM" that only ever returns trained SQL: the answer to the most similar trained question."""
-
-    def __init__(self, config: dict | None = None) -> None:
-        VannaBase.__init__(self, config=config)
-        self.similarity_threshold = float((config or {}).get("similarity_threshold", 0.35))
-
-    def system_message(self, message: str) -> dict[str, str]:
-        """Chat-style message (kept for Vanna's prompt builders)."""
-        return {"role": "system", "content": message}
-
-    def user_message(self, message: str) -> dict[str, str]:
-        """Chat-style message."""
-        return {"role": "user", "content": message}
-
-    def assistant_message(self, message: str) -> dict[str, str]:
-        """Chat-style message."""
-        return {"role": "assistant", "content": message}
-
-    def answer_engine(self) -> AnswerEngine:
-        """The offline answering engine over this object's data source and trained pairs (built on first use)."""
-        engine = self.__dict__.get("_engine")
-        if engine is None:
-            run_sql = self.run_sql if getattr(self, "run_sql_is_set", False) else None  # type: ignore[attr-defined]
-            engine = AnswerEngine(
-                run_sql, dialect=getattr(self, "sql_dialect", "sqlite"),
-                examples=[(q["question"], q["sql"]) for q in getattr(self, "_qs", [])],
-                nearest=lambda text: [q["question"] for _, q in self.rank_questions(text, 3)])  # type: ignore[attr-defined]
-            self.__dict__["_engine"] = engine
-        return engine
-
-    def retrieve(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
-        """SQL that honours every constraint of ``question`` (a follow-up of ``previous`` when given), or a decline."""
-        return self.answer_engine().answer(question, previous)
-
-    def submit_prompt(self, prompt: Any, **kwargs: Any) -> str:
-        """Answer the last user message with trained SQL (or a decline text); never generates new SQL."""
-        last = ""
-        for message in prompt or []:
-            if isinstance(message, dict) and message.get("role") == "user":
-                last = message.get("content", "")
-        answer = self.retrieve(last)
-        return answer.sql if answer.sql else answer.message
-
-    def generate_sql(self, question: str, allow_llm_to_see_data: bool = False, **kwargs: Any) -> str:
-        """Vanna's entry point: the trained SQL, or the decline message."""
-        answer = self.retrieve(question)
-        return answer.sql if answer.sql else answer.message
-
-    def generate_summary(self, question: str, df: pd.DataFrame, **kwargs: Any) -> str:
-        """A factual summary from the frame (no language model)."""
-        return factual_summary(df)
-
-    def generate_followup_questions(self, question: str, sql: str, df: pd.DataFrame, n_questions: int = 5,
-                                    **kwargs: Any) -> list[str]:
-        """Related trained questions (excluding the one just answered)."""
-        ranked = self.rank_questions(question, n_questions + 2)  # type: ignore[attr-defined]
+    def related_questions(self, question: str, sql: str, n: int) -> list[str]:
+        """Up to ``n`` trained questions related to ``question`` (neither it nor one with the same ``sql``)."""
         asked = normalise(question)
-        return [q["question"] for score, q in ranked if normalise(q["question"]) != asked and q["sql"] != sql
-                and score > 0][:n_questions]
+        return [q["question"] for score, q in self.rank_questions(question, n + 2)
+                if normalise(q["question"]) != asked and q["sql"] != sql and score > 0][:n]
 
-    def generate_question(self, sql: str, **kwargs: Any) -> str:
-        """The trained question whose SQL is ``sql`` (empty when none)."""
-        for q in getattr(self, "_qs", []):
-            if q["sql"].strip() == (sql or "").strip():
-                return q["question"]
-        return ""
 
-    def generate_rewritten_question(self, last_question: str, new_question: str, **kwargs: Any) -> str:
-        """No rewriting offline: the new question as asked."""
-        return new_question
+def train(store: Any, dialect: str) -> None:
+    """Load the training file (transpiled to ``dialect``) into ``store`` (any object with the store interface)."""
+    data = load_training(dialect=dialect)
+    for ddl in data.ddl:
+        store.add_ddl(ddl)
+    for doc in data.documentation:
+        store.add_documentation(doc)
+    for example in data.examples:
+        store.add_question_sql(question=example.question, sql=example.sql)

@@ -1,5 +1,5 @@
 """How result values read: the meaning of a column (currency, percent, hours, …), its human label, number formats
-for the table (``st.column_config``), for sentences and for Excel, plural-safe counts and pretty-printed SQL.
+for the table (:func:`table_format`), for sentences and for Excel, plural-safe counts and pretty-printed SQL.
 
 The meaning is decided from the column name *and* its values: a name only suggests a kind, the dtype must agree
 (``start_date`` holding numbers is a number, never a date). Every display of a value — table, metric, summary,
@@ -167,34 +167,26 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def column_config(df: pd.DataFrame) -> dict[str, Any]:
-    """``st.column_config`` entries: human labels, and number formats by meaning (printf style, as Streamlit has
-    supported since before 1.30, so an older Databricks Apps runtime renders them the same)."""
-    import streamlit as st  # the table config is the only part of this module that needs Streamlit
+#: How the chat's table shows each kind of number (printf style, as Streamlit has supported since before 1.30, so an
+#: older Databricks Apps runtime renders them the same); the table's Streamlit columns are built in ``ctg_app.ui.table``.
+TABLE_FORMATS = {
+    DATE: "YYYY-MM-DD",
+    CURRENCY: "€ %,.0f",
+    HOURS: "%,.1f h",
+    DAYS: "%,.0f days",
+    COUNT: "%,d",
+    YEAR: "%d",
+    PERIOD: "%d",
+    IDENTIFIER: "%d",
+    NUMBER: "%,.2f",
+}
 
-    config: dict[str, Any] = {}
-    for column, kind in column_kinds(df).items():
-        label = human_label(column)
-        if kind == DATE:
-            config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
-        elif kind == CURRENCY:
-            config[column] = st.column_config.NumberColumn(label, format="€ %,.0f")
-        elif kind == PERCENT:
-            scale = _percent_scale(df[column])
-            config[column] = st.column_config.NumberColumn(label, format="%.1f %%" if scale == 1 else "%.3f")
-        elif kind == HOURS:
-            config[column] = st.column_config.NumberColumn(label, format="%,.1f h")
-        elif kind == DAYS:
-            config[column] = st.column_config.NumberColumn(label, format="%,.0f days")
-        elif kind == COUNT:
-            config[column] = st.column_config.NumberColumn(label, format="%,d")
-        elif kind in (YEAR, PERIOD, IDENTIFIER):
-            config[column] = st.column_config.NumberColumn(label, format="%d")
-        elif kind == NUMBER:
-            config[column] = st.column_config.NumberColumn(label, format="%,.2f")
-        else:
-            config[column] = st.column_config.TextColumn(label)
-    return config
+
+def table_format(kind: str, series: pd.Series | None = None) -> str | None:
+    """The table's display format for a column of ``kind`` (None: shown as text)."""
+    if kind == PERCENT:
+        return "%.1f %%" if _percent_scale(series) == 1 else "%.3f"
+    return TABLE_FORMATS.get(kind)
 
 
 # ----------------------------------------------------------------------------------------------- Excel

@@ -1,6 +1,7 @@
-"""The chatbot's user-facing operations, each recorded by ``@tracked`` as exactly one usage event per call.
+"""The chat's user-facing operations, each recorded by ``@tracked`` as exactly one usage event per call.
 
-Each function is called once per user intent (never on a plain Streamlit rerun). ``@tracked`` sits above
+Each function is called once per user intent (never on a plain Streamlit rerun) and does its work through the
+:class:`~ctg_app.chatbot.assistant.Assistant`; this module adds the recording and Streamlit's caches. ``@tracked`` sits above
 ``@st.cache_data`` (via the cached helpers below) so a cached answer is still recorded. On an exception the decorator
 records the classified error action and re-raises; the page turns it into a friendly message.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import logging
 import random
 from collections.abc import Sequence
@@ -33,8 +33,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ctg_app.chatbot.present.charts import build_chart
-from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.answering.answer import SqlAnswer
+from ctg_app.chatbot.assistant import Assistant
 from ctg_app.tracking import Actions, tracked
 
 log = logging.getLogger(__name__)
@@ -43,24 +43,14 @@ CACHE_TTL_S = 600
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
-def _cached_answer_fields(question: str, vanna_key: str, _vn: Any, context_key: str = "",
-                          _previous: Any = None) -> dict[str, Any]:
+def _cached_answer_fields(question: str, assistant_key: str, _assistant: Assistant, context_key: str = "",
+                          _previous: SqlAnswer | None = None) -> dict[str, Any]:
     # A plain dict, not the SqlAnswer itself: st.cache_data pickles what it stores, and pickling an instance fails
     # once Streamlit has reloaded the module that defines its class (what a developer's file save does).
-    if _previous is not None and accepts_previous(_vn):
-        return dataclasses.asdict(_vn.answer_question(question, previous=_previous))
-    return dataclasses.asdict(_vn.answer_question(question))
+    return dataclasses.asdict(_assistant.ask(question, _previous))
 
 
-def accepts_previous(vn: Any) -> bool:
-    """True when ``vn.answer_question`` takes the previous answer (follow-ups that carry context)."""
-    try:
-        return "previous" in inspect.signature(vn.answer_question).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _context_key(previous: Any) -> str:
+def _context_key(previous: SqlAnswer | None) -> str:
     # the cached answer to a follow-up depends on what it follows: key it by that turn's SQL and context
     if previous is None:
         return ""
@@ -69,15 +59,16 @@ def _context_key(previous: Any) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-def _cached_answer(question: str, vanna_key: str, vn: Any, previous: Any = None) -> SqlAnswer:
-    fields = _cached_answer_fields(question, vanna_key, vn, _context_key(previous), previous)
+def _cached_answer(question: str, assistant_key: str, assistant: Assistant,
+                   previous: SqlAnswer | None = None) -> SqlAnswer:
+    fields = _cached_answer_fields(question, assistant_key, assistant, _context_key(previous), previous)
     known = {f.name for f in dataclasses.fields(SqlAnswer)}
     return SqlAnswer(**{k: v for k, v in fields.items() if k in known})
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
-def _cached_run_sql(sql: str, source_key: str, _vn: Any) -> pd.DataFrame:
-    return _vn.run_sql(sql)
+def _cached_run_sql(sql: str, source_key: str, _assistant: Assistant) -> pd.DataFrame:
+    return _assistant.run(sql)
 
 
 def clear_caches() -> None:
@@ -86,19 +77,15 @@ def clear_caches() -> None:
     _cached_run_sql.clear()
 
 
-def _key(vn: Any) -> str:
-    return str(getattr(vn, "cache_key", id(vn)))
-
-
 @tracked(Actions.APP_START)
 def record_app_start() -> None:
     """The browser session started the app (called once per session)."""
 
 
 @tracked(Actions.VIEW_RANDOM_QUESTIONS, details=lambda qs: {"shown": len(qs)})
-def suggest_questions(vn: Any, n: int = 5, rng: random.Random | None = None) -> list[str]:
+def suggest_questions(assistant: Assistant, n: int = 5, rng: random.Random | None = None) -> list[str]:
     """A random sample of ``n`` trained questions."""
-    questions = [q for q in vn.generate_questions() if q]
+    questions = [q for q in assistant.questions() if q]
     return (rng or random).sample(questions, min(n, len(questions)))
 
 
@@ -122,28 +109,28 @@ def _answer_details(answer: SqlAnswer) -> dict[str, Any]:
 
 
 @tracked(Actions.SQL_QUERY, details=_answer_details)
-def generate_sql(vn: Any, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
+def generate_sql(assistant: Assistant, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:
     """SQL for ``question``, validated; a decline is returned as such. Raises SqlValidationError for bad SQL.
 
-    ``previous`` is the answer this question follows up on; it is passed on when the Vanna object supports it."""
-    answer = _cached_answer(question, _key(vn), vn, previous)
+    ``previous`` is the answer this question follows up on."""
+    answer = _cached_answer(question, assistant.cache_key, assistant, previous)
     if answer.declined:
         return answer
-    vn.validate_sql(answer.sql or "")  # raises SqlValidationError with the reason
+    assistant.validate(answer.sql or "")  # raises SqlValidationError with the reason
     return answer
 
 
 @tracked(Actions.EXECUTE_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
-def execute_sql(vn: Any, sql: str) -> pd.DataFrame:
-    """Run generated SQL against the data source."""
-    return _cached_run_sql(sql, _key(vn), vn)
+def execute_sql(assistant: Assistant, sql: str) -> pd.DataFrame:
+    """Run generated SQL against the data source (through the read-only policy)."""
+    return _cached_run_sql(sql, assistant.cache_key, assistant)
 
 
 @tracked(Actions.EDIT_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
-def run_edited_sql(vn: Any, sql: str) -> pd.DataFrame:
+def run_edited_sql(assistant: Assistant, sql: str) -> pd.DataFrame:
     """Validate and run SQL the user edited (one event: ``edit_sql``)."""
-    vn.validate_sql(sql)  # raises SqlValidationError with the reason; run_sql validates (and caps) again
-    return _cached_run_sql(sql, _key(vn), vn)
+    assistant.validate(sql)  # raises SqlValidationError with the reason, also when the result is cached
+    return _cached_run_sql(sql, assistant.cache_key, assistant)
 
 
 @tracked(Actions.SELECT_COLUMNS, details=lambda cols: {"selected": len(cols)})
@@ -159,21 +146,15 @@ def record_download(rows: int, columns: int) -> dict[str, int]:
 
 
 @tracked(Actions.GENERATE_CHART)
-def generate_chart(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+def generate_chart(assistant: Assistant, df: pd.DataFrame, title: str | None = None) -> go.Figure:
     """A Plotly chart of the result (ChartError when the data cannot be charted)."""
-    return build_chart(df, title=title)
+    return assistant.chart(df, title=title)
 
 
 @tracked(Actions.GENERATE_SUMMARY)
-def generate_summary(vn: Any, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
+def generate_summary(assistant: Assistant, question: str, df: pd.DataFrame, interpretation: str = "") -> str:
     """A short summary of the WHOLE result ``df`` that answers the question."""
-    try:
-        takes_interpretation = "interpretation" in inspect.signature(vn.summarize).parameters
-    except (TypeError, ValueError):
-        takes_interpretation = False
-    if takes_interpretation:
-        return vn.summarize(question, df, interpretation=interpretation)
-    return vn.summarize(question, df)
+    return assistant.summarize(question, df, interpretation)
 
 
 FEEDBACK_REASONS = ("Wrong numbers", "Misunderstood my question", "Missing data", "Chart or summary unclear", "Other")

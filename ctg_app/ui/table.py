@@ -1,0 +1,26 @@
+"""The chat's result table in Streamlit: one ``st.column_config`` entry per column, labelled and formatted by the
+column's meaning (:mod:`ctg_app.chatbot.present.formatting` decides the kind and the format)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ctg_app.chatbot.present.formatting import DATE, column_kinds, human_label, table_format
+
+
+def column_config(df: pd.DataFrame) -> dict[str, Any]:
+    """``st.column_config`` entries for ``df``: human labels, and number formats by meaning."""
+    config: dict[str, Any] = {}
+    for column, kind in column_kinds(df).items():
+        label = human_label(column)
+        number_format = table_format(kind, df[column])
+        if kind == DATE:
+            config[column] = st.column_config.DateColumn(label, format=number_format)
+        elif number_format is not None:
+            config[column] = st.column_config.NumberColumn(label, format=number_format)
+        else:
+            config[column] = st.column_config.TextColumn(label)
+    return config
