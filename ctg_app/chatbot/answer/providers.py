@@ -64,7 +64,6 @@ def create_vanna(settings: Settings, mixin: type, store: type, base_config: dict
                 store.__init__(self, config=config)
                 RetrievalLLM.__init__(self, config=config)
 
-        config["similarity_threshold"] = settings.similarity_threshold
         return OfflineVanna(config)
 
     if name in ("openai", "azure_openai"):

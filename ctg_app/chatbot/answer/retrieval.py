@@ -263,7 +263,6 @@ class RetrievalLLM(VannaBase):
 
     def __init__(self, config: dict | None = None) -> None:
         VannaBase.__init__(self, config=config)
-        self.similarity_threshold = float((config or {}).get("similarity_threshold", 0.35))
 
     def system_message(self, message: str) -> dict[str, str]:
         """Chat-style message (kept for Vanna's prompt builders)."""
