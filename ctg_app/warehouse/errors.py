@@ -55,7 +55,6 @@ _HTTP_CONFIG = {400: "bad request", 401: "credentials rejected", 403: "access de
 # Our own exception classes decide by themselves (checked first, by import path).
 _OWN_RULES: tuple[tuple[str, str, str], ...] = (
     ("ctg_app.warehouse.errors.TableSchemaError", CONFIGURATION, "table unusable"),
-    ("ctg_app.tracking.delivery.databricks_sink.TableSchemaError", CONFIGURATION, "table unusable"),
     ("ctg_app.warehouse.errors.EventTooLarge", REJECTED, "event too large"),
     ("ctg_app.warehouse.errors.WarehouseConfigError", CONFIGURATION, "settings"),
     ("ctg_app.warehouse.connection.ServicePrincipalRejected", CONFIGURATION, "credentials rejected"),
