@@ -17,19 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctg_app.error_facts import (
-    STATEMENT_TIMEOUT_CONDITION,
-    chain,
-    class_paths,
-    error_facts,
-    is_a,
-    is_missing_object,
-    is_sql_problem,
-)
-
-__all__ = ["TRANSIENT", "CONFIGURATION", "REJECTED", "Verdict", "classify_error", "advice", "error_facts",
-           "is_sql_problem", "is_missing_object", "class_paths", "WarehouseConfigError", "TableSchemaError",
-           "EventTooLarge"]
+from ctg_app.error_facts import STATEMENT_TIMEOUT_CONDITION, chain, error_facts, is_a
 
 TRANSIENT = "transient"
 CONFIGURATION = "configuration"
