@@ -158,9 +158,6 @@ class Settings:
     )
     llm_timeout_s: float = _setting("LLM_TIMEOUT_S", 60.0, doc="give up on one LLM request after this long")
     llm_max_retries: int = _setting("LLM_MAX_RETRIES", 2, doc="retries of a failed LLM request (429, 5xx, timeout)")
-    similarity_threshold: float = _setting(
-        "CTG_SIMILARITY_THRESHOLD", 0.35, doc="no longer used (the offline engine declines by constraints); accepted"
-    )
     admin_emails: tuple[str, ...] = _setting(
         "ADMIN_EMAILS", (), doc="comma-separated emails allowed to see the Usage analytics page"
     )

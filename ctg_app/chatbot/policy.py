@@ -152,15 +152,6 @@ def _render(tree: exp.Expression, dialect: str) -> str:
         raise SqlValidationError(f"the SQL uses a construct {dialect} cannot run: {_first_line(exc)}") from None
 
 
-def is_chat_sql_valid(sql: str, policy: SqlPolicy) -> bool:
-    """True when :func:`validate_chat_sql` accepts ``sql``."""
-    try:
-        validate_chat_sql(sql, policy)
-    except SqlValidationError:
-        return False
-    return True
-
-
 def _check_characters(text: str, dialect: str) -> None:
     try:
         tokens = sqlglot.tokenize(text, read=dialect)

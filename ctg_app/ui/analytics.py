@@ -396,8 +396,7 @@ def _apps(panel) -> None:
 
 
 def _problems(panel) -> None:
-    from ctg_app.tracking.analytics.dashboard import promote
-    from ctg_app.tracking.analytics.promote import PromotionError
+    from ctg_app.chatbot.data.promote import PromotionError, promote_to_training
 
     st.subheader("Declined and 👎 questions")
     problems = panel("problem_questions").frame
@@ -412,7 +411,7 @@ def _problems(panel) -> None:
         sql = st.text_area("SQL that answers it (Databricks SQL over the training schema)", height=120)
         if st.form_submit_button("Promote to training", icon=":material/school:"):
             try:
-                done = promote(question, sql)
+                done = promote_to_training(question, sql)
             except PromotionError as exc:
                 st.error(f"Not promoted: {exc}")
             else:

@@ -113,13 +113,16 @@ WAREHOUSE_TIMEOUT_CLASS = "QUERY_EXECUTION_TIMEOUT_EXCEEDED"
 
 def _plain_reason(exc: BaseException) -> str | None:
     """Messages that say what happened better than the generic text: a configuration problem, a warehouse that did
-    not start in time, a query stopped by the chat's time limit."""
+    not start in time, a query stopped by the chat's time limit (SQLite's, or the warehouse's ``STATEMENT_TIMEOUT``
+    as its error condition says: the warehouse verdict's facts, not the message's wording)."""
+    from ctg_app.warehouse.errors import classify_error
+
     if isinstance(exc, (LlmConfigError, DataSourceConfigError)):
         return str(exc)
     started = start_timeout_message(exc)
     if started:
         return started
-    if isinstance(exc, QueryTimeout) or WAREHOUSE_TIMEOUT_CLASS in str(exc):
+    if isinstance(exc, QueryTimeout) or classify_error(exc).is_statement_timeout:
         return (f"The query ran longer than {get_settings().chat_query_timeout_s:g} s and was stopped. "
                 "Narrow it down (a filter, a shorter period, fewer joins) and try again.")
     return None

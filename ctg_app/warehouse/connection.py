@@ -26,13 +26,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from ctg_app.warehouse.errors import (
-    CONFIGURATION,
-    REJECTED,
-    WarehouseConfigError,
-    classify_error,
-    is_missing_object,
-)
+from ctg_app.error_facts import is_missing_object
+from ctg_app.warehouse.errors import CONFIGURATION, REJECTED, WarehouseConfigError, classify_error
 from ctg_app.settings import Settings, get_settings
 from ctg_app.redact import Redactor
 
@@ -89,7 +84,7 @@ def is_conflict(exc: BaseException) -> bool:
 
 def is_missing_table(exc: BaseException) -> bool:
     """True when the error (or its cause) says the table, schema or catalog does not exist, by its error condition
-    or SQLSTATE (see :func:`ctg_app.warehouse.errors.is_missing_object`)."""
+    or SQLSTATE (see :func:`ctg_app.error_facts.is_missing_object`)."""
     return any(is_missing_object(e) for e in (exc, exc.__cause__) if e is not None)
 
 

@@ -1,11 +1,8 @@
 """One classifier for warehouse errors: *transient*, *configuration* or *rejected* (with a reason), from facts.
 
 The facts are the exception's class (matched by import path along its class hierarchy, so nothing is imported to
-classify: the request path's error classifier uses this too), the HTTP status the connector puts in
-``exc.context["http-code"]``, and the Databricks error condition and SQLSTATE. The connector keeps neither the
-SQLSTATE nor the error class as attributes (``ServerOperationError`` only carries the server's message), so they are
-read from the two fixed places of Databricks' documented message format, ``[ERROR_CLASS.SUB] ... SQLSTATE: 42P01``
-(and from ``diagnostic-info`` when present) - never from the wording in between.
+classify), the HTTP status the connector puts in ``exc.context["http-code"]``, and the Databricks error condition and
+SQLSTATE, all read by :mod:`ctg_app.error_facts` (the ground floor the request path's error classifier reads too).
 
 - **transient**: the warehouse could not do it now (network, timeouts, 429/5xx, Delta write conflicts, SQLSTATE
   classes 08/40/53/57/58/XX, anything unrecognised). Retry later; never dead-letter.
@@ -18,16 +15,13 @@ read from the two fixed places of Databricks' documented message format, ``[ERRO
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from ctg_app.error_facts import STATEMENT_TIMEOUT_CONDITION, chain, error_facts, is_a
 
 TRANSIENT = "transient"
 CONFIGURATION = "configuration"
 REJECTED = "rejected"
-
-#: Databricks' message format: a leading ``[CONDITION.SUBCONDITION]`` and a trailing ``SQLSTATE: XXXXX``.
-_CONDITION = re.compile(r"^\s*\[([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\]")
-_SQLSTATE = re.compile(r"SQLSTATE:\s*([0-9A-Z]{5})\b")
 
 # SQLSTATE classes (first two characters).
 _TRANSIENT_CLASSES = {"08", "40", "53", "57", "58", "XX", "HY", "25", "2D"}
@@ -49,7 +43,6 @@ _HTTP_CONFIG = {400: "bad request", 401: "credentials rejected", 403: "access de
 # Our own exception classes decide by themselves (checked first, by import path).
 _OWN_RULES: tuple[tuple[str, str, str], ...] = (
     ("ctg_app.warehouse.errors.TableSchemaError", CONFIGURATION, "table unusable"),
-    ("ctg_app.tracking.delivery.databricks_sink.TableSchemaError", CONFIGURATION, "table unusable"),
     ("ctg_app.warehouse.errors.EventTooLarge", REJECTED, "event too large"),
     ("ctg_app.warehouse.errors.WarehouseConfigError", CONFIGURATION, "settings"),
     ("ctg_app.warehouse.connection.ServicePrincipalRejected", CONFIGURATION, "credentials rejected"),
@@ -106,57 +99,22 @@ class Verdict:
         return bool(self.error_class and self.error_class.startswith(("DELTA_CONCURRENT", "CONCURRENT_"))) or (
             self.sqlstate == "2D521")
 
-
-def class_paths(exc: BaseException) -> list[str]:
-    """``module.QualName`` of the exception's class and every base class."""
-    return [f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__]
-
-
-def _matches(path: str, name: str) -> bool:
-    return path == name or path.startswith(name + ".")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it wraps (``context["original-exception"]``, ``__cause__``, exception args)."""
-    found: list[BaseException] = []
-    todo = [exc]
-    while todo and len(found) < 12:
-        current = todo.pop(0)
-        if any(current is seen for seen in found):
-            continue
-        found.append(current)
-        context = getattr(current, "context", None)
-        nested = [context.get("original-exception")] if isinstance(context, dict) else []
-        todo += [e for e in (*nested, *current.args, current.__cause__) if isinstance(e, BaseException)]
-    return found
-
-
-def error_facts(exc: BaseException) -> tuple[str | None, str | None, int | None]:
-    """``(error_class, sqlstate, http_status)`` of a warehouse error, each None when it does not carry it."""
-    context = getattr(exc, "context", None)
-    context = context if isinstance(context, dict) else {}
-    code = context.get("http-code")
-    http_status = code if isinstance(code, int) else None
-    message = getattr(exc, "message", None)
-    text = message if isinstance(message, str) else (str(exc.args[0]) if exc.args and isinstance(exc.args[0], str)
-                                                     else "")
-    condition = _CONDITION.match(text)
-    state = _SQLSTATE.search(text) or _SQLSTATE.search(str(context.get("diagnostic-info") or ""))
-    return (condition.group(1) if condition else None, state.group(1) if state else None, http_status)
+    @property
+    def is_statement_timeout(self) -> bool:
+        """True when the warehouse stopped the statement at its ``STATEMENT_TIMEOUT``."""
+        return bool(self.error_class and self.error_class.startswith(STATEMENT_TIMEOUT_CONDITION))
 
 
 def classify_error(exc: BaseException) -> Verdict:
     """The :class:`Verdict` for ``exc``, any exception a warehouse call (or the flush around it) can raise."""
     error_class, sqlstate, http_status = error_facts(exc)
-    paths = class_paths(exc)
 
     def verdict(kind: str, reason: str) -> Verdict:
         return Verdict(kind, reason, error_class, sqlstate, http_status)
 
-    for link in _chain(exc):  # the connector wraps errors of our credentials provider in a RequestError
-        link_paths = class_paths(link)
+    for link in chain(exc):  # the connector wraps errors of our credentials provider in a RequestError
         for name, kind, reason in _OWN_RULES:
-            if any(_matches(path, name) for path in link_paths):
+            if is_a(link, (name,)):
                 return verdict(kind, reason)
     if http_status is not None:
         if http_status in _HTTP_CONFIG:
@@ -178,28 +136,9 @@ def classify_error(exc: BaseException) -> Verdict:
         if klass in _TRANSIENT_CLASSES:
             return verdict(TRANSIENT, f"SQLSTATE {sqlstate}")
     for name, kind, reason in _CLASS_RULES:
-        if any(_matches(path, name) for path in paths):
+        if is_a(exc, (name,)):
             return verdict(kind, reason)
     return verdict(TRANSIENT, f"unrecognised {type(exc).__name__}")
-
-
-def is_sql_problem(exc: BaseException) -> bool:
-    """True when a warehouse refused a statement because of the SQL itself (SQLSTATE class 42: syntax, unknown table
-    or column, access rule) - what the app records as an ``sql_error`` rather than a ``database_error``."""
-    error_class, sqlstate, _ = error_facts(exc)
-    return bool((sqlstate and sqlstate[:2] == "42") or (error_class and error_class.startswith(
-        ("PARSE_SYNTAX_ERROR", "TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN", "UNRESOLVED_ROUTINE"))))
-
-
-_MISSING_CONDITIONS = ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "CATALOG_NOT_FOUND", "DELTA_TABLE_NOT_FOUND",
-                       "DELTA_PATH_DOES_NOT_EXIST")
-_MISSING_SQLSTATES = ("42P01", "42704", "3F000", "42P06")
-
-
-def is_missing_object(exc: BaseException) -> bool:
-    """True when a warehouse error says the table, schema or catalog does not exist (error condition or SQLSTATE)."""
-    error_class, sqlstate, _ = error_facts(exc)
-    return bool((error_class and error_class.startswith(_MISSING_CONDITIONS)) or sqlstate in _MISSING_SQLSTATES)
 
 
 ADVICE = {

@@ -12,7 +12,7 @@ import pytest
 from freezegun import freeze_time
 
 from ctg_app.settings import SPEC_APP_NAME, get_settings
-from ctg_app.tracking.analytics.promote import PromotionError, promote_to_training
+from ctg_app.chatbot.data.promote import PromotionError, promote_to_training
 from ctg_app.tracking.analytics.reports import ALL_APPS, REPORTS, WarehouseReader, run_on_spool, run_on_warehouse
 
 from .conftest import load_spool, load_warehouse, make_conversations, make_events, ts_text

@@ -63,7 +63,7 @@ def test_last_flush_tile_is_short_with_the_full_time_in_its_help(tracking_spool,
 
 def test_on_demand_panels_open_and_promote_writes_the_training_file(tracking_spool, monkeypatch, tmp_path):
     from ctg_app.chatbot.data.training import TRAINING_FILE, load_training
-    from ctg_app.tracking.analytics import promote
+    from ctg_app.chatbot.data import promote
 
     training = tmp_path / "training.toml"
     training.write_text(TRAINING_FILE.read_text())

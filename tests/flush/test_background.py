@@ -52,9 +52,11 @@ def test_backs_off_while_down_then_recovers(settings, spool, flush_env: FakeWare
     flush_env.stop()
     fill(spool, make_events(50))
     flusher = start_background_flusher(settings.replace(background_flush=True, background_flush_interval_s=0.2))
-    assert _wait(lambda: flusher.failures >= 1)
+    assert _wait(lambda: flusher.failures >= 2)
     # the failure it counted is the report of a flush that did not deliver (not an exception it swallowed)
     assert flusher.last_report is not None and flusher.last_report.outcome == "unreachable"
+    # and it backs off: after two failures its next pause is at least twice the healthy interval (0.4-0.8 s vs 0.2)
+    assert flusher.next_delay() >= 2 * flusher.interval_s
     flush_env.start()
     flusher.flusher.delivery.spool.connection().execute("UPDATE events SET next_attempt_at = 0")  # skip row backoff
     assert _wait(lambda: spool.counts()["delivered"] == 50, timeout=30)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from ctg_app.tracking.delivery.leases import CAP_COUNTER, Delivery, backoff_seconds
+from ctg_app.tracking.delivery.leases import CAP_COUNTER, Delivery
 from ctg_app.tracking.recording.spool import Spool
 from ctg_app.tracking.recording.tracker import DROPPED_COUNTER
 from tests.flush.conftest import fill, make_events
@@ -82,7 +82,7 @@ def test_release_backs_off_exponentially_with_jitter(delivery: Delivery) -> None
         assert len(delivery.claim("a", 5, 30)) == 0  # not due yet
         clock.tick(17)
         assert len(delivery.claim("a", 5, 30)) == 5
-    assert 300 <= backoff_seconds(30) <= 600  # capped at 10 minutes
+    assert 300 <= delivery.backoff.delay(29) <= 600  # the 30th retry: capped at 10 minutes
 
 
 def test_dead_letter_listed_and_replayed(delivery: Delivery) -> None:

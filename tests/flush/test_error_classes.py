@@ -98,3 +98,21 @@ def test_the_app_classifier_uses_the_same_facts():
     assert classifier.classify(renamed, Actions.EXECUTE_SQL) == Actions.SQL_ERROR
     worded = dbx.ServerOperationError("syntax error near no such table")  # no condition, no SQLSTATE
     assert classifier.classify(worded, Actions.EXECUTE_SQL) == Actions.DATABASE_ERROR
+
+
+RUNAWAY = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) AS n FROM r"
+
+
+def test_a_statement_timeout_is_told_by_its_error_condition_not_by_words_in_the_message(fake_warehouse):
+    # The chat's plain reason is derived from the warehouse verdict: the real STATEMENT_TIMEOUT error says so, and
+    # SQL that merely names the condition (an unknown column, echoed in the message) is the user's SQL problem.
+    from ctg_app.ui.chat_actions import _plain_reason
+
+    stopped = real_error(fake_warehouse, RUNAWAY, session_configuration={"STATEMENT_TIMEOUT": "1"})
+    assert classify_error(stopped).is_statement_timeout
+    assert "was stopped" in (_plain_reason(stopped) or "")
+    named = real_error(fake_warehouse, "SELECT QUERY_EXECUTION_TIMEOUT_EXCEEDED")
+    assert "QUERY_EXECUTION_TIMEOUT_EXCEEDED" in str(named)
+    assert not classify_error(named).is_statement_timeout
+    assert _plain_reason(named) is None
+    assert ErrorClassifier().classify(named, Actions.EXECUTE_SQL) == Actions.SQL_ERROR

@@ -92,3 +92,23 @@ def test_classifying_never_imports_client_libraries():
             "ErrorClassifier().classify(ValueError('x'), Actions.SQL_QUERY)\n"
             "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules and 'ollama' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_classifying_a_warehouse_error_loads_no_warehouse_module():
+    # The recorder decides sql_error vs database_error from the ground-floor facts; it used to import
+    # ctg_app.warehouse.errors (and with it the warehouse package) inside the rule, the first time a Databricks error
+    # was classified.
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from databricks.sql.exc import ServerOperationError\n"
+            "from ctg_app.tracking.recording.classify import ErrorClassifier\n"
+            "from ctg_app.tracking.recording.actions import Actions\n"
+            "bad = ServerOperationError('[UNRESOLVED_COLUMN.WITH_SUGGESTION] x SQLSTATE: 42703')\n"
+            "assert ErrorClassifier().classify(bad, Actions.EXECUTE_SQL) == Actions.SQL_ERROR\n"
+            "busy = ServerOperationError('[INTERNAL_ERROR] x SQLSTATE: XX000')\n"
+            "assert ErrorClassifier().classify(busy, Actions.EXECUTE_SQL) == Actions.DATABASE_ERROR\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith(('ctg_app.warehouse', 'ctg_app.tracking.delivery')))\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+from types import SimpleNamespace
 
 from ctg_app.settings import get_settings
 from ctg_app.tracking import Actions, get_tracker, tracked
 from ctg_app.tracking.recording.guard import health
 from ctg_app.tracking.recording.spool import REQUEST_LOCK_POLL_MS, Spool
+from ctg_app.tracking.recording import tracker as tracker_module
 from ctg_app.tracking.recording.tracker import set_tracker
 
 HOLD = """
@@ -27,27 +28,59 @@ def start():
     return "ok"
 
 
-def test_a_held_lock_is_a_counted_drop_not_a_stall(tracking_spool):
+class SteppingClock:
+    """A monotonic clock that moves ``step`` seconds on every reading (the recorder's wait, counted not timed)."""
+
+    def __init__(self, step: float) -> None:
+        self.step, self.now, self.readings = step, 0.0, 0
+
+    def monotonic(self) -> float:
+        self.readings += 1
+        self.now += self.step
+        return self.now
+
+
+def _busy_timeout_ms(spool: Spool) -> int:
+    return spool.connection().execute("PRAGMA busy_timeout").fetchone()[0]
+
+
+def test_a_held_lock_is_a_counted_drop_not_a_stall(tracking_spool, monkeypatch):
     assert start() == "ok"  # the spool exists (and any drop counted by an earlier test is persisted)
     persisted = tracking_spool.counters().get("dropped_unwritable", 0)
+    bound_s = get_settings().request_lock_wait_ms / 1000
+    step = 1 / 64  # exact in binary: the clock readings carry no rounding
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tracking_spool.path)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         dropped = health.dropped_events
-        started = time.perf_counter()
+        spool = get_tracker().spool
+        attempts = []
+        append = spool.append
+        monkeypatch.setattr(spool, "append", lambda event: (attempts.append(1), append(event))[1])
+        clock = SteppingClock(step)
+        monkeypatch.setattr(tracker_module, "time", SimpleNamespace(monotonic=clock.monotonic))
         assert start() == "ok"  # the app goes on
-        elapsed = time.perf_counter() - started
         assert health.dropped_events == dropped + 1  # counted
-        set_tracker(None)  # a fresh tracker opens its connection while the lock is held: no stall either
-        started = time.perf_counter()
+        # Each attempt waits only SQLite's busy timeout of the request path (5000 ms before: a 5 s stall per attempt),
+        # and the recorder gives up on the first reading of its clock past TRACKING_REQUEST_LOCK_WAIT_MS.
+        assert _busy_timeout_ms(spool) == REQUEST_LOCK_POLL_MS
+        assert len(attempts) > 1, attempts  # it retried while the bound lasted
+        waited = clock.now - step  # the first reading set the deadline
+        assert bound_s <= waited < bound_s + step, (waited, len(attempts))
+        monkeypatch.undo()
+        # A fresh tracker opens its connection while the lock is held: opening takes no write lock (a spool whose
+        # every wait is 2 ms opens), and it records a counted drop the same way.
+        quick = Spool(tracking_spool.path, busy_timeout_ms=REQUEST_LOCK_POLL_MS,
+                      setup_busy_timeout_ms=REQUEST_LOCK_POLL_MS)
+        assert quick.setup_busy_timeout_ms == REQUEST_LOCK_POLL_MS and _busy_timeout_ms(quick) == REQUEST_LOCK_POLL_MS
+        quick.close()
+        set_tracker(None)
         assert start() == "ok"
-        elapsed_fresh = time.perf_counter() - started
         assert health.dropped_events == dropped + 2
+        assert _busy_timeout_ms(get_tracker().spool) == REQUEST_LOCK_POLL_MS
     finally:
         holder.communicate("\n", timeout=30)
-    assert 0.09 < elapsed < 0.5, elapsed  # 5.0 s before (TRACKING_SPOOL_BUSY_TIMEOUT_MS on the request path)
-    assert elapsed_fresh < 0.5, elapsed_fresh
     assert start() == "ok"  # the lock is gone: recorded again, and the drops are persisted in the spool
     assert len(tracking_spool.rows()) == 2
     assert tracking_spool.counters().get("dropped_unwritable") == persisted + 2

@@ -84,11 +84,6 @@ class AnswerEngine:
         self._trained: dict[tuple, tuple[str, str]] | None = None
         self._nearest = nearest or (lambda q: [])
 
-    def add_example(self, question: str, sql: str) -> None:
-        """A trained question→SQL pair: its SQL is used verbatim for questions with the same meaning."""
-        self._examples.append((question, sql))
-        self._trained = None
-
     def trained(self) -> dict[tuple, tuple[str, str]]:
         """Spec key → (trained question, trained SQL) for every trained question the engine understands."""
         if self._trained is None:

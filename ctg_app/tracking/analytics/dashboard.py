@@ -32,7 +32,6 @@ from ctg_app.tracking.analytics.reports import (
     window_start,
 )
 from ctg_app.tracking.recording.spool import TABLE as SPOOL_TABLE
-from ctg_app.tracking.analytics.promote import Promoted, promote_to_training
 from ctg_app.tracking.analytics.stats import SOURCE_WAREHOUSE_AND_SPOOL, UsageStats, get_usage_stats
 
 log = logging.getLogger(__name__)
@@ -142,12 +141,6 @@ def report(board: Board, name: str, *, days: int | None, user: str | None, actio
         action = None
     return run_report(name, days=days, user=user, action=action, source=board.source, settings=board.settings,
                       spool=board.spool, reader=board.reader, app_name=app_name)
-
-
-def promote(question: str, sql: str) -> Promoted:
-    """The admin action "promote to training": append a reviewed question → SQL pair to the training file
-    (:func:`ctg_app.tracking.analytics.promote.promote_to_training`; raises ``PromotionError`` with the reason)."""
-    return promote_to_training(question, sql)
 
 
 def headline_pending_note(stats: UsageStats) -> str | None:

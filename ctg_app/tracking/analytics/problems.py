@@ -11,7 +11,7 @@ from the session's ``generate_question`` event (its captured, redacted ``questio
   cannot be followed (an edit turn, a session that began before the window) the latest question before the vote is
   used.
 
-Each row can be reviewed and promoted into the training file (:mod:`ctg_app.tracking.analytics.promote`).
+Each row can be reviewed and promoted into the training file (:mod:`ctg_app.chatbot.data.promote`, from the usage page).
 """
 
 from __future__ import annotations

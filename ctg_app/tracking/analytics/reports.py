@@ -609,19 +609,6 @@ class WarehouseReader:
                 select.append(f"CAST(NULL AS STRING) AS `{name}`")
         return f"(SELECT {', '.join(select)} FROM {self.table}) AS events"
 
-    def row_count(self, app_name: str | None = None) -> int | None:
-        """Rows in the central table (this app's rows when ``app_name`` is given); None if it does not exist."""
-        if self.events_relation() is None:
-            return None
-        if app_name is None:
-            if self._total_rows is not None:
-                return self._total_rows
-            _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table}")
-        else:
-            _, rows = self.fetch(f"SELECT COUNT(*) FROM {self.table} WHERE app_name = :app_name",
-                                 {"app_name": app_name})
-        return int(rows[0][0])
-
     def detail(self) -> dict[str, Any] | None:
         """``DESCRIBE DETAIL`` of the table (``sizeInBytes``, ``numFiles``, ...) or None when unavailable."""
         try:

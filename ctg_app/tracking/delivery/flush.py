@@ -35,7 +35,7 @@ from typing import Any
 
 from ctg_app.settings import Settings, get_settings
 from ctg_app.warehouse.connection import WarehouseConfigError, describe_error, warehouse_errors
-from ctg_app.warehouse.errors import CONFIGURATION, REJECTED, advice, classify_error
+from ctg_app.warehouse.errors import CONFIGURATION, REJECTED, TRANSIENT, advice, classify_error
 from ctg_app.tracking.delivery.databricks_sink import DatabricksSink, TableSchemaError
 from ctg_app.tracking.delivery.leases import Delivery
 from ctg_app.tracking.delivery.sink import Batch, SendResult, Sink
@@ -96,15 +96,16 @@ class FlushReport:
         return data
 
 
+#: The flush's error kinds (``FlushReport.error_kind``) by warehouse verdict; ``auth`` is a configuration verdict
+#: about the credentials (:attr:`~ctg_app.warehouse.errors.Verdict.is_auth`).
+ERROR_KINDS = {CONFIGURATION: "config", REJECTED: "rejected", TRANSIENT: "unreachable"}
+
+
 def classify(exc: BaseException) -> str:
-    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later), from the one
-    warehouse error classifier (:func:`ctg_app.warehouse.errors.classify_error`)."""
+    """``config``, ``auth``, ``rejected`` (refused for good) or ``unreachable`` (try again later): the one warehouse
+    verdict (:func:`ctg_app.warehouse.errors.classify_error`) in the flush's words."""
     verdict = classify_error(exc)
-    if verdict.kind == CONFIGURATION:
-        return "auth" if verdict.is_auth else "config"
-    if verdict.kind == REJECTED:
-        return "rejected"
-    return "unreachable"
+    return "auth" if verdict.kind == CONFIGURATION and verdict.is_auth else ERROR_KINDS[verdict.kind]
 
 
 def new_owner(kind: str = "flush") -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,9 +53,6 @@ META_LAST_ERROR_AT = "flush.last_error_at"
 #: :meth:`Delivery.legacy_watermark`).
 META_LEGACY_SENT = "flush.legacy_sent_up_to"
 
-BACKOFF_BASE_S = SPOOL_RETRY.base
-BACKOFF_CAP_S = SPOOL_RETRY.cap
-
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _SEQS = "seq IN (SELECT value FROM json_each(:seqs))"
 _COUNTER_UPSERT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -81,12 +77,6 @@ class CapResult:
     dropped_undelivered: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
-
-
-def backoff_seconds(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S,
-                    rng: random.Random | None = None) -> float:
-    """Exponential backoff with "equal jitter": between half and all of ``min(cap, base * 2**(attempts-1))``."""
-    return Backoff(base, cap).delay(attempts - 1, rng)
 
 
 class Delivery:

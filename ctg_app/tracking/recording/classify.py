@@ -4,6 +4,8 @@ A :class:`ErrorClassifier` is an ordered table of small rules, each mapping an e
 Rules name exception classes by their import path (``"openai"``, ``"databricks.sql.exc.RequestError"``) and are matched
 against the exception's class hierarchy, so no client library is ever imported to classify its errors. When no rule
 matches, the operation's own default applies (an error inside ``generate_chart`` is a ``chart_error``), then ``app_error``.
+Class matching and a Databricks error's condition / SQLSTATE come from :mod:`ctg_app.error_facts`, the facts the
+warehouse's own verdict (:func:`ctg_app.warehouse.errors.classify_error`) is decided from.
 """
 
 from __future__ import annotations
@@ -12,18 +14,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from ctg_app.error_facts import is_a, is_sql_problem
 from ctg_app.tracking.recording.actions import Actions
 
 Rule = Callable[[BaseException], "str | None"]
-
-
-def _class_paths(exc: BaseException) -> list[str]:
-    return [f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__]
-
-
-def _matches(path: str, name: str) -> bool:
-    """``name`` is a class path (exact) or a module prefix (``"openai"`` matches ``openai._exceptions.APIError``)."""
-    return path == name or path.startswith(name + ".")
 
 
 @dataclass(frozen=True)
@@ -34,10 +28,7 @@ class ByType:
     action: str
 
     def __call__(self, exc: BaseException) -> str | None:
-        for path in _class_paths(exc):
-            if any(_matches(path, name) for name in self.names):
-                return self.action
-        return None
+        return self.action if is_a(exc, self.names) else None
 
 
 @dataclass(frozen=True)
@@ -49,25 +40,20 @@ class ByMessage:
     action: str
 
     def __call__(self, exc: BaseException) -> str | None:
-        if ByType(self.names, self.action)(exc) and re.search(self.pattern, str(exc), re.IGNORECASE):
+        if is_a(exc, self.names) and re.search(self.pattern, str(exc), re.IGNORECASE):
             return self.action
         return None
 
 
 @dataclass(frozen=True)
 class WarehouseSqlProblem:
-    """Matches a Databricks error whose error condition / SQLSTATE says the SQL itself is wrong (class 42), decided
-    by the one warehouse error classifier (:func:`ctg_app.warehouse.errors.is_sql_problem`)."""
+    """Matches a Databricks error whose error condition / SQLSTATE says the SQL itself is wrong (class 42), read by
+    the ground-floor facts the warehouse's verdict uses too (:func:`ctg_app.error_facts.is_sql_problem`)."""
 
     action: str
 
     def __call__(self, exc: BaseException) -> str | None:
-        if not ByType(("databricks.sql.exc",), self.action)(exc):
-            return None
-        # imported only for a Databricks error: recording depends on no other layer at import time
-        from ctg_app.warehouse.errors import is_sql_problem
-
-        return self.action if is_sql_problem(exc) else None
+        return self.action if is_a(exc, ("databricks.sql.exc",)) and is_sql_problem(exc) else None
 
 
 # SQLite has no SQLSTATE: its result code SQLITE_ERROR (generic "SQL error or missing database") marks bad SQL;
@@ -82,7 +68,7 @@ class SqliteSqlProblem:
     action: str
 
     def __call__(self, exc: BaseException) -> str | None:
-        if not ByType(("sqlite3.OperationalError",), self.action)(exc):
+        if not is_a(exc, ("sqlite3.OperationalError",)):
             return None
         name = getattr(exc, "sqlite_errorname", None)
         if name is not None:

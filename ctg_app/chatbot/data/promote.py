@@ -1,7 +1,9 @@
 """Promote a reviewed question → SQL pair into the chatbot's training file (``ctg_app/chatbot/data/training.toml``).
 
 An admin reviews a declined or 👎 question (:mod:`ctg_app.tracking.analytics.problems`), writes or corrects its SQL
-and promotes it. Before anything is written the pair is checked:
+and promotes it on the usage page. The curation of the training file is the chatbot's: it needs the chat's SQL
+policy and training loader, which analytics (a layer below the chatbot) must not import. Before anything is
+written the pair is checked:
 
 - the question is non-empty text and not already trained (case- and space-insensitive);
 - the SQL parses with sqlglot as exactly one Databricks query and passes the chat's SQL policy
@@ -12,7 +14,7 @@ and promotes it. Before anything is written the pair is checked:
 The pair is appended as one ``[[examples]]`` table in the file's own format and the file is replaced atomically.
 From a shell::
 
-    python -m ctg_app.tracking.analytics.promote --question "How many projects are on hold?" \\
+    python -m ctg_app.chatbot.data.promote --question "How many projects are on hold?" \\
         --sql "SELECT COUNT(*) AS project_count FROM projects WHERE status = 'On Hold'"
 """
 
@@ -129,7 +131,7 @@ def promote_to_training(question: str, sql: str, path: Path | str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ctg_app.tracking.analytics.promote --question Q --sql S [--file PATH]``: 0 promoted, 2 refused."""
+    """``python -m ctg_app.chatbot.data.promote --question Q --sql S [--file PATH]``: 0 promoted, 2 refused."""
     parser = argparse.ArgumentParser(description="Append a reviewed question → SQL pair to the training file.")
     parser.add_argument("--question", required=True)
     parser.add_argument("--sql", required=True)
