@@ -107,10 +107,6 @@ def _classify(exc: BaseException, operation: str) -> tuple[str, str]:
     return action, f"{type(exc).__name__}: {tracker.redact(exc)}"
 
 
-#: The Databricks error class of a statement stopped by the warehouse's STATEMENT_TIMEOUT.
-WAREHOUSE_TIMEOUT_CLASS = "QUERY_EXECUTION_TIMEOUT_EXCEEDED"
-
-
 def _plain_reason(exc: BaseException) -> str | None:
     """Messages that say what happened better than the generic text: a configuration problem, a warehouse that did
     not start in time, a query stopped by the chat's time limit (SQLite's, or the warehouse's ``STATEMENT_TIMEOUT``
