@@ -7,6 +7,7 @@ alternative; it parses back to the same spec.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, Spec
@@ -138,10 +139,17 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _in(col: str, values: list[str]) -> str:
+def _in(col: str, values: list[str], negate: bool = False) -> str:
     if len(values) == 1:
-        return f"{col} = {_q(values[0])}"
-    return f"{col} IN ({', '.join(_q(v) for v in sorted(values))})"
+        return f"{col} {'<>' if negate else '='} {_q(values[0])}"
+    return f"{col} {'NOT IN' if negate else 'IN'} ({', '.join(_q(v) for v in sorted(values))})"
+
+
+def _compare(expr: str, threshold: dict) -> str:
+    """``expr`` compared with the threshold (``op`` one of > < >= <= between)."""
+    if threshold["op"] == "between":
+        return f"{expr} BETWEEN {_number(threshold['value'])} AND {_number(threshold['high'])}"
+    return f"{expr} {threshold['op']} {_number(threshold['value'])}"
 
 
 @dataclass
@@ -217,8 +225,18 @@ def compose(spec: Spec) -> Composed:
             spec = Spec(**{**spec.__dict__, "groups": ["forecast_date" if g == "trend" else g for g in spec.groups]})
         if name == "contract_value" and spec.average:
             name = "avg_contract_value"
-        return _aggregate(spec, FACTS[name], name)
+        fact = FACTS[name]
+        if spec.agg:
+            fact, name = _agg_fact(spec.agg, name), f"{spec.agg}_{name}"
+            if fact is None:
+                return Composed(None, [f"the {AGG_WORD[spec.agg]} of {FACTS[spec.measure].label.lower()}"])
+        if spec.compare:
+            return _two_windows(spec, fact, name)
+        return _aggregate(spec, fact, name)
     if spec.entity:
+        if spec.compare or spec.agg:
+            return Composed(None, [f"two periods or an average / minimum / maximum of "
+                                   f"{PLURAL.get(spec.entity, spec.entity)}"])
         if spec.count or spec.groups or spec.threshold:
             if spec.entity not in ENTITY_FACTS:
                 return Composed(None, [f"counting {PLURAL.get(spec.entity, spec.entity)}"])
@@ -229,11 +247,66 @@ def compose(spec: Spec) -> Composed:
     return Composed(None, ["not about the project-controlling data"])
 
 
+AGG_WORD = {"avg": "average", "min": "minimum", "max": "maximum"}
+
+
+def _agg_fact(agg: str, name: str) -> Fact | None:
+    """The measure ``name`` as an average / minimum / maximum per project instead of a total (None: not defined)."""
+    base = FACTS[name]
+    if name in ("contract_value", "duration") and agg in ("min", "max"):
+        inner = "p.contract_value" if name == "contract_value" else "DATEDIFF(p.end_date, p.start_date)"
+        word = "Highest" if agg == "max" else "Lowest"
+        label = f"{word} contract value of a project" if name == "contract_value" else f"{word} project duration in days"
+        return Fact("projects p", f"{agg.upper()}({inner})", f"{agg}_{base.name}", label)
+    if agg == "avg" and base.project_key and base.value.startswith("SUM("):
+        return Fact(base.source, f"ROUND({base.value} / COUNT(DISTINCT {base.project_key}), 2)",
+                    f"avg_{base.name}_per_project", f"Average {base.label[0].lower()}{base.label[1:]} per project "
+                    f"(over the projects that have {MEASURE_PHRASE[name].removeprefix('total ')})",
+                    base.project_key, base.date, base.year, base.own, base.project_dims, base.where)
+    return None
+
+
+def _label(window: dict) -> str:
+    return re.sub(r"\W+", "_", window["text"].removeprefix("in ")).strip("_").lower()
+
+
+def _two_windows(spec: Spec, fact: Fact, name: str) -> Composed:
+    """One measure in two time windows side by side, with the change and the % change (per group)."""
+    problems: list[str] = []
+    if not fact.value.startswith("SUM(") or spec.top or spec.threshold or spec.agg or spec.date_field:
+        problems.append(f"a comparison of two periods of {fact.label.lower()} with a ranking or other conditions")
+    _check_dims(spec, fact, problems)
+    first = _time_clause(spec, fact, problems)
+    second = _time_clause(Spec(**{**spec.__dict__, "time": spec.compare}), fact, problems)
+    if any(g in ("year", "month", "quarter", "trend") for g in spec.groups):
+        problems.append("a comparison of two periods broken down by time")
+    where = [w for w in _where(Spec(**{**spec.__dict__, "time": None}), fact, problems)]
+    if problems:
+        return Composed(None, problems)
+    inner = fact.value[4:-1]
+    a, b = f"{fact.name}_{_label(spec.time)}", f"{fact.name}_{_label(spec.compare)}"
+    va = f"SUM(CASE WHEN {' AND '.join(first)} THEN {inner} ELSE 0 END)"
+    vb = f"SUM(CASE WHEN {' AND '.join(second)} THEN {inner} ELSE 0 END)"
+    select, group_by, _ = _group_columns(spec, fact)
+    values = [f"{va} AS {a}", f"{vb} AS {b}", f"{vb} - {va} AS change",
+              f"ROUND(100.0 * ({vb} - {va}) / NULLIF({va}, 0), 1) AS change_pct"]
+    dims = set(spec.groups) | set(spec.filters) | set(spec.exclude)
+    joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
+    where.append(f"(({' AND '.join(first)}) OR ({' AND '.join(second)}))")
+    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
+    if joins:
+        sql += " " + " ".join(joins)
+    sql += " WHERE " + " AND ".join(where)
+    if group_by:
+        sql += f" GROUP BY {', '.join(group_by)} ORDER BY {b} DESC"
+    return Composed(sql, [], f"{name}.compare" + ("_by_" + "_".join(spec.groups) if spec.groups else ""))
+
+
 def _check_dims(spec: Spec, fact: Fact, problems: list[str]) -> None:
     allowed = set(fact.own) | (set(PROJECT_DIMS) if fact.project_dims else set())
-    for dim in spec.filters:
+    for dim, values in [*spec.filters.items(), *spec.exclude.items()]:
         if dim not in allowed:
-            problems.append(f"the {DIM_LABEL.get(dim, dim)} filter ({', '.join(spec.filters[dim])}) on "
+            problems.append(f"the {DIM_LABEL.get(dim, dim)} filter ({', '.join(values)}) on "
                             f"{fact.label.lower()}")
     for dim in spec.groups:
         if dim in ("year", "month", "quarter", "trend"):
@@ -278,14 +351,24 @@ def _where(spec: Spec, fact: Fact, problems: list[str]) -> list[str]:
         col = fact.own.get(dim) or FILTER_COL.get(dim)
         if col:
             where.append(_in(col, values))
+    for dim, values in spec.exclude.items():
+        col = fact.own.get(dim) or FILTER_COL.get(dim)
+        if col:
+            where.append(_in(col, values, negate=True))
     if spec.billable is not None:
         if fact.source != "hours h":
             problems.append("“billable” on something other than hours")
         where.append("h.billable" if spec.billable else "NOT h.billable")
     where += _time_clause(spec, fact, problems)
-    if "vendor" in spec.groups and "vendor" not in spec.filters and fact.own.get("vendor") and not fact.where:
+    if (_internal_left_out(spec) and fact.own.get("vendor") and not fact.where
+            and "Internal" not in spec.exclude.get("vendor", [])):
         where.append(f"{fact.own['vendor']} <> 'Internal'")
     return where
+
+
+def _internal_left_out(spec: Spec) -> bool:
+    """A ranking or breakdown of vendors leaves out the vendor ``Internal`` (in-house costs) unless it is named."""
+    return "vendor" in spec.groups and "vendor" not in spec.filters
 
 
 def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
@@ -305,7 +388,7 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
         return Composed(None, problems)
     local = Spec(**{**spec.__dict__, "groups": groups})
     select, group_by, timed = _group_columns(local, fact)
-    dims = set(groups) | set(spec.filters)
+    dims = set(groups) | set(spec.filters) | set(spec.exclude)
     joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
     value = f"{fact.value} AS {fact.name}"
     sql = f"SELECT {', '.join(select + [value])} FROM {fact.source}"
@@ -316,7 +399,7 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
     if group_by:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
-        sql += f" HAVING {fact.value} {spec.threshold['op']} {_number(spec.threshold['value'])}"
+        sql += f" HAVING {_compare(fact.value, spec.threshold)}"
     if spec.top:  # ties broken by the labels, so every warehouse returns the same rows
         sql += (f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'}, {', '.join(group_by)}"
                 f" LIMIT {int(spec.top['n'])}")
@@ -324,7 +407,7 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
         sql += " ORDER BY " + ", ".join(group_by)
     elif group_by:
         sql += f" ORDER BY {fact.name} DESC"
-    if spec.count and spec.threshold and group_by:
+    if spec.count and spec.threshold and group_by and spec.measure:
         sql = f"SELECT COUNT(*) AS {groups[0]}_count FROM ({sql}) t"
     return Composed(sql, [], _intent(spec, intent_name, groups))
 
@@ -351,7 +434,7 @@ def _list(spec: Spec) -> Composed:
         return Composed(None, problems)
     cols, order, distinct = LIST_COLUMNS[entity]
     cols = list(cols)
-    join_dims = set(spec.filters)
+    join_dims = set(spec.filters) | set(spec.exclude)
     if entity == "project" and ({"project", "project_name"} & set(spec.filters)):
         cols = DETAIL_COLUMNS  # one named project: show all its attributes
         join_dims |= {"customer", "department"}
@@ -371,7 +454,9 @@ def _derived(spec: Spec) -> Composed:
     m = spec.measure or ""
     label = DERIVED_LABEL[m].lower()
     problems: list[str] = []
-    for dim in list(spec.filters) + list(spec.groups):
+    if spec.compare or spec.agg:
+        problems.append(f"two periods or an average / minimum / maximum of {label}")
+    for dim in list(spec.filters) + list(spec.exclude) + list(spec.groups):
         if dim not in PROJECT_DIMS:
             problems.append(f"{DIM_LABEL.get(dim, dim)} with {label} (it is computed per project)")
     years = (spec.time or {}).get("whole_years") or []
@@ -399,9 +484,12 @@ def _derived(spec: Spec) -> Composed:
             SUB_ACTUAL.replace("FROM actual_costs GROUP BY",
                                f"FROM actual_costs WHERE posting_date >= DATE'{spec.time['start']}' "
                                f"AND posting_date < DATE'{spec.time['end']}' GROUP BY")]
-    dims = set(groups) | set(spec.filters)
+    dims = set(groups) | set(spec.filters) | set(spec.exclude)
     joins = joins + _project_joins(dims - {"project"}, True, None)
     where = [_in(FILTER_COL[d], v) for d, v in spec.filters.items()]
+    where += [_in(FILTER_COL[d], v, negate=True) for d, v in spec.exclude.items()]
+    if m == "margin" and groups == ["project"] and spec.top:
+        where.append("a.total_actual IS NOT NULL")  # a project without actual costs has no margin to rank yet
     if m in ("eac", "variance"):
         where.append("p.status <> 'Planned'")
     if m == "overspend":
@@ -468,7 +556,10 @@ def _filters_text(spec: Spec) -> str:
         parts.append(f"{label} {' or '.join(values)}")
     if spec.billable is not None:
         parts.append("billable entries only" if spec.billable else "non-billable entries only")
-    return (" for " + " and ".join(parts)) if parts else ""
+    text = (" for " + " and ".join(parts)) if parts else ""
+    for dim, values in spec.exclude.items():
+        text += f" excluding {DIM_LABEL.get(dim, dim)} {' and '.join(values)}"
+    return text
 
 
 def _time_text(spec: Spec) -> str:
@@ -499,6 +590,9 @@ def interpretation(spec: Spec) -> str:
             label = FACTS[name].label
         if spec.count and name == "overspend":
             label = "Number of projects whose actual costs exceed their budget"
+        if spec.agg:
+            fact = _agg_fact(spec.agg, "avg_contract_value" if name == "contract_value" and spec.average else name)
+            label = fact.label if fact else label
     elif spec.entity and (spec.count or spec.groups or spec.threshold):
         label = ENTITY_FACTS[spec.entity].label
     elif spec.entity == "project" and ({"project", "project_name"} & set(spec.filters)):
@@ -510,11 +604,18 @@ def interpretation(spec: Spec) -> str:
         label = f"Number of {what} whose {label[0].lower() + label[1:]}"
     text = label + _filters_text(spec) + _time_text(spec)
     groups = [g for g in spec.groups]
+    if spec.compare:
+        text += f" and {spec.compare['text']} side by side, with the change and the % change"
     if spec.threshold:
-        op = "above" if spec.threshold["op"] == ">" else "below"
-        text += f" is {op} {spec.threshold['value']:,.0f}" if spec.count else f", only those {op} {spec.threshold['value']:,.0f}"
+        op = {">": "above", "<": "below", ">=": "at least", "<=": "at most", "between": "between"}[spec.threshold["op"]]
+        amount = f"{spec.threshold['value']:,.0f}" + (f" and {spec.threshold['high']:,.0f}"
+                                                       if spec.threshold["op"] == "between" else "")
+        if spec.count and spec.entity and not spec.measure:
+            text += f", only those with {op} {amount} {PLURAL.get(spec.entity, spec.entity)}"
+        else:
+            text += f" is {op} {amount}" if spec.count else f", only those {op} {amount}"
     if spec.measure and spec.count and spec.threshold and spec.groups:
-        return text
+        return text + _choices(spec)
     if spec.top:
         group = groups[0] if groups else "project"
         if spec.top["n"] == 1:
@@ -523,9 +624,24 @@ def interpretation(spec: Spec) -> str:
             text += f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {PLURAL.get(group, group)}"
     elif groups:
         text += ", by " + " and ".join(DIM_LABEL.get(g, g) for g in groups)
-    if "vendor" in groups and "vendor" not in spec.filters:
-        text += " (external vendors, without internal costs)"
-    return text
+    return text + _choices(spec)
+
+
+def _choices(spec: Spec) -> str:
+    """The choices the engine made for ``spec`` that the question did not state (exclusions, defaults, anchors)."""
+    notes = list(spec.notes)
+    if _internal_left_out(spec) and "Internal" not in spec.exclude.get("vendor", []):
+        notes.append("the vendor “Internal” (in-house costs) is left out, so only external vendors are listed")
+    if spec.measure == "margin" and spec.groups == ["project"] and spec.top:
+        notes.append("only projects with actual costs (a project without any has no margin yet)")
+    if spec.measure in ("eac", "variance"):
+        notes.append("planned projects are left out")
+    if spec.top and spec.top.get("defaulted"):
+        notes.append(f"the top {spec.top['n']} was assumed")
+    for window in (spec.time, spec.compare):
+        if window and window.get("anchor"):
+            notes.append(window["anchor"])
+    return (" (" + "; ".join(notes) + ")") if notes else ""
 
 
 def render_question(spec: Spec) -> str:

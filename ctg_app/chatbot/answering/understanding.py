@@ -35,6 +35,13 @@ PROJECT_DIMS = ("project", "project_name", "customer", "department", "business_u
                 "industry", "country", "segment")
 
 
+# measures in the words of a decline (never the internal ids)
+MEASURE_WORDS = {"budget": "budget", "actual_cost": "actual costs", "ctg": "cost to go", "eac": "estimate at completion",
+                 "margin": "margin", "contract_value": "contract value", "hours": "hours", "duration": "duration",
+                 "overspend": "overrun", "budget_vs_actual": "budget versus actual costs", "variance": "budget variance",
+                 "billable_share": "billable share of hours"}
+
+
 def _year(text: str) -> int:
     y = int(text)
     return y + 2000 if y < 100 else y
@@ -52,9 +59,13 @@ class Spec:
     time: dict[str, Any] | None = None  # {"start","end" (ISO, end exclusive), "text", "whole_years": [..]}
     date_field: str | None = None       # "start" / "end" for project dates
     top: dict[str, Any] | None = None   # {"n": int, "desc": bool, "defaulted": bool}
-    threshold: dict[str, Any] | None = None  # {"op": ">"|"<", "value": float}
+    threshold: dict[str, Any] | None = None  # {"op": ">"|"<"|">="|"<="|"between", "value": float, "high": float}
     billable: bool | None = None
     average: bool = False
+    exclude: dict[str, list[str]] = field(default_factory=dict)  # dim -> values left out ("not Engineering")
+    agg: str | None = None              # "avg" / "min" / "max" of a measure per group (instead of the total)
+    compare: dict[str, Any] | None = None  # a second time window to set against ``time`` (delta and % change)
+    notes: list[str] = field(default_factory=list)  # choices the engine made that the answer must state
     chart: bool = False
     unknown: list[str] = field(default_factory=list)       # words not understood
     problems: list[str] = field(default_factory=list)      # understood but not answerable as stated
@@ -70,20 +81,24 @@ class Spec:
                 tuple(sorted((k, tuple(sorted(v))) for k, v in self.filters.items())),
                 (self.time or {}).get("start"), (self.time or {}).get("end"), self.date_field,
                 (self.top or {}).get("n"), (self.top or {}).get("desc"),
-                tuple(sorted((self.threshold or {}).items())), self.billable, self.average)
+                tuple(sorted((self.threshold or {}).items())), self.billable, self.average,
+                tuple(sorted((k, tuple(sorted(v))) for k, v in self.exclude.items())), self.agg,
+                (self.compare or {}).get("start"), (self.compare or {}).get("end"))
 
     def to_dict(self) -> dict[str, Any]:
         """The slots the next turn can reuse (JSON-able)."""
         return {"measure": self.measure, "entity": self.entity, "count": self.count, "groups": list(self.groups),
                 "filters": {k: list(v) for k, v in self.filters.items()}, "time": dict(self.time or {}) or None,
                 "date_field": self.date_field, "top": dict(self.top or {}) or None,
-                "threshold": dict(self.threshold or {}) or None, "billable": self.billable, "average": self.average}
+                "threshold": dict(self.threshold or {}) or None, "billable": self.billable, "average": self.average,
+                "exclude": {k: list(v) for k, v in self.exclude.items()}, "agg": self.agg,
+                "compare": dict(self.compare or {}) or None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Spec:
         """A spec from :meth:`to_dict` output (unknown keys ignored)."""
         spec = cls()
-        for name in ("measure", "entity", "count", "date_field", "billable", "average"):
+        for name in ("measure", "entity", "count", "date_field", "billable", "average", "agg"):
             if name in data:
                 setattr(spec, name, data[name])
         spec.groups = list(data.get("groups") or [])
@@ -91,6 +106,8 @@ class Spec:
         spec.time = dict(data["time"]) if data.get("time") else None
         spec.top = dict(data["top"]) if data.get("top") else None
         spec.threshold = dict(data["threshold"]) if data.get("threshold") else None
+        spec.exclude = {k: list(v) for k, v in (data.get("exclude") or {}).items()}
+        spec.compare = dict(data["compare"]) if data.get("compare") else None
         spec.recognised = 1
         return spec
 
@@ -122,10 +139,13 @@ TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<!p-)\b(20\d{2})\s*h([12])\b"), "half_yh"),
     (re.compile(r"\b(?:in\s+)?(?:the\s+)?(first|second|third|fourth|1st|2nd|3rd|4th|last)\s+quarter\s+(?:of\s+)?"
                 r"(?:fy\s*)?(20\d{2})\b"), "quarter"),
-    (re.compile(r"\bq([1-4])\s*(?:of\s+)?(?:fy\s*)?'?(20\d{2})\b"), "quarter_q"),
+    (re.compile(r"\bq([1-4])\s*(?:of\s+|/\s*|-\s*)?(?:fy\s*)?'?(20\d{2}|\d{2})\b(?![.,]\d|\s*(?:k|m|%|mio|million))"),
+     "quarter_q"),
     (re.compile(r"(?<!p-)\b(20\d{2})\s*[- ]?q([1-4])\b"), "quarter_yq"),
     (re.compile(rf"\b(?:between\s+|from\s+)?({_MONTH_RE})\.?\s+(?:(20\d{{2}})\s+)?(?:and|to|until|till|through|-)\s+"
                 rf"({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month_range"),
+    (re.compile(rf"\b(?:since|from|starting\s+(?:in\s+)?|as\s+of)\s+({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"),
+     "since_month"),
     (re.compile(rf"\b({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month"),
     (re.compile(r"(?<!p-)\b(20\d{2})-(0[1-9]|1[0-2])\b(?!\d)"), "month_iso"),
     (re.compile(r"\b(?:since|from|starting\s+(?:in\s+)?|as\s+of)\s+(?:fy\s*)?(20\d{2})\b"), "since"),
@@ -146,14 +166,59 @@ _SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mio": 1e6, "million":
           "bn": 1e9, "billion": 1e9}
 
 
-def extract_time(text: str, spec: Spec) -> str:
-    """Find time expressions in ``text`` (lower-cased), record them in ``spec``; returns the text without them."""
+Anchor = tuple[dt.date, str]  # the date relative dates count from, and how to say it ("relative to …")
+
+
+def _relative(phrase: str, anchor: Anchor | None) -> dict[str, Any] | None:
+    """The window a relative date means, counted from ``anchor`` (None when it is not a form resolved here)."""
+    if anchor is None:
+        return None
+    day, said = anchor
+    words = phrase.lower().split()
+    if words[0] in ("ytd",) or phrase.lower().startswith("year to date"):
+        window = _range(dt.date(day.year, 1, 1), day + dt.timedelta(days=1),
+                        f"from 1 January {day.year} to {day.isoformat()}")
+    elif len(words) in (2, 3) and words[-1] in ("year", "fy", "quarter", "month"):
+        step = {"this": 0, "current": 0, "last": -1, "previous": -1, "prior": -1, "past": -1, "next": 1,
+                "coming": 1}.get(words[0])
+        if step is None:
+            return None
+        unit = words[-1]
+        if unit in ("year", "fy"):
+            year = day.year + step
+            window = _years_range(year, year, f"in {year}")
+        elif unit == "quarter":
+            index = (day.year * 4 + (day.month - 1) // 3) + step
+            year, q = divmod(index, 4)
+            start, end = _month_range(year, 3 * q + 1, 3)
+            window = _range(start, end, f"in Q{q + 1} {year}")
+        else:
+            index = day.year * 12 + day.month - 1 + step
+            year, month = divmod(index, 12)
+            start, end = _month_range(year, month + 1, 1)
+            window = _range(start, end, f"in {start.strftime('%B')} {year}")
+    else:
+        return None
+    window["anchor"] = f"“{phrase}” = {window['text'].removeprefix('in ')}, {said}"
+    return window
+
+
+def extract_time(text: str, spec: Spec, anchor: Anchor | None = None) -> str:
+    """Find time expressions in ``text`` (lower-cased), record them in ``spec``; returns the text without them.
+
+    Relative dates ("last year", "this quarter", "YTD") are resolved against ``anchor``; without one they are
+    reported as a problem. Two windows are kept as ``time`` and ``compare`` (the question must also say it compares
+    them)."""
     windows: list[dict[str, Any]] = []
     for pattern, kind in TIME_PATTERNS:
         def repl(m: re.Match[str], kind: str = kind) -> str:
             g = m.groups()
             if kind == "relative":
-                spec.problems.append(f"relative date “{m.group(0).strip()}” (name the year, e.g. 2024)")
+                window = _relative(m.group(0).strip(), anchor)
+                if window is None:
+                    spec.problems.append(f"relative date “{m.group(0).strip()}” (name the year, e.g. 2024)")
+                else:
+                    windows.append(window)
                 return " "
             if kind == "years":
                 a, b = sorted((int(g[0]), int(g[1])))
@@ -171,7 +236,7 @@ def extract_time(text: str, spec: Spec) -> str:
                 if kind == "quarter":
                     q, year = ORDINAL[g[0]], int(g[1])
                 elif kind == "quarter_q":
-                    q, year = int(g[0]), int(g[1])
+                    q, year = int(g[0]), _year(g[1])
                 else:
                     q, year = int(g[1]), int(g[0])
                 start, end = _month_range(year, 1 + 3 * (q - 1), 3)
@@ -191,6 +256,10 @@ def extract_time(text: str, spec: Spec) -> str:
                 year = int(g[1]) if kind == "month" else int(g[0])
                 start, end = _month_range(year, month, 1)
                 windows.append(_range(start, end, f"in {start.strftime('%B')} {year}"))
+            elif kind == "since_month":
+                start, _ = _month_range(int(g[1]), MONTHS[g[0]], 1)
+                windows.append({**_range(start, dt.date(DATA_LAST_YEAR + 1, 1, 1), f"since {start.strftime('%B %Y')}"),
+                                "open": "end"})
             elif kind == "since":
                 windows.append({**_years_range(int(g[0]), DATA_LAST_YEAR, f"since {g[0]}"), "open": "end"})
             elif kind == "after":
@@ -207,18 +276,41 @@ def extract_time(text: str, spec: Spec) -> str:
         text = pattern.sub(repl, text)
     if len(windows) == 1:
         spec.time = windows[0]
-    elif len(windows) > 1:
+    elif len(windows) == 2:
+        first, second = sorted(windows, key=lambda w: w["start"])
+        spec.time, spec.compare = first, second
+    elif len(windows) > 2:
         spec.problems.append("more than one time window (" + ", ".join(w["text"] for w in windows) + ")")
         spec.time = windows[0]
     return text
 
 
+_NUM = r"(?:€|eur\s*)?\s*(\d[\d,]*(?:\.\d+)?)\s*(k|m|mn|mio|million|millions|thousand|bn|billion)?\b(?:\s*(?:eur|euro|euros|€))?"
+BETWEEN = re.compile(rf"\bbetween\s+{_NUM}\s*(?:and|-|to)\s*{_NUM}")
+
+
+def _amount(number: str, scale: str | None) -> float:
+    return float(number.replace(",", "")) * _SCALE.get(scale or "", 1.0)
+
+
 def extract_threshold(text: str, spec: Spec) -> str:
-    """A numeric comparison ("over 1 million") → ``spec.threshold``; returns the text without it."""
+    """A numeric comparison ("over 1 million", "between 1m and 2m") → ``spec.threshold``; returns the text without
+    it."""
+    def between(m: re.Match[str]) -> str:
+        low, high = sorted((_amount(m.group(1), m.group(2)), _amount(m.group(3), m.group(4) or m.group(2))))
+        if spec.threshold is not None:
+            spec.problems.append("more than one numeric comparison")
+        spec.threshold = {"op": "between", "value": low, "high": high}
+        return " "
+
     def repl(m: re.Match[str]) -> str:
         if m.group(1):
             word, number, scale = m.group(1), m.group(2), m.group(3)
-            op = ">" if re.match(r"over|above|more|greater|exceeding|at\s+least|larger|bigger|higher", word) else "<"
+            op = ">" if re.match(r"over|above|more|greater|exceeding|larger|bigger|higher", word) else "<"
+            if re.match(r"at\s+least", word):
+                op = ">="
+            elif re.match(r"at\s+most", word):
+                op = "<="
         else:
             op, number, scale = m.group(4), m.group(5), m.group(6)
         value = float(number.replace(",", "")) * _SCALE.get(scale or "", 1.0)
@@ -226,7 +318,7 @@ def extract_threshold(text: str, spec: Spec) -> str:
             spec.problems.append("more than one numeric comparison")
         spec.threshold = {"op": op, "value": value}
         return " "
-    return THRESHOLD.sub(repl, text)
+    return THRESHOLD.sub(repl, BETWEEN.sub(between, text))
 
 
 # ------------------------------------------------------------------------------------------------------------ parsing
@@ -236,6 +328,25 @@ class _Item:
     payload: Any
     pos: int
     text: str
+    prefix: bool = False  # a value named by the start of its name ("Digital" for "Digital Services")
+
+
+# dimensions whose values may be named by their first word(s): few, distinct names (not project or people names)
+PREFIX_DIMS = ("department", "business_unit", "customer", "industry", "segment", "country", "cost_category",
+               "project_type", "vendor", "role", "status")
+
+
+def _prefix_values(token: str, lex: Lexicon, dims: tuple[str, ...] = PREFIX_DIMS) -> list[tuple]:
+    """The values whose name starts with ``token`` (a whole first word, or the start of a longer first word)."""
+    if len(token) < 3 or not token.isalpha():
+        return []
+    found = []
+    for dim in dims:
+        for value in lex.values.get(dim, []):
+            first = tokenize(value)[:1]
+            if first and (first[0] == token or (len(token) >= 4 and first[0].startswith(token))):
+                found.append(("value", dim, value))
+    return found
 
 
 def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
@@ -269,20 +380,42 @@ def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
         if re.fullmatch(r"\d+", tok):
             items.append(_Item("number", int(tok), len(items), tok))
         elif tok in FILLER or tok in ("'s",):
-            pass
+            # "the Data department": a filler word is a value's first word only right before that value's noun
+            noun_len, noun = lex.lookup(tokens, i + 1) if i + 1 < len(tokens) else (0, [])
+            dims = tuple(m[1] for m in noun if m[0] == "dim" and m[1] in PREFIX_DIMS)
+            found = _prefix_values(tok, lex, dims) if dims and tok not in ("the", "all", "our", "a", "an") else []
+            if found:
+                items.append(_Item("value", found, len(items), tok, prefix=True))
         else:
-            spec.unknown.append(tok)  # typos were corrected before the walk
+            found = _prefix_values(tok, lex)
+            if found:
+                items.append(_Item("value", found, len(items), tok, prefix=True))
+            else:
+                spec.unknown.append(tok)  # typos were corrected before the walk
         i += 1
     return items
 
 
-def parse(question: str, lex: Lexicon) -> Spec:
-    """Understand ``question`` with the lexicon; see :class:`Spec`."""
+# "across all projects": the total over every project, not a breakdown by project
+ALL_PROJECTS = re.compile(r"\b(?:across|for|of|over|on|in)\s+(?:all|the\s+whole|the\s+entire)\s+(?:of\s+)?(?:our\s+|the\s+)?"
+                          r"(?:projects|jobs|portfolio)\b")
+# markers of an explanatory clause ("i.e. actual costs above budget"): the clause's own words are still read, so an
+# explanation that says something else makes the question unanswerable instead of being ignored
+EXPLAINS = re.compile(r"(?:\bi\.\s?e\.?|\be\.\s?g\.?|\bie\b|\bmeaning\b|\bnamely\b|\bin\s+other\s+words\b|"
+                      r"\bthat\s+is\b|\bwhich\s+means\b|[()\[\]])")
+
+
+def parse(question: str, lex: Lexicon, anchor: Anchor | None = None) -> Spec:
+    """Understand ``question`` with the lexicon; see :class:`Spec`. Relative dates count from ``anchor``."""
     spec = Spec()
     text = " " + (question or "").lower().replace("\u2019", "'") + " "
+    if ALL_PROJECTS.search(text):
+        text = ALL_PROJECTS.sub(" ", text)
+        spec.notes.append("all projects together")
+    text = EXPLAINS.sub(" ", text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)   # cost-to-go, non-billable, mid-market
     text = re.sub(r"(?<=[a-z])'s\b", " ", text)          # "Sofia Rossi's projects"
-    text = extract_time(text, spec)
+    text = extract_time(text, spec, anchor)
     text = extract_threshold(text, spec)
     tokens = tokenize(text)
     items = _items(tokens, lex, spec)
@@ -308,16 +441,18 @@ class _Reading:
     top_words: list[_Item] = field(default_factory=list)
     free: list[_Item] = field(default_factory=list)     # dimension nouns that are neither a grouping nor absorbed
     by_count: bool = False
+    explicit: list[str] = field(default_factory=list)   # breakdowns the question asked for (per / by / each)
 
 
 def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
     words = [it.payload for it in items if it.kind == "word"]
     spec.followup = "followup" in words or (bool(items) and items[0].kind == "word" and items[0].payload == "and")
     spec.chart = "chart" in words
-    if "negation" in words:
-        spec.problems.append("a negation (not / without / except) — I can only filter for values, not exclude them")
     r = _Reading(items, spec, n_tokens, words)
     _read_values(r)
+    if any(it.kind == "word" and it.payload == "negation" and i not in r.consumed for i, it in enumerate(items)):
+        spec.problems.append("a negation (not / without / except) of something other than a value (I can leave out "
+                             "values, e.g. “not Engineering”, “excluding internal projects”)")
     _read_numbers(r)
     _read_groupings(r)
     _place_free_nouns(r)
@@ -366,10 +501,29 @@ def _read_values(r: _Reading) -> None:
         if len(values) > 1:
             spec.ambiguous[chosen_dim] = values
             continue
-        bucket = spec.filters.setdefault(chosen_dim, [])
+        negated = _negated(items, idx, consumed)
+        bucket = (spec.exclude if negated else spec.filters).setdefault(chosen_dim, [])
         if values[0] not in bucket:
             bucket.append(values[0])
+        if it.prefix:
+            spec.notes.append(f"“{it.text}” read as {DIM_WORD.get(chosen_dim, chosen_dim.replace('_', ' '))} "
+                              f"{values[0]}")
         spec.recognised += 1
+
+
+def _negated(items: list[_Item], idx: int, consumed: set[int]) -> bool:
+    """True when the value at ``idx`` follows a negation ("not Engineering", "excluding the department X"); the
+    negation is consumed."""
+    for j in (idx - 1, idx - 2):
+        if j < 0:
+            return False
+        it = items[j]
+        if it.kind == "word" and it.payload == "negation":
+            consumed.add(j)
+            return True
+        if not (it.kind == "dim" and j == idx - 1):
+            return False
+    return False
 
 
 def _read_numbers(r: _Reading) -> None:
@@ -445,6 +599,7 @@ def _read_groupings(r: _Reading) -> None:
     if "trend" in spec.groups and set(spec.groups) & {"forecast_date", "month", "year", "quarter"}:
         spec.groups.remove("trend")
     r.free = free
+    r.explicit = list(spec.groups)
 
 
 def _place_free_nouns(r: _Reading) -> None:
@@ -455,7 +610,8 @@ def _place_free_nouns(r: _Reading) -> None:
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     # "most projects" ranks by a count; "top 5 projects" ranks projects by something not said
     by_count = "count" in words or any(t.text in ("most", "fewest", "least") for t in top_words)
-    ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
+    ranked_count = (not has_measure and (spec.top is not None or has_which or spec.threshold is not None)
+                    and len(free) >= 2
                     and any(f.payload == "project" for f in free) and (spec.top is None or by_count))
     if ranked_count:
         # "which department has the most projects": count projects per department, ranked
@@ -508,6 +664,18 @@ def _finish(r: _Reading) -> None:
     """Defaults and inferences that need the whole question, then the checks that make a spec unanswerable."""
     items, spec, words = r.items, r.spec, r.words
     measures, absorbed, free, by_count, n_tokens = r.measures, r.absorbed, r.free, r.by_count, r.n_tokens
+    if spec.compare and not ({"compare", "and"} & set(words)):
+        spec.problems.append(f"two time windows ({spec.time['text']}, {spec.compare['text']}) without saying to "
+                             "compare them (e.g. “2025 vs 2024”)")
+    extreme = [t for t in r.top_words if t.text in ("max", "maximum", "min", "minimum")]
+    if spec.top is not None and spec.top["n"] is None and extreme and r.explicit:
+        spec.agg, spec.top = ("max" if spec.top["desc"] else "min"), None  # "maximum contract value per customer"
+    if spec.count and spec.entity and spec.threshold and spec.groups and not measures:
+        # "departments with more than 15 projects": the comparison is on the count per group
+        if "count" in words:
+            spec.problems.append(f"counting the {PLURAL_WORD.get(spec.groups[0], spec.groups[0] + 's')} that have "
+                                 f"that many projects (ask for the {PLURAL_WORD.get(spec.groups[0], 'groups')} "
+                                 "themselves)")
     # a top word without a number: top 1 for a singular noun ("which customer"), else the top 10
     if spec.top is not None and spec.top["n"] is None:
         nouns = [it for it in free if it.payload in spec.groups]
@@ -548,7 +716,7 @@ def _finish(r: _Reading) -> None:
                              "by what (e.g. contract value, actual costs, hours)")
     if spec.top is not None and len(spec.groups) > 1:
         spec.problems.append("a ranking within a breakdown (e.g. the top projects of each department)")
-    if spec.threshold and not spec.measure:
+    if spec.threshold and not spec.measure and not (spec.count and spec.entity):
         spec.problems.append(f"the comparison with {spec.threshold['value']:,.0f} without saying of what "
                              "(e.g. contract value, actual costs, hours)")
     if "days" in words and spec.measure != "duration":
@@ -599,11 +767,18 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
             pass
         elif ms == {"contract_value"}:
             spec.average = True
+        elif len(ms) == 1 and ms <= {"budget", "actual_cost", "hours"} and "project" in spec.groups:
+            spec.agg = "avg"  # "average actual costs per project (by department)": the total over its projects
+            spec.groups.remove("project")
         else:
-            spec.problems.append("an average (only averages of contract value and project duration are supported)")
-    if "compare" in words and ms != {"budget_vs_actual"} and not spec.groups:
+            spec.problems.append("an average (of contract value or project duration, or of budget, actual costs or "
+                                 "hours per project)")
+    if spec.agg in ("min", "max") and not ms <= {"contract_value", "duration"}:
+        spec.problems.append("a minimum / maximum (only of contract value and project duration)")
+    if "compare" in words and ms != {"budget_vs_actual"} and not spec.groups and not spec.compare:
         spec.problems.append("a comparison (only budget versus actual costs can be compared)")
     if len(ms) > 1:
-        spec.problems.append("several measures at once (" + ", ".join(sorted(ms)) + ")")
+        spec.problems.append("several measures at once (" + ", ".join(MEASURE_WORDS.get(m, m.replace("_", " "))
+                                                                   for m in sorted(ms)) + ")")
     if ms:
         spec.measure = sorted(ms)[0] if len(ms) > 1 else next(iter(ms))
