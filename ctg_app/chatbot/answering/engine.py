@@ -157,8 +157,9 @@ class AnswerEngine:
         if composed.sql is None:
             return self._decline_spec(text, spec, composed.problems)
         empty = self._no_data(spec)
-        if empty:
-            return self._decline(question, "no_data", empty, spec, self.alternatives(spec))
+        if empty:  # suggest the same question over the whole range that has data
+            base = Spec.from_dict({**spec.to_dict(), "time": None, "compare": None})
+            return self._decline(question, "no_data", empty, spec, self.alternatives(base))
         trained = self.trained().get(spec.key())
         sql = trained[1] if trained else _to_dialect(composed.sql, self.dialect)
         confident = (not spec.corrections and not (spec.top or {}).get("defaulted") and not spec.followup
