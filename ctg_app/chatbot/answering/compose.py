@@ -237,6 +237,8 @@ def compose(spec: Spec) -> Composed:
         if spec.compare or spec.agg:
             return Composed(None, [f"two periods or an average / minimum / maximum of "
                                    f"{PLURAL.get(spec.entity, spec.entity)}"])
+        if spec.share:
+            return _count_share(spec)
         if spec.count or spec.groups or spec.threshold:
             if spec.entity not in ENTITY_FACTS:
                 return Composed(None, [f"counting {PLURAL.get(spec.entity, spec.entity)}"])
@@ -273,7 +275,7 @@ def _label(window: dict) -> str:
 def _two_windows(spec: Spec, fact: Fact, name: str) -> Composed:
     """One measure in two time windows side by side, with the change and the % change (per group)."""
     problems: list[str] = []
-    if not fact.value.startswith("SUM(") or spec.top or spec.threshold or spec.agg or spec.date_field:
+    if not fact.value.startswith("SUM(") or spec.top or spec.threshold or spec.agg or spec.date_field or spec.share:
         problems.append(f"a comparison of two periods of {fact.label.lower()} with a ranking or other conditions")
     _check_dims(spec, fact, problems)
     first = _time_clause(spec, fact, problems)
@@ -366,12 +368,23 @@ def _where(spec: Spec, fact: Fact, problems: list[str]) -> list[str]:
     return where
 
 
+def _count_share(spec: Spec) -> Composed:
+    """The percentage of projects that meet the question's one condition ("percentage of completed projects")."""
+    (dim, values), = spec.filters.items()
+    if spec.share != "count" or dim not in PROJECT_DIMS or spec.top or spec.threshold or spec.time:
+        return Composed(None, ["a percentage of projects with a ranking, a period or a numeric comparison"])
+    fact = Fact("projects p", f"ROUND(100.0 * SUM(CASE WHEN {_in(FILTER_COL[dim], values)} THEN 1 ELSE 0 END) "
+                f"/ COUNT(*), 1)", "share_of_projects_pct", "Share of projects (%)")
+    local = Spec(**{**spec.__dict__, "filters": {}, "share": None, "count": False})
+    return _aggregate(local, fact, "share_project", extra_dims=frozenset({dim}))
+
+
 def _internal_left_out(spec: Spec) -> bool:
     """A ranking or breakdown of vendors leaves out the vendor ``Internal`` (in-house costs) unless it is named."""
     return "vendor" in spec.groups and "vendor" not in spec.filters
 
 
-def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
+def _aggregate(spec: Spec, fact: Fact, intent_name: str, extra_dims: frozenset[str] = frozenset()) -> Composed:
     problems: list[str] = []
     _check_dims(spec, fact, problems)
     if spec.date_field and fact.source != "projects p":
@@ -384,14 +397,24 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
             problems.append("a numeric comparison without a breakdown")
     if spec.top and not groups:
         problems.append("a ranking without saying of what (e.g. “top 5 projects by …”)")
+    if spec.share and (spec.share != "total" or not groups or spec.threshold or not fact.value.startswith("SUM(")):
+        problems.append("a share of the total without a breakdown, or with a numeric comparison")
     if problems:
         return Composed(None, problems)
     local = Spec(**{**spec.__dict__, "groups": groups})
     select, group_by, timed = _group_columns(local, fact)
-    dims = set(groups) | set(spec.filters) | set(spec.exclude)
+    dims = set(groups) | set(spec.filters) | set(spec.exclude) | extra_dims
     joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
-    value = f"{fact.value} AS {fact.name}"
-    sql = f"SELECT {', '.join(select + [value])} FROM {fact.source}"
+    values = [f"{fact.value} AS {fact.name}"]
+    if spec.share == "total":  # each group's part of the total of all groups shown
+        values.append(f"ROUND(100.0 * {fact.value} / SUM({fact.value}) OVER (), 1) AS share_pct")
+    per = (spec.top or {}).get("per")
+    if per:
+        _, per_group, _ = _group_columns(Spec(groups=[per]), fact)
+        order = "DESC" if spec.top["desc"] else "ASC"
+        values.append(f"ROW_NUMBER() OVER (PARTITION BY {', '.join(per_group)} ORDER BY {fact.value} {order}, "
+                      f"{', '.join(group_by)}) AS rank_in_{per}")
+    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
     if joins:
         sql += " " + " ".join(joins)
     if where:
@@ -400,7 +423,9 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
         sql += f" HAVING {_compare(fact.value, spec.threshold)}"
-    if spec.top:  # ties broken by the labels, so every warehouse returns the same rows
+    if per:  # the top N of each group: rank within the group, keep the first N
+        sql = (f"SELECT * FROM ({sql}) t WHERE rank_in_{per} <= {int(spec.top['n'])} ORDER BY 1, rank_in_{per}")
+    elif spec.top:  # ties broken by the labels, so every warehouse returns the same rows
         sql += (f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'}, {', '.join(group_by)}"
                 f" LIMIT {int(spec.top['n'])}")
     elif timed:
@@ -471,8 +496,12 @@ def _derived(spec: Spec) -> Composed:
     groups = list(spec.groups)
     if spec.top and not groups:
         problems.append("a ranking without saying of what (e.g. “top 5 projects by …”)")
-    if m == "overspend" and groups and groups != ["project"] and not spec.count:
+    if m == "overspend" and groups and groups != ["project"] and not spec.count and not spec.share:
         problems.append("overruns per group (ask “how many projects are over budget per …”)")
+    if spec.share and (m, spec.share) not in (("overspend", "count"), ("budget_vs_actual", "spent")):
+        problems.append(f"a share / percentage of {label}")
+    if spec.share and (spec.top or groups == ["project"] and m == "overspend"):
+        problems.append(f"a ranking or per-project share of {label}")
     if problems:
         return Composed(None, problems)
     joins = {"eac": [SUB_ACTUAL, SUB_CTG], "margin": [SUB_ACTUAL], "variance": [SUB_BUDGET, SUB_ACTUAL, SUB_CTG],
@@ -492,11 +521,11 @@ def _derived(spec: Spec) -> Composed:
         where.append("a.total_actual IS NOT NULL")  # a project without actual costs has no margin to rank yet
     if m in ("eac", "variance"):
         where.append("p.status <> 'Planned'")
-    if m == "overspend":
+    if m == "overspend" and not spec.share:
         where.append(f"{ACT} > {BUD}")
     if spec.time:
         where.append("(b.total_budget IS NOT NULL OR a.total_actual IS NOT NULL)")
-    per_project = groups == ["project"] or (m == "overspend" and not groups and not spec.count)
+    per_project = groups == ["project"] or (m == "overspend" and not groups and not spec.count and not spec.share)
     if per_project:
         cols = {"eac": [f"{ACT} AS actual_to_date", f"{CTG} AS cost_to_go", f"{ACT} + {CTG} AS estimate_at_completion"],
                 "margin": ["p.contract_value", f"{ACT} AS total_actual", f"p.contract_value - {ACT} AS margin"],
@@ -505,6 +534,8 @@ def _derived(spec: Spec) -> Composed:
                 "budget_vs_actual": [f"{BUD} AS total_budget", f"{ACT} AS total_actual",
                                      f"{BUD} - {ACT} AS remaining_budget"],
                 "overspend": [f"{BUD} AS total_budget", f"{ACT} AS total_actual", f"{ACT} - {BUD} AS overspend"]}[m]
+        if spec.share == "spent":
+            cols.append(f"ROUND(100.0 * {ACT} / NULLIF({BUD}, 0), 1) AS spent_pct")
         key = {"eac": "estimate_at_completion", "margin": "margin", "variance": "variance",
                "budget_vs_actual": "remaining_budget", "overspend": "overspend"}[m]
         sql = f"SELECT p.project_code, p.project_name, {', '.join(cols)} FROM projects p {' '.join(joins)}"
@@ -526,6 +557,12 @@ def _derived(spec: Spec) -> Composed:
               "budget_vs_actual": [f"SUM({BUD}) AS total_budget", f"SUM({ACT}) AS total_actual",
                                    f"SUM({BUD} - {ACT}) AS remaining_budget"],
               "overspend": ["COUNT(*) AS projects_over_budget"]}[m]
+    if spec.share == "spent":  # the part of the budget spent
+        values.append(f"ROUND(100.0 * SUM({ACT}) / NULLIF(SUM({BUD}), 0), 1) AS spent_pct")
+    if m == "overspend" and spec.share:  # the share of projects over budget, with both counts
+        over = f"SUM(CASE WHEN {ACT} > {BUD} THEN 1 ELSE 0 END)"
+        values = [f"{over} AS projects_over_budget", "COUNT(*) AS projects",
+                  f"ROUND(100.0 * {over} / COUNT(*), 1) AS pct_over_budget"]
     sql = f"SELECT {', '.join(select + values)} FROM projects p {' '.join(joins)}"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -602,6 +639,15 @@ def interpretation(spec: Spec) -> str:
     if spec.measure and spec.count and spec.threshold and spec.groups:
         what = PLURAL.get(spec.groups[0], spec.groups[0])
         label = f"Number of {what} whose {label[0].lower() + label[1:]}"
+    if spec.share == "spent":
+        label = "Budget versus actual costs, with the share of the budget spent (actual costs as % of budget)"
+    elif spec.share == "count" and spec.measure == "overspend":
+        label = "Percentage of projects whose actual costs exceed their budget"
+    elif spec.share == "count" and spec.filters:
+        (dim, values), = spec.filters.items()
+        label = f"Percentage of projects with {DIM_LABEL.get(dim, dim)} {' or '.join(values)} (of all projects"
+        label += ")" if not spec.exclude and not spec.time else " in scope)"
+        spec = Spec(**{**spec.__dict__, "filters": {}})
     text = label + _filters_text(spec) + _time_text(spec)
     groups = [g for g in spec.groups]
     if spec.compare:
@@ -616,7 +662,17 @@ def interpretation(spec: Spec) -> str:
             text += f" is {op} {amount}" if spec.count else f", only those {op} {amount}"
     if spec.measure and spec.count and spec.threshold and spec.groups:
         return text + _choices(spec)
-    if spec.top:
+    if spec.share == "total":
+        text += ", with each one's share of the total (%)"
+    if spec.top and spec.top.get("per"):
+        per, ranked = groups[0], groups[1]
+        if spec.top["n"] == 1:
+            text += (f", the {DIM_LABEL.get(ranked, ranked)} with the {'highest' if spec.top['desc'] else 'lowest'} "
+                     f"value in each {DIM_LABEL.get(per, per)}")
+        else:
+            text += (f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {PLURAL.get(ranked, ranked)} "
+                     f"in each {DIM_LABEL.get(per, per)}")
+    elif spec.top:
         group = groups[0] if groups else "project"
         if spec.top["n"] == 1:
             text += f", the {DIM_LABEL.get(group, group)} with the {'highest' if spec.top['desc'] else 'lowest'} value"

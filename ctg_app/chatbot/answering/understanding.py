@@ -42,6 +42,15 @@ MEASURE_WORDS = {"budget": "budget", "actual_cost": "actual costs", "ctg": "cost
                  "billable_share": "billable share of hours"}
 
 
+# what a ranked thing can be ranked within ("the top project per department", "the top vendor per cost category")
+NESTED_IN = {
+    "project": ("department", "business_unit", "customer", "status", "project_type", "project_manager", "industry",
+                "country", "segment"),
+    "customer": ("industry", "country", "segment"), "vendor": ("cost_category",), "employee": ("role",),
+    "department": ("business_unit",), "project_manager": ("department", "business_unit"),
+}
+
+
 def _year(text: str) -> int:
     y = int(text)
     return y + 2000 if y < 100 else y
@@ -65,6 +74,7 @@ class Spec:
     exclude: dict[str, list[str]] = field(default_factory=dict)  # dim -> values left out ("not Engineering")
     agg: str | None = None              # "avg" / "min" / "max" of a measure per group (instead of the total)
     compare: dict[str, Any] | None = None  # a second time window to set against ``time`` (delta and % change)
+    share: str | None = None            # "total" (part of the total) / "count" (% of projects) / "spent" (% of budget)
     notes: list[str] = field(default_factory=list)  # choices the engine made that the answer must state
     chart: bool = False
     unknown: list[str] = field(default_factory=list)       # words not understood
@@ -83,7 +93,8 @@ class Spec:
                 (self.top or {}).get("n"), (self.top or {}).get("desc"),
                 tuple(sorted((self.threshold or {}).items())), self.billable, self.average,
                 tuple(sorted((k, tuple(sorted(v))) for k, v in self.exclude.items())), self.agg,
-                (self.compare or {}).get("start"), (self.compare or {}).get("end"))
+                (self.compare or {}).get("start"), (self.compare or {}).get("end"), self.share,
+                (self.top or {}).get("per"))
 
     def to_dict(self) -> dict[str, Any]:
         """The slots the next turn can reuse (JSON-able)."""
@@ -92,13 +103,13 @@ class Spec:
                 "date_field": self.date_field, "top": dict(self.top or {}) or None,
                 "threshold": dict(self.threshold or {}) or None, "billable": self.billable, "average": self.average,
                 "exclude": {k: list(v) for k, v in self.exclude.items()}, "agg": self.agg,
-                "compare": dict(self.compare or {}) or None}
+                "compare": dict(self.compare or {}) or None, "share": self.share}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Spec:
         """A spec from :meth:`to_dict` output (unknown keys ignored)."""
         spec = cls()
-        for name in ("measure", "entity", "count", "date_field", "billable", "average", "agg"):
+        for name in ("measure", "entity", "count", "date_field", "billable", "average", "agg", "share"):
             if name in data:
                 setattr(spec, name, data[name])
         spec.groups = list(data.get("groups") or [])
@@ -158,8 +169,8 @@ TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 DATA_FIRST_YEAR, DATA_LAST_YEAR = 2020, 2035
 THRESHOLD = re.compile(
-    r"\b(over|above|more\s+than|greater\s+than|exceeding|at\s+least|larger\s+than|bigger\s+than|higher\s+than|"
-    r"under|below|less\s+than|lower\s+than|smaller\s+than|at\s+most)\s*(?:€|eur\s*)?\s*(\d[\d,]*(?:\.\d+)?)\s*"
+    r"\b(over|above|more\s+than|greater\s+than|exceeding|exceeds|exceed|exceeded|at\s+least|larger\s+than|bigger\s+than|"
+    r"higher\s+than|under|below|less\s+than|fewer\s+than|lower\s+than|smaller\s+than|at\s+most)\s*(?:€|eur\s*)?\s*(\d[\d,]*(?:\.\d+)?)\s*"
     r"(k|m|mn|mio|million|millions|thousand|bn|billion)?\b(?:\s*(?:eur|euro|euros|€))?|([<>])\s*(\d[\d,]*(?:\.\d+)?)\s*"
     r"(k|m|million|thousand)?")
 _SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mio": 1e6, "million": 1e6, "millions": 1e6,
@@ -306,7 +317,7 @@ def extract_threshold(text: str, spec: Spec) -> str:
     def repl(m: re.Match[str]) -> str:
         if m.group(1):
             word, number, scale = m.group(1), m.group(2), m.group(3)
-            op = ">" if re.match(r"over|above|more|greater|exceeding|larger|bigger|higher", word) else "<"
+            op = ">" if re.match(r"over|above|more|greater|exceed|larger|bigger|higher", word) else "<"
             if re.match(r"at\s+least", word):
                 op = ">="
             elif re.match(r"at\s+most", word):
@@ -714,7 +725,13 @@ def _finish(r: _Reading) -> None:
     if spec.top is not None and not spec.measure and not by_count:
         spec.problems.append(f"a ranking of {PLURAL_WORD.get(spec.entity or 'project', 'projects')} without saying "
                              "by what (e.g. contract value, actual costs, hours)")
-    if spec.top is not None and len(spec.groups) > 1:
+    if spec.top is not None and len(spec.groups) == 2:
+        per = [g for g in spec.groups if g in r.explicit]
+        ranked = [g for g in spec.groups if g not in r.explicit]
+        if len(per) == 1 and len(ranked) == 1 and per[0] in NESTED_IN.get(ranked[0], ()):
+            spec.top["per"] = per[0]  # "the top project per department": a ranking within each department
+            spec.groups = [per[0], ranked[0]]
+    if spec.top is not None and len(spec.groups) > 1 and not spec.top.get("per"):
         spec.problems.append("a ranking within a breakdown (e.g. the top projects of each department)")
     if spec.threshold and not spec.measure and not (spec.count and spec.entity):
         spec.problems.append(f"the comparison with {spec.threshold['value']:,.0f} without saying of what "
@@ -726,6 +743,23 @@ def _finish(r: _Reading) -> None:
     if n_tokens == 1 and not spec.time and not spec.threshold and items and items[0].kind in ("measure", "dim", "value"):
         spec.problems.append(f"what to show about “{items[0].text}” (ask a question, e.g. a total, a list or a "
                              "breakdown)")
+
+
+def _read_share(ms: set[str], spec: Spec) -> None:
+    """What a share / percentage is of: each group's part of a total, the share of projects meeting a condition,
+    or the part of the budget spent."""
+    if ms == {"budget_vs_actual"}:
+        spec.share = "spent"          # "share of budget spent": actual costs as % of budget
+    elif ms == {"overspend"}:
+        spec.share, spec.count = "count", False   # "% of projects over budget"
+    elif not ms and spec.entity in (None, "project") and len(spec.filters) == 1 and not spec.count:
+        spec.entity, spec.share = "project", "count"  # "percentage of completed projects": the filter is the condition
+    elif len(ms) == 1 and ms <= {"budget", "actual_cost", "hours", "contract_value"} and spec.groups:
+        spec.share = "total"          # "share of actual costs by cost category"
+    else:
+        spec.problems.append("a share / percentage of something I cannot tell (ask e.g. for the share of actual "
+                             "costs per department, the percentage of projects over budget, or the share of the "
+                             "budget spent)")
 
 
 def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
@@ -747,7 +781,7 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
         ms -= {"contract_value", "actual_cost"}
     if ms == {"budget", "actual_cost"}:
         ms = {"budget_vs_actual"}
-    if "hours" in ms and ("share" in words or "billable" in words or "nonbillable" in words):
+    if "hours" in ms and ("billable" in words or "nonbillable" in words):
         if "share" in words:
             ms = (ms - {"hours"}) | {"billable_share"}
         else:
@@ -761,7 +795,7 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
     elif "billable" in words or "nonbillable" in words:
         spec.problems.append("“billable” only applies to hours")
     elif "share" in words:
-        spec.problems.append("a share / percentage (only the billable share of hours is supported)")
+        _read_share(ms, spec)
     if "average" in words:
         if ms == {"duration"}:
             pass
