@@ -101,6 +101,22 @@ def test_top_projects_by_margin_rank_only_projects_with_actual_costs(engine, sou
     ("average hours per project by role",
      "SELECT role, ROUND(SUM(hours) / COUNT(DISTINCT project_id), 2) FROM hours GROUP BY 1"),
     ("contract value for Alpen", None),  # three customers start with "Alpen": declined, not guessed
+    ("top 2 projects per customer industry by hours",  # per-group top-N
+     "WITH t AS (SELECT c.industry k, p.project_code v, SUM(h.hours) s FROM hours h JOIN projects p USING (project_id) "
+     "JOIN customers c USING (customer_id) GROUP BY 1, 2), r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY k "
+     "ORDER BY s DESC, v) n FROM t) SELECT k, v, s FROM r WHERE n <= 2"),
+    ("costs per project for the top 5 customers", None),  # a project does not nest in a customer ranking: declined
+    ("percentage of on hold projects",
+     "SELECT ROUND(100.0 * SUM(CASE WHEN status = 'On Hold' THEN 1 ELSE 0 END) / COUNT(*), 1) FROM projects"),
+    ("share of budget by business unit",
+     "SELECT d.business_unit, ROUND(100.0 * SUM(b.budget_amount) / (SELECT SUM(budget_amount) FROM budget_lines), 1) "
+     "FROM budget_lines b JOIN projects p USING (project_id) JOIN departments d USING (department_id) GROUP BY 1"),
+    ("percentage of projects over budget by business unit",
+     "SELECT d.business_unit, ROUND(100.0 * SUM(CASE WHEN COALESCE(a.s, 0) > COALESCE(b.s, 0) THEN 1 ELSE 0 END) "
+     "/ COUNT(*), 1) FROM projects p JOIN departments d USING (department_id) "
+     "LEFT JOIN (SELECT project_id, SUM(amount) s FROM actual_costs GROUP BY 1) a USING (project_id) "
+     "LEFT JOIN (SELECT project_id, SUM(budget_amount) s FROM budget_lines GROUP BY 1) b USING (project_id) GROUP BY 1"),
+    ("share of hours", None),  # a share of the total needs a breakdown; no silent billable share any more
     ("spend in Q2/25", "SELECT SUM(amount) FROM actual_costs WHERE posting_date >= '2025-04-01' "
                        "AND posting_date < '2025-07-01'"),
     ("hours since February 2025", "SELECT SUM(hours) FROM hours WHERE work_date >= '2025-02-01'"),
@@ -120,6 +136,13 @@ def test_analytic_shapes_answer_with_the_reference_rows(engine, source, question
         target = sorted(round(v, 2) for v in want.iloc[:, col] if isinstance(v, float)) or sorted(want.iloc[:, col])
         assert any(sorted(round(v, 2) for v in got.iloc[:, c] if isinstance(v, float)) == target
                    or sorted(got.iloc[:, c].tolist()) == target for c in range(got.shape[1])), (question, col)
+
+
+def test_a_ranking_within_groups_and_a_share_say_what_they_are(engine):
+    top = engine.answer("top project per department by actual costs")
+    assert "the project with the highest value in each department" in top.interpretation
+    share = engine.answer("share of spend per vendor")
+    assert "share of the total" in share.interpretation and "“Internal”" in share.interpretation
 
 
 def test_an_exclusion_is_named_in_the_interpretation(engine):
@@ -201,6 +224,13 @@ def warehouse_vn(warehouse: FakeWarehouse):
     ("departments with more than 15 projects",
      "SELECT d.department_name, COUNT(*) FROM projects p JOIN departments d USING (department_id) GROUP BY 1 "
      "HAVING COUNT(*) > 15"),
+    ("top project per department by actual costs",  # ROW_NUMBER() OVER (PARTITION BY …) on Databricks SQL
+     "WITH t AS (SELECT d.department_name k, p.project_code v, SUM(a.amount) s FROM actual_costs a "
+     "JOIN projects p USING (project_id) JOIN departments d USING (department_id) GROUP BY 1, 2), "
+     "r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY s DESC, v) n FROM t) SELECT k, v, s FROM r WHERE n = 1"),
+    ("share of actual costs per cost category",  # SUM(SUM(x)) OVER ()
+     "SELECT cost_category, ROUND(100.0 * SUM(amount) / (SELECT SUM(amount) FROM actual_costs), 1) FROM actual_costs "
+     "GROUP BY 1"),
 ])
 def test_composed_sql_runs_on_the_warehouse_dialect(warehouse_vn, source, question, reference):
     answer = warehouse_vn.answer_question(question)
