@@ -475,8 +475,52 @@ def _list(spec: Spec) -> Composed:
     return Composed(sql, [], f"list_{entity}")
 
 
+def _pair_by_category(spec: Spec) -> Composed:
+    """Budget and actual costs side by side where the cost category matters: both are booked per category, so the
+    two sides are stacked (UNION ALL) and summed per group, not joined per project."""
+    problems: list[str] = []
+    dims = [*spec.groups, *spec.filters, *spec.exclude]
+    if any(d not in PROJECT_DIMS and d != "cost_category" for d in dims) or len(spec.groups) > 1:
+        problems.append("budget versus actual costs by that breakdown")
+    years = (spec.time or {}).get("whole_years") or []
+    if spec.time and not (years and spec.time["start"].endswith("-01-01") and spec.time["end"].endswith("-01-01")):
+        problems.append(f"the period “{spec.time['text']}” with budget versus actual costs (whole fiscal years only)")
+    if spec.top or spec.threshold or spec.date_field or spec.compare or spec.agg or spec.share:
+        problems.append("extra conditions on budget versus actual costs by cost category")
+    if problems:
+        return Composed(None, problems)
+    budget_where = f" WHERE fiscal_year BETWEEN {years[0]} AND {years[-1]}" if spec.time else ""
+    actual_where = (f" WHERE posting_date >= DATE'{spec.time['start']}' AND posting_date < DATE'{spec.time['end']}'"
+                    if spec.time else "")
+    stacked = (f"(SELECT project_id, cost_category, budget_amount AS budget, 0 AS actual FROM budget_lines{budget_where}"
+               f" UNION ALL SELECT project_id, cost_category, 0 AS budget, amount AS actual FROM actual_costs"
+               f"{actual_where}) x")
+    cols = {"cost_category": ["x.cost_category"], **PROJECT_COLS}
+    select = [c for g in spec.groups for c in cols[g]]
+    project_dims = {d for d in dims if d != "cost_category"}
+    joins = ["JOIN projects p ON x.project_id = p.project_id"] + _project_joins(project_dims, True, None) \
+        if project_dims else []
+    where = []
+    for dim, values in spec.filters.items():
+        where.append(_in("x.cost_category" if dim == "cost_category" else FILTER_COL[dim], values))
+    for dim, values in spec.exclude.items():
+        where.append(_in("x.cost_category" if dim == "cost_category" else FILTER_COL[dim], values, negate=True))
+    values = ["SUM(x.budget) AS total_budget", "SUM(x.actual) AS total_actual",
+              "SUM(x.budget) - SUM(x.actual) AS remaining_budget"]
+    sql = f"SELECT {', '.join(select + values)} FROM {stacked}"
+    if joins:
+        sql += " " + " ".join(joins)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if select:
+        sql += f" GROUP BY {', '.join(select)} ORDER BY remaining_budget ASC"
+    return Composed(sql, [], "budget_vs_actual." + ("by_" + "_".join(spec.groups) if spec.groups else "total"))
+
+
 def _derived(spec: Spec) -> Composed:
     m = spec.measure or ""
+    if m == "budget_vs_actual" and "cost_category" in [*spec.groups, *spec.filters, *spec.exclude]:
+        return _pair_by_category(spec)
     label = DERIVED_LABEL[m].lower()
     problems: list[str] = []
     if spec.compare or spec.agg:
