@@ -245,3 +245,13 @@ def test_composed_sql_runs_on_the_warehouse_dialect(warehouse_vn, source, questi
         target = sorted(round(float(v), 1) if not isinstance(v, str) else v for v in want.iloc[:, col])
         assert any(sorted(round(float(v), 1) if not isinstance(v, str) else v for v in got.iloc[:, c]) == target
                    for c in range(got.shape[1])), (question, col, answer.sql)
+
+
+# ------------------------------------------------------------------------------------------------- the LLM path
+def test_the_llm_prompt_carries_the_same_interpretation_contract_and_the_anchor():
+    from ctg_app.chatbot.answer.llm_reply import REPLY_FORMAT, anchor_rule
+
+    assert "every value left out" in REPLY_FORMAT and "default assumed" in REPLY_FORMAT
+    assert "latest posting_date" in anchor_rule(Settings(date_anchor="latest-data"))
+    assert "2025-03-31" in anchor_rule(Settings(date_anchor="2025-03-31"))
+    assert "2026-12-03" in anchor_rule(Settings(date_anchor="today"), today=dt.date(2026, 12, 3))
