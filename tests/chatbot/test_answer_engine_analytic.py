@@ -255,3 +255,18 @@ def test_the_llm_prompt_carries_the_same_interpretation_contract_and_the_anchor(
     assert "latest posting_date" in anchor_rule(Settings(date_anchor="latest-data"))
     assert "2025-03-31" in anchor_rule(Settings(date_anchor="2025-03-31"))
     assert "2026-12-03" in anchor_rule(Settings(date_anchor="today"), today=dt.date(2026, 12, 3))
+
+
+def test_a_follow_up_can_leave_a_value_out_and_the_answer_says_what_it_kept(engine, source):
+    first = engine.answer("actual costs per department in 2024")
+    second = engine.answer("and without Engineering?", first)
+    assert not second.declined and "<> 'Engineering'" in second.sql and "2024-01-01" in second.sql
+    assert "excluding department Engineering" in second.interpretation
+    assert "previous question" in second.interpretation
+    got = source.run_sql(second.sql)
+    assert "Engineering" not in got.iloc[:, 0].tolist() and len(got) == 7
+
+
+def test_a_corrected_typo_is_named_in_the_interpretation(engine):
+    answer = engine.answer("total budgte per department")
+    assert not answer.declined and "read “budgte” as “budget”" in answer.interpretation

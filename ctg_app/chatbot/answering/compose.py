@@ -729,7 +729,9 @@ def interpretation(spec: Spec) -> str:
 
 def _choices(spec: Spec) -> str:
     """The choices the engine made for ``spec`` that the question did not state (exclusions, defaults, anchors)."""
-    notes = list(spec.notes)
+    notes = [f"read “{a}” as “{b}”" for a, b in spec.corrections] + list(spec.notes)
+    if spec.followup:
+        notes.append("the previous question's values kept")
     if _internal_left_out(spec) and "Internal" not in spec.exclude.get("vendor", []):
         notes.append("the vendor “Internal” (in-house costs) is left out, so only external vendors are listed")
     if spec.measure == "margin" and spec.groups == ["project"] and spec.top:

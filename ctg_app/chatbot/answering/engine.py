@@ -62,8 +62,12 @@ def merge_followup(previous: dict[str, Any], new: Spec) -> Spec:
         spec.entity = new.entity
     for dim, values in new.filters.items():
         spec.filters[dim] = list(values)
+        spec.exclude.pop(dim, None)
+    for dim, values in new.exclude.items():  # "and without Engineering?"
+        spec.exclude[dim] = list(values)
+        spec.filters.pop(dim, None)
     if new.time:
-        spec.time = new.time
+        spec.time, spec.compare = new.time, new.compare
     if new.date_field:
         spec.date_field = new.date_field
     if new.groups:
@@ -80,12 +84,16 @@ def merge_followup(previous: dict[str, Any], new: Spec) -> Spec:
     spec.unknown, spec.problems = list(new.unknown), list(new.problems)
     spec.corrections, spec.ambiguous = list(new.corrections), dict(new.ambiguous)
     spec.chart = new.chart
+    spec.notes = list(new.notes)
+    spec.agg = new.agg or spec.agg
+    spec.share = new.share or spec.share
     spec.followup = True
     return spec
 
 
 def _is_followup(spec: Spec) -> bool:
-    says_something = bool(spec.measure or spec.filters or spec.time or spec.groups or spec.top or spec.threshold
+    says_something = bool(spec.measure or spec.filters or spec.exclude or spec.time or spec.groups or spec.top
+                          or spec.threshold
                           or spec.billable is not None or spec.chart or spec.ambiguous or spec.date_field)
     return says_something and (spec.followup or (spec.measure is None and spec.entity is None))
 

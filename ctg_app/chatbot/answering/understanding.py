@@ -709,6 +709,8 @@ def _finish(r: _Reading) -> None:
             and spec.entity in ("vendor", "employee", "role")):
         # vendors only have costs and employees only hours: "top 3 vendors for equipment" ranks by spend
         measures.append("actual_cost" if spec.entity == "vendor" else "hours")
+        spec.notes.append(f"ranked by {'actual costs' if spec.entity == 'vendor' else 'hours'} (the only measure "
+                          f"{PLURAL_WORD.get(spec.entity, spec.entity)} have)")
         spec.groups, spec.entity, spec.assumed = [spec.entity], None, True
     if not measures and spec.entity is None and absorbed and not spec.groups:
         spec.entity = absorbed[0]  # "the Energy customers" with nothing measured: list them
