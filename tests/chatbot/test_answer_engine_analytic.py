@@ -120,6 +120,11 @@ def test_top_projects_by_margin_rank_only_projects_with_actual_costs(engine, sou
      "SELECT c, SUM(b), SUM(a) FROM (SELECT cost_category c, budget_amount b, 0 a FROM budget_lines "
      "WHERE fiscal_year = 2024 UNION ALL SELECT cost_category, 0, amount FROM actual_costs "
      "WHERE posting_date >= '2024-01-01' AND posting_date < '2025-01-01') GROUP BY 1"),
+    ("plan versus actual costs per business unit",  # the pair's phrase followed by "costs" is still the pair
+     "SELECT d.business_unit, SUM(COALESCE(b.s, 0)), SUM(COALESCE(a.s, 0)) FROM projects p "
+     "JOIN departments d USING (department_id) "
+     "LEFT JOIN (SELECT project_id, SUM(budget_amount) s FROM budget_lines GROUP BY 1) b USING (project_id) "
+     "LEFT JOIN (SELECT project_id, SUM(amount) s FROM actual_costs GROUP BY 1) a USING (project_id) GROUP BY 1"),
     ("share of hours", None),  # a share of the total needs a breakdown; no silent billable share any more
     ("spend in Q2/25", "SELECT SUM(amount) FROM actual_costs WHERE posting_date >= '2025-04-01' "
                        "AND posting_date < '2025-07-01'"),

@@ -783,6 +783,8 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
         ms -= {"contract_value", "actual_cost"}
     if ms == {"budget", "actual_cost"}:
         ms = {"budget_vs_actual"}
+    if "budget_vs_actual" in ms:
+        ms -= {"budget", "actual_cost"}  # "plan vs actual costs": the pair already holds both
     if "hours" in ms and ("billable" in words or "nonbillable" in words):
         if "share" in words:
             ms = (ms - {"hours"}) | {"billable_share"}
