@@ -125,6 +125,14 @@ def test_top_projects_by_margin_rank_only_projects_with_actual_costs(engine, sou
      "JOIN departments d USING (department_id) "
      "LEFT JOIN (SELECT project_id, SUM(budget_amount) s FROM budget_lines GROUP BY 1) b USING (project_id) "
      "LEFT JOIN (SELECT project_id, SUM(amount) s FROM actual_costs GROUP BY 1) a USING (project_id) GROUP BY 1"),
+    ("actual costs excluding Engineering and Consulting",  # a list of left-out values: all of them left out
+     "SELECT SUM(a.amount) FROM actual_costs a JOIN projects p USING (project_id) JOIN departments d "
+     "USING (department_id) WHERE d.department_name NOT IN ('Engineering', 'Consulting')"),
+    ("hours excluding Consultants for Engineering",  # a value of another dimension after it is a filter
+     "SELECT SUM(h.hours) FROM hours h JOIN projects p USING (project_id) JOIN departments d USING (department_id) "
+     "WHERE h.role <> 'Consultant' AND d.department_name = 'Engineering'"),
+    ("contract value between 1 and 2 million per project",  # the scale said once holds for both numbers
+     "SELECT project_code, contract_value FROM projects WHERE contract_value BETWEEN 1000000 AND 2000000"),
     ("share of hours", None),  # a share of the total needs a breakdown; no silent billable share any more
     ("spend in Q2/25", "SELECT SUM(amount) FROM actual_costs WHERE posting_date >= '2025-04-01' "
                        "AND posting_date < '2025-07-01'"),
@@ -275,3 +283,9 @@ def test_a_follow_up_can_leave_a_value_out_and_the_answer_says_what_it_kept(engi
 def test_a_corrected_typo_is_named_in_the_interpretation(engine):
     answer = engine.answer("total budgte per department")
     assert not answer.declined and "read “budgte” as “budget”" in answer.interpretation
+
+
+def test_a_period_that_reaches_past_the_data_says_where_the_data_ends(engine):
+    answer = engine.answer("this year vs last year actual costs")
+    assert "2025 holds actual costs only up to 2025-06-30" in answer.interpretation
+    assert "“last year” = 2024" in answer.interpretation and "“this year” = 2025" in answer.interpretation

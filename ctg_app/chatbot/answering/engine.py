@@ -181,8 +181,24 @@ class AnswerEngine:
         if notes:
             message += " (" + "; ".join(n for n in notes if n) + ")"
         return SqlAnswer(question=question, sql=sql, message=message, score=1.0 if confident else 0.7,
-                         interpretation=interpretation(spec), confidence="high" if confident else "medium",
+                         interpretation=interpretation(spec) + self._partial(spec), confidence="high" if confident else "medium",
                          intent=composed.intent, context={"spec": spec.to_dict(), "intent": composed.intent})
+
+    def _partial(self, spec: Spec) -> str:
+        """A note when a period reaches past the data ("2025 holds data only up to 2025-06-30"), else ""."""
+        coverage = self.lexicon.get().coverage
+        notes = []
+        for window in (spec.time, spec.compare):
+            if not window or window.get("open") == "end":
+                continue
+            for fact in COVERED_BY.get(spec.measure or "", ()):
+                if fact not in coverage or fact == "budget":
+                    continue
+                last = coverage[fact][1]
+                end = (dt.date.fromisoformat(window["end"]) - dt.timedelta(days=1)).isoformat()
+                if window["start"] <= last < end:
+                    notes.append(f"{window['text'].removeprefix('in ')} holds {COVERAGE_WORDS[fact]} only up to {last}")
+        return (" (" + "; ".join(dict.fromkeys(notes)) + ")") if notes else ""
 
     def _no_data(self, spec: Spec) -> str:
         """Why the question's period has no data at all ("" when some of it has data, or the range is unknown)."""

@@ -308,7 +308,8 @@ def extract_threshold(text: str, spec: Spec) -> str:
     """A numeric comparison ("over 1 million", "between 1m and 2m") → ``spec.threshold``; returns the text without
     it."""
     def between(m: re.Match[str]) -> str:
-        low, high = sorted((_amount(m.group(1), m.group(2)), _amount(m.group(3), m.group(4) or m.group(2))))
+        # "between 1 and 2 million": a scale said once holds for both numbers
+        low, high = sorted((_amount(m.group(1), m.group(2) or m.group(4)), _amount(m.group(3), m.group(4) or m.group(2))))
         if spec.threshold is not None:
             spec.problems.append("more than one numeric comparison")
         spec.threshold = {"op": "between", "value": low, "high": high}
@@ -453,6 +454,7 @@ class _Reading:
     free: list[_Item] = field(default_factory=list)     # dimension nouns that are neither a grouping nor absorbed
     by_count: bool = False
     explicit: list[str] = field(default_factory=list)   # breakdowns the question asked for (per / by / each)
+    negated: dict[int, str] = field(default_factory=dict)  # item index -> dimension of a left-out value
 
 
 def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
@@ -512,14 +514,26 @@ def _read_values(r: _Reading) -> None:
         if len(values) > 1:
             spec.ambiguous[chosen_dim] = values
             continue
-        negated = _negated(items, idx, consumed)
+        negated = _negated(items, idx, consumed) or _chained(items, idx, chosen_dim, r.negated)
+        if negated:
+            r.negated[idx] = chosen_dim
         bucket = (spec.exclude if negated else spec.filters).setdefault(chosen_dim, [])
         if values[0] not in bucket:
             bucket.append(values[0])
         if it.prefix:
+            spec.assumed = True  # said in the answer, and the answer's confidence is medium
             spec.notes.append(f"“{it.text}” read as {DIM_WORD.get(chosen_dim, chosen_dim.replace('_', ' '))} "
                               f"{values[0]}")
         spec.recognised += 1
+
+
+def _chained(items: list[_Item], idx: int, dim: str, negated: dict[int, str]) -> bool:
+    """True when the value at ``idx`` continues a list of left-out values: "excluding Engineering and Consulting"
+    (after and/or), or "excluding Engineering, Consulting" (next to one of the same dimension)."""
+    prev = items[idx - 1] if idx >= 1 else None
+    if prev is not None and prev.kind == "word" and prev.payload in ("and", "or") and (idx - 2) in negated:
+        return True
+    return negated.get(idx - 1) == dim
 
 
 def _negated(items: list[_Item], idx: int, consumed: set[int]) -> bool:
@@ -801,6 +815,8 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
     elif "share" in words:
         _read_share(ms, spec)
     if "average" in words:
+        if ms <= {"duration", "contract_value"} and ms and "project" in spec.groups and len(spec.groups) > 1:
+            spec.groups.remove("project")  # "average contract value per project by department": per department
         if ms == {"duration"}:
             pass
         elif ms == {"contract_value"}:
