@@ -289,3 +289,8 @@ def test_a_period_that_reaches_past_the_data_says_where_the_data_ends(engine):
     answer = engine.answer("this year vs last year actual costs")
     assert "2025 holds actual costs only up to 2025-06-30" in answer.interpretation
     assert "“last year” = 2024" in answer.interpretation and "“this year” = 2025" in answer.interpretation
+
+
+def test_a_number_of_things_that_are_not_projects_is_not_compared_with_an_amount(engine):
+    answer = engine.answer("vendors with more than 100 invoices")  # was: actual costs above 100 EUR per vendor
+    assert answer.declined and "a number of invoices" in answer.message

@@ -701,6 +701,7 @@ def interpretation(spec: Spec) -> str:
         amount = f"{spec.threshold['value']:,.0f}" + (f" and {spec.threshold['high']:,.0f}"
                                                        if spec.threshold["op"] == "between" else "")
         if spec.count and spec.entity and not spec.measure:
+            op = {">": "more than", "<": "fewer than"}.get(spec.threshold["op"], op)
             text += f", only those with {op} {amount} {PLURAL.get(spec.entity, spec.entity)}"
         else:
             text += f" is {op} {amount}" if spec.count else f", only those {op} {amount}"
@@ -738,6 +739,9 @@ def _choices(spec: Spec) -> str:
         notes.append("only projects with actual costs (a project without any has no margin yet)")
     if spec.measure in ("eac", "variance"):
         notes.append("planned projects are left out")
+    if spec.threshold and spec.threshold["op"] in ("<", "<=") and spec.groups:
+        notes.append(f"{PLURAL.get(spec.groups[0], spec.groups[0])} without any "
+                     f"{PLURAL.get(spec.entity, spec.entity) if spec.count and spec.entity else 'data'} are not listed")
     if spec.top and spec.top.get("defaulted"):
         notes.append(f"the top {spec.top['n']} was assumed")
     for window in (spec.time, spec.compare):

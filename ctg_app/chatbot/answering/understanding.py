@@ -300,6 +300,12 @@ _NUM = r"(?:€|eur\s*)?\s*(\d[\d,]*(?:\.\d+)?)\s*(k|m|mn|mio|million|millions|t
 BETWEEN = re.compile(rf"\bbetween\s+{_NUM}\s*(?:and|-|to)\s*{_NUM}")
 
 
+# nouns whose number is a count the engine cannot compare (only a number of projects is counted, see _finish)
+COUNTED_NOUNS = frozenset("""invoices invoice postings posting entries entry bookings booking employees employee people
+staff customers customer vendors vendor suppliers supplier transactions transaction lines line items item orders order
+departments department""".split())
+
+
 def _amount(number: str, scale: str | None) -> float:
     return float(number.replace(",", "")) * _SCALE.get(scale or "", 1.0)
 
@@ -316,6 +322,11 @@ def extract_threshold(text: str, spec: Spec) -> str:
         return " "
 
     def repl(m: re.Match[str]) -> str:
+        following = re.match(r"\s*([a-z]+)", text[m.end():])
+        if following and following.group(1) in COUNTED_NOUNS:
+            # "vendors with more than 100 invoices": a number of things, not an amount of the measure
+            spec.problems.append(f"a comparison with a number of {following.group(1)}")
+            return " "
         if m.group(1):
             word, number, scale = m.group(1), m.group(2), m.group(3)
             op = ">" if re.match(r"over|above|more|greater|exceed|larger|bigger|higher", word) else "<"
