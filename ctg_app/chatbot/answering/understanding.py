@@ -505,6 +505,11 @@ def _read_values(r: _Reading) -> None:
                 spec.problems.append(f"whether “{it.text}” means the project type or the vendor (say “internal "
                                      "projects” or “vendor Internal”)")
                 continue
+        if chosen_dim is None and it.prefix and len(dims) > 1:
+            # "engine" starts a department and a role: a guessed dimension is not a reading the answer can stand on
+            names = sorted({m[2] for m in candidates})
+            spec.problems.append(f"which value “{it.text}” means ({', '.join(names)})")
+            continue
         if chosen_dim is None:
             if "vendor" in dims and any(x.kind == "dim" and x.payload == "vendor" for x in items):
                 chosen_dim = "vendor"
