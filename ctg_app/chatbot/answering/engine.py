@@ -20,6 +20,7 @@ from ctg_app.chatbot.answering.answer import SqlAnswer
 from ctg_app.chatbot.answering.compose import compose, interpretation, render_question
 from ctg_app.chatbot.answering.lexicon import LexiconCache
 from ctg_app.chatbot.answering.understanding import Anchor, Spec, parse
+from ctg_app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,6 @@ class AnswerEngine:
         """The date relative dates ("last year", "YTD") count from, with the words the answer states it in."""
         setting = self._date_anchor
         if setting is None:
-            from ctg_app.settings import get_settings
             setting = get_settings().date_anchor
         coverage = self.lexicon.get().coverage
         latest = max((coverage[f][1] for f in ("actual_cost", "hours") if f in coverage), default=None)
