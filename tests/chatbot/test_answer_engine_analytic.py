@@ -58,6 +58,14 @@ def test_a_period_without_data_says_so_instead_of_a_null_total(engine):
     assert answer.alternatives and all(not engine.answer(a).declined for a in answer.alternatives)
 
 
+def test_a_total_over_no_rows_is_no_rows_not_a_null_number(engine, source):
+    answer, got = answered(engine, source, "actual costs of project P-2024-0004")  # a planned project, no postings
+    assert source.run_sql("SELECT COUNT(*) FROM actual_costs a JOIN projects p USING (project_id) "
+                          "WHERE p.project_code = 'P-2024-0004'").iat[0, 0] == 0
+    assert len(got) == 0  # was one row holding NULL
+    assert "project P-2024-0004" in answer.interpretation
+
+
 def test_a_decline_names_measures_in_words_not_internal_ids(engine):
     answer = engine.answer("contract value and hours per project")
     assert answer.declined
@@ -241,6 +249,8 @@ def warehouse_vn(warehouse: FakeWarehouse):
     ("departments with more than 15 projects",
      "SELECT d.department_name, COUNT(*) FROM projects p JOIN departments d USING (department_id) GROUP BY 1 "
      "HAVING COUNT(*) > 15"),
+    ("spend in Q2/25", "SELECT SUM(amount) FROM actual_costs WHERE posting_date >= '2025-04-01' "
+                       "AND posting_date < '2025-07-01'"),  # a total: the NULL guard runs on Databricks SQL too
     ("top project per department by actual costs",  # ROW_NUMBER() OVER (PARTITION BY …) on Databricks SQL
      "WITH t AS (SELECT d.department_name k, p.project_code v, SUM(a.amount) s FROM actual_costs a "
      "JOIN projects p USING (project_id) JOIN departments d USING (department_id) GROUP BY 1, 2), "

@@ -434,6 +434,9 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str, extra_dims: frozenset[s
         sql += f" ORDER BY {fact.name} DESC"
     if spec.count and spec.threshold and group_by and spec.measure:
         sql = f"SELECT COUNT(*) AS {groups[0]}_count FROM ({sql}) t"
+    elif not group_by and not fact.value.startswith("COUNT("):
+        # one total over no rows is NULL, which reads as a number; no rows says "nothing matched" instead
+        sql = f"SELECT * FROM ({sql}) t WHERE t.{fact.name} IS NOT NULL"
     return Composed(sql, [], _intent(spec, intent_name, groups))
 
 
