@@ -692,8 +692,11 @@ def interpretation(spec: Spec) -> str:
         label = "Percentage of projects whose actual costs exceed their budget"
     elif spec.share == "count" and spec.filters:
         (dim, values), = spec.filters.items()
-        label = f"Percentage of projects with {DIM_LABEL.get(dim, dim)} {' or '.join(values)} (of all projects"
-        label += ")" if not spec.exclude and not spec.time else " in scope)"
+        label = f"Percentage of projects with {DIM_LABEL.get(dim, dim)} {' or '.join(values)}"
+        if spec.groups:
+            label += f" (of each {DIM_LABEL.get(spec.groups[0], spec.groups[0])}'s projects)"
+        else:
+            label += " (of all projects)" if not spec.exclude and not spec.time else " (of the projects in scope)"
         spec = Spec(**{**spec.__dict__, "filters": {}})
     text = label + _filters_text(spec) + _time_text(spec)
     groups = [g for g in spec.groups]
