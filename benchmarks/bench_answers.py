@@ -1,6 +1,7 @@
 """Benchmark the offline answering path: question → SQL → result, against reference SQL on the sample database.
 
 Usage: ``python benchmarks/bench_answers.py [--eval benchmarks/answers_eval.toml] [--verbose]``
+(the analytic sets: ``--eval benchmarks/answers_heldout_analytic.toml`` / ``answers_tuning_analytic.toml``)
 
 Each case of the evaluation set is asked through the app's own path (``build_assistant(...).ask`` then the
 data source's ``run_sql``). An in-domain answer is correct when its result frame holds the reference frame's rows:
@@ -12,11 +13,17 @@ Prints one line per case, then per-kind figures, and last:
 ``SUMMARY correct=X/Y (Z%) confident_wrong=W declined_in_domain=V out_of_domain_declined=U/T``
 (correct = in-domain answered correctly + out-of-domain declined; confident_wrong = any answer given that is wrong,
 including an answer to an out-of-domain case).
+
+Cases may carry a ``shape`` (then one ``SHAPE`` line per shape: right / declined / confident-wrong / unstated), the
+kind ``decline`` (in-domain, but must be declined: ambiguous, or no data) and ``interpretation_contains`` (words, case-sensitive, the
+answer's "Answered as" must name; an answer with the right rows that leaves one out counts as ``unstated``, not
+right). Relative dates are resolved with ``CTG_DATE_ANCHOR=latest-data`` unless the environment says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +36,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CTG_DATE_ANCHOR", "latest-data")  # the held-out set's relative dates are written for it
 
 from ctg_app.chatbot.data.source import SampleSQLiteSource  # noqa: E402
 from ctg_app.chatbot.data.sample import ensure_sample_db  # noqa: E402
@@ -102,11 +110,27 @@ def run(path: Path, verbose: bool = False) -> str:
     stats: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     started = time.perf_counter()
+    shapes: dict[str, Counter[str]] = {}
     for i, case in enumerate(cases, start=1):
         kind, question = case["kind"], case["question"]
         kinds[kind] += 1
         answer = vn.ask(question)
         label = question if len(question) < 70 else question[:67] + "..."
+        shape = shapes.setdefault(case.get("shape", ""), Counter())
+        shape["n"] += 1
+        if kind == "decline":
+            if answer.declined:
+                stats["correct"] += 1
+                shape["right"] += 1
+                outcome = f"ok declined ({answer.decline_reason})"
+            else:
+                stats["confident_wrong"] += 1
+                shape["confident_wrong"] += 1
+                outcome = f"WRONG answered [{answer.confidence}] {answer.interpretation}"
+            print(f"{i:3d} {kind:10s} {outcome:40.40s} {label!r}")
+            if verbose or not answer.declined:
+                print(f"      {answer.message} sql: {answer.sql}")
+            continue
         if kind == "ood":
             if answer.declined:
                 stats["ood_declined"] += 1
@@ -122,6 +146,7 @@ def run(path: Path, verbose: bool = False) -> str:
         if answer.declined:
             stats["declined_in_domain"] += 1
             stats[f"declined_{kind}"] += 1
+            shape["declined"] += 1
             good_alt = ""
             for alt in answer.alternatives:
                 alt_answer = vn.ask(alt)
@@ -142,15 +167,23 @@ def run(path: Path, verbose: bool = False) -> str:
             ok = frames_match(result, reference, ordered)
         except Exception as exc:  # an answer that fails to run is a wrong answer
             ok, result = False, str(exc)
-        if ok:
+        missing = [w for w in case.get("interpretation_contains", []) if w not in (answer.interpretation or "")]
+        if ok and missing:
+            stats["unstated"] += 1
+            shape["unstated"] += 1
+            outcome = f"UNSTATED {missing} [{answer.confidence}] {answer.interpretation}"
+        elif ok:
             stats["correct"] += 1
             stats[f"correct_{kind}"] += 1
+            shape["right"] += 1
             outcome = f"ok [{answer.confidence}] {answer.interpretation}"
         else:
             stats["confident_wrong"] += 1
+            shape["confident_wrong"] += 1
             outcome = f"WRONG [{answer.confidence}] {answer.interpretation}"
         print(f"{i:3d} {kind:10s} {outcome:40.40s} {label!r}")
-        if verbose or not ok:
+        if verbose or not ok or missing:
+            print(f"      answered as: {answer.interpretation}")
             print(f"      sql: {answer.sql}")
     elapsed = time.perf_counter() - started
     total = len(cases)
@@ -162,9 +195,14 @@ def run(path: Path, verbose: bool = False) -> str:
             print(f"{kind}: correct {good}/{n} ({100 * good / n:.1f}%), declined {stats[f'declined_{kind}']} "
                   f"(with the right suggestion {right_decline}); correct or right suggestion "
                   f"{good + right_decline}/{n} ({100 * (good + right_decline) / n:.1f}%)")
+    for name, counts in shapes.items():
+        if name:
+            print(f"SHAPE {name:15s} right={counts['right']}/{counts['n']} declined={counts['declined']} "
+                  f"confident_wrong={counts['confident_wrong']} unstated={counts['unstated']}")
     print(f"{total} cases in {elapsed:.1f} s ({1000 * elapsed / max(1, total):.0f} ms per case)")
     summary = (f"SUMMARY correct={stats['correct']}/{total} ({100 * stats['correct'] / max(1, total):.1f}%) "
                f"confident_wrong={stats['confident_wrong']} declined_in_domain={stats['declined_in_domain']} "
+               + (f"unstated={stats['unstated']} " if stats["unstated"] else "") +
                f"out_of_domain_declined={stats['ood_declined']}/{kinds['ood']}")
     print(summary)
     return summary

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import sys
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 #: The smallest size cap accepted: below this the cap would drop nearly every event it is meant to protect.
 MIN_SPOOL_MAX_MB = 1
+DATE_ANCHOR = re.compile(r"latest-data|today|\d{4}-\d{2}-\d{2}")
 
 
 class SettingsError(ValueError):
@@ -158,6 +160,10 @@ class Settings:
     )
     llm_timeout_s: float = _setting("LLM_TIMEOUT_S", 60.0, doc="give up on one LLM request after this long")
     llm_max_retries: int = _setting("LLM_MAX_RETRIES", 2, doc="retries of a failed LLM request (429, 5xx, timeout)")
+    date_anchor: str = _setting(
+        "CTG_DATE_ANCHOR", "latest-data",
+        doc="what relative dates (last year, this quarter, YTD) count from: latest-data, today or YYYY-MM-DD",
+    )
     admin_emails: tuple[str, ...] = _setting(
         "ADMIN_EMAILS", (), doc="comma-separated emails allowed to see the Usage analytics page"
     )
@@ -174,6 +180,8 @@ class Settings:
             raise SettingsError("CHAT_QUERY_TIMEOUT_S must be > 0 and CHAT_MAX_ROWS >= 1")
         if self.chat_max_value_bytes < 1024 or self.chat_max_result_bytes < self.chat_max_value_bytes:
             raise SettingsError("CHAT_MAX_VALUE_BYTES must be >= 1024 and CHAT_MAX_RESULT_BYTES >= CHAT_MAX_VALUE_BYTES")
+        if not DATE_ANCHOR.fullmatch(str(self.date_anchor)):
+            raise SettingsError(f"CTG_DATE_ANCHOR must be latest-data, today or YYYY-MM-DD, got {self.date_anchor!r}")
         if not self.llm_timeout_s > 0 or self.llm_max_retries < 0:
             raise SettingsError("LLM_TIMEOUT_S must be > 0 and LLM_MAX_RETRIES >= 0")
         if self.request_lock_wait_ms < 0 or self.spool_busy_timeout_ms < 0:

@@ -98,7 +98,7 @@ def build_assistant(settings: Settings | None = None, data_source: DataSource | 
     if provider_name(settings) == "offline":
         store = TfidfStore()
         train(store, source.dialect)
-        answerer = OfflineAnswerer(store, source)
+        answerer = OfflineAnswerer(store, source, date_anchor=settings.date_anchor)
     else:
         answerer = build_llm_answerer(settings, source)
     return Assistant(answerer, source, cache_key)

@@ -10,12 +10,13 @@ holds no secret.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ctg_app.settings import Settings
+from ctg_app.settings import Settings, get_settings
 from ctg_app.errors import LlmError
 from ctg_app.redact import Redactor
 
@@ -24,7 +25,10 @@ MAX_REPLY_CHARS = 20_000
 REPLY_FORMAT = (
     "Reply with ONE JSON object and nothing else:\n"
     '{{"sql": "<one read-only {dialect} SELECT query>", '
-    '"interpretation": "<one line: what the query answers, naming every filter, grouping and value used>"}}\n'
+    '"interpretation": "<one line: what the query answers, naming every filter, grouping and value used, every value '
+    'left out, every default assumed (e.g. a top 10) and, for a relative date, the period and the date it counts '
+    'from>"}}\n'
+    "{anchor}\n"
     "Use only the tables and columns of the schema above. If the question cannot be answered from them, or asks to "
     'change data, reply {{"sql": null, "decline": "<one line: why>"}}.'
 )
@@ -39,13 +43,25 @@ class LlmReply:
     decline: str = ""
 
 
-def build_messages(vn: object, question: str, dialect: str, previous: object | None = None) -> list[dict]:
+def anchor_rule(settings: Settings, today: dt.date | None = None) -> str:
+    """The prompt line saying what relative dates ("last year", "YTD") count from (setting ``CTG_DATE_ANCHOR``)."""
+    anchor = settings.date_anchor
+    if anchor == "latest-data":
+        return ('Relative dates ("last year", "this quarter", "YTD") count from the latest posting_date in '
+                "actual_costs (the latest data), not from today.")
+    day = (today or dt.date.today()).isoformat() if anchor == "today" else anchor
+    return f'Relative dates ("last year", "this quarter", "YTD") count from {day}.'
+
+
+def build_messages(vn: object, question: str, dialect: str, previous: object | None = None,
+                   settings: Settings | None = None) -> list[dict]:
     """The chat messages for ``question``: schema, documentation, similar trained examples, the previous turn."""
     ddl = "\n\n".join(vn.get_related_ddl(question))  # type: ignore[attr-defined]
     docs = "\n".join(f"- {d}" for d in vn.get_related_documentation(question))  # type: ignore[attr-defined]
     system = (
         f"You write {dialect} queries over a project-controlling database. You only read data.\n\n"
-        f"=== Schema\n{ddl}\n\n=== Notes\n{docs}\n\n" + REPLY_FORMAT.format(dialect=dialect)
+        f"=== Schema\n{ddl}\n\n=== Notes\n{docs}\n\n"
+        + REPLY_FORMAT.format(dialect=dialect, anchor=anchor_rule(settings or get_settings()))
     )
     messages = [vn.system_message(system)]  # type: ignore[attr-defined]
     for example in vn.get_similar_question_sql(question)[:5]:  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The offline answerer: the answering engine composes SQL that honours every constraint of the question.
 
 When the question means exactly a trained question, the trained SQL is used verbatim; otherwise the engine
-(:mod:`ctg_app.chatbot.answering`) composes SQL from its intents' templates with the question's values, or declines
+(:mod:`ctg_app.chatbot.answering`) composes SQL from the question's slots (measure, breakdown, filters, periods, rankings), or declines
 with questions it can answer. The engine reads the data's own values (departments, customers, …) through the
 guarded source. Summaries are sentences computed from the whole result; follow-ups are related trained questions.
 No language model and no network are involved.
@@ -26,9 +26,10 @@ NEAREST = 3
 class OfflineAnswerer:
     """An :class:`~ctg_app.chatbot.answer.answerer.Answerer` on the offline engine over ``store``'s trained pairs."""
 
-    def __init__(self, store: TfidfStore, source: GuardedSource) -> None:
+    def __init__(self, store: TfidfStore, source: GuardedSource, date_anchor: str | None = None) -> None:
         self.store = store
         self.source = source
+        self.date_anchor = date_anchor  # CTG_DATE_ANCHOR of the assistant's settings (None: read it from the env)
         self._engine: AnswerEngine | None = None
         self._lock = threading.Lock()
 
@@ -39,7 +40,8 @@ class OfflineAnswerer:
             if self._engine is None:
                 self._engine = AnswerEngine(
                     self.source.run, dialect=self.source.dialect, examples=self.store.pairs(),
-                    nearest=lambda text: [q["question"] for _, q in self.store.rank_questions(text, NEAREST)])
+                    nearest=lambda text: [q["question"] for _, q in self.store.rank_questions(text, NEAREST)],
+                    date_anchor=self.date_anchor)
             return self._engine
 
     def answer(self, question: str, previous: SqlAnswer | None = None) -> SqlAnswer:

@@ -59,7 +59,7 @@ class LlmAnswerer:
 
         A second failing reply raises SqlValidationError; a failed request or a reply that is no answer, LlmError."""
         vn = self.vanna
-        messages = build_messages(vn, question, self.source.display_dialect, previous)
+        messages = build_messages(vn, question, self.source.display_dialect, previous, self.settings)
         reply = self._ask(messages)
         parsed = parse_reply(reply)
         corrected = False

@@ -7,6 +7,7 @@ alternative; it parses back to the same spec.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ctg_app.chatbot.answering.understanding import PROJECT_DIMS, Spec
@@ -138,10 +139,17 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _in(col: str, values: list[str]) -> str:
+def _in(col: str, values: list[str], negate: bool = False) -> str:
     if len(values) == 1:
-        return f"{col} = {_q(values[0])}"
-    return f"{col} IN ({', '.join(_q(v) for v in sorted(values))})"
+        return f"{col} {'<>' if negate else '='} {_q(values[0])}"
+    return f"{col} {'NOT IN' if negate else 'IN'} ({', '.join(_q(v) for v in sorted(values))})"
+
+
+def _compare(expr: str, threshold: dict) -> str:
+    """``expr`` compared with the threshold (``op`` one of > < >= <= between)."""
+    if threshold["op"] == "between":
+        return f"{expr} BETWEEN {_number(threshold['value'])} AND {_number(threshold['high'])}"
+    return f"{expr} {threshold['op']} {_number(threshold['value'])}"
 
 
 @dataclass
@@ -217,8 +225,20 @@ def compose(spec: Spec) -> Composed:
             spec = Spec(**{**spec.__dict__, "groups": ["forecast_date" if g == "trend" else g for g in spec.groups]})
         if name == "contract_value" and spec.average:
             name = "avg_contract_value"
-        return _aggregate(spec, FACTS[name], name)
+        fact = FACTS[name]
+        if spec.agg:
+            fact, name = _agg_fact(spec.agg, name), f"{spec.agg}_{name}"
+            if fact is None:
+                return Composed(None, [f"the {AGG_WORD[spec.agg]} of {FACTS[spec.measure].label.lower()}"])
+        if spec.compare:
+            return _two_windows(spec, fact, name)
+        return _aggregate(spec, fact, name)
     if spec.entity:
+        if spec.compare or spec.agg:
+            return Composed(None, [f"two periods or an average / minimum / maximum of "
+                                   f"{PLURAL.get(spec.entity, spec.entity)}"])
+        if spec.share:
+            return _count_share(spec)
         if spec.count or spec.groups or spec.threshold:
             if spec.entity not in ENTITY_FACTS:
                 return Composed(None, [f"counting {PLURAL.get(spec.entity, spec.entity)}"])
@@ -229,11 +249,66 @@ def compose(spec: Spec) -> Composed:
     return Composed(None, ["not about the project-controlling data"])
 
 
+AGG_WORD = {"avg": "average", "min": "minimum", "max": "maximum"}
+
+
+def _agg_fact(agg: str, name: str) -> Fact | None:
+    """The measure ``name`` as an average / minimum / maximum per project instead of a total (None: not defined)."""
+    base = FACTS[name]
+    if name in ("contract_value", "duration") and agg in ("min", "max"):
+        inner = "p.contract_value" if name == "contract_value" else "DATEDIFF(p.end_date, p.start_date)"
+        word = "Highest" if agg == "max" else "Lowest"
+        label = f"{word} contract value of a project" if name == "contract_value" else f"{word} project duration in days"
+        return Fact("projects p", f"{agg.upper()}({inner})", f"{agg}_{base.name}", label)
+    if agg == "avg" and base.project_key and base.value.startswith("SUM("):
+        return Fact(base.source, f"ROUND({base.value} / COUNT(DISTINCT {base.project_key}), 2)",
+                    f"avg_{base.name}_per_project", f"Average {base.label[0].lower()}{base.label[1:]} per project "
+                    f"(over the projects that have {MEASURE_PHRASE[name].removeprefix('total ')})",
+                    base.project_key, base.date, base.year, base.own, base.project_dims, base.where)
+    return None
+
+
+def _label(window: dict) -> str:
+    return re.sub(r"\W+", "_", window["text"].removeprefix("in ")).strip("_").lower()
+
+
+def _two_windows(spec: Spec, fact: Fact, name: str) -> Composed:
+    """One measure in two time windows side by side, with the change and the % change (per group)."""
+    problems: list[str] = []
+    if not fact.value.startswith("SUM(") or spec.top or spec.threshold or spec.agg or spec.date_field or spec.share:
+        problems.append(f"a comparison of two periods of {fact.label.lower()} with a ranking or other conditions")
+    _check_dims(spec, fact, problems)
+    first = _time_clause(spec, fact, problems)
+    second = _time_clause(Spec(**{**spec.__dict__, "time": spec.compare}), fact, problems)
+    if any(g in ("year", "month", "quarter", "trend") for g in spec.groups):
+        problems.append("a comparison of two periods broken down by time")
+    where = [w for w in _where(Spec(**{**spec.__dict__, "time": None}), fact, problems)]
+    if problems:
+        return Composed(None, problems)
+    inner = fact.value[4:-1]
+    a, b = f"{fact.name}_{_label(spec.time)}", f"{fact.name}_{_label(spec.compare)}"
+    va = f"SUM(CASE WHEN {' AND '.join(first)} THEN {inner} ELSE 0 END)"
+    vb = f"SUM(CASE WHEN {' AND '.join(second)} THEN {inner} ELSE 0 END)"
+    select, group_by, _ = _group_columns(spec, fact)
+    values = [f"{va} AS {a}", f"{vb} AS {b}", f"{vb} - {va} AS change",
+              f"ROUND(100.0 * ({vb} - {va}) / NULLIF({va}, 0), 1) AS change_pct"]
+    dims = set(spec.groups) | set(spec.filters) | set(spec.exclude)
+    joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
+    where.append(f"(({' AND '.join(first)}) OR ({' AND '.join(second)}))")
+    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
+    if joins:
+        sql += " " + " ".join(joins)
+    sql += " WHERE " + " AND ".join(where)
+    if group_by:
+        sql += f" GROUP BY {', '.join(group_by)} ORDER BY {b} DESC"
+    return Composed(sql, [], f"{name}.compare" + ("_by_" + "_".join(spec.groups) if spec.groups else ""))
+
+
 def _check_dims(spec: Spec, fact: Fact, problems: list[str]) -> None:
     allowed = set(fact.own) | (set(PROJECT_DIMS) if fact.project_dims else set())
-    for dim in spec.filters:
+    for dim, values in [*spec.filters.items(), *spec.exclude.items()]:
         if dim not in allowed:
-            problems.append(f"the {DIM_LABEL.get(dim, dim)} filter ({', '.join(spec.filters[dim])}) on "
+            problems.append(f"the {DIM_LABEL.get(dim, dim)} filter ({', '.join(values)}) on "
                             f"{fact.label.lower()}")
     for dim in spec.groups:
         if dim in ("year", "month", "quarter", "trend"):
@@ -278,17 +353,38 @@ def _where(spec: Spec, fact: Fact, problems: list[str]) -> list[str]:
         col = fact.own.get(dim) or FILTER_COL.get(dim)
         if col:
             where.append(_in(col, values))
+    for dim, values in spec.exclude.items():
+        col = fact.own.get(dim) or FILTER_COL.get(dim)
+        if col:
+            where.append(_in(col, values, negate=True))
     if spec.billable is not None:
         if fact.source != "hours h":
             problems.append("“billable” on something other than hours")
         where.append("h.billable" if spec.billable else "NOT h.billable")
     where += _time_clause(spec, fact, problems)
-    if "vendor" in spec.groups and "vendor" not in spec.filters and fact.own.get("vendor") and not fact.where:
+    if (_internal_left_out(spec) and fact.own.get("vendor") and not fact.where
+            and "Internal" not in spec.exclude.get("vendor", [])):
         where.append(f"{fact.own['vendor']} <> 'Internal'")
     return where
 
 
-def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
+def _count_share(spec: Spec) -> Composed:
+    """The percentage of projects that meet the question's one condition ("percentage of completed projects")."""
+    (dim, values), = spec.filters.items()
+    if spec.share != "count" or dim not in PROJECT_DIMS or spec.top or spec.threshold or spec.time:
+        return Composed(None, ["a percentage of projects with a ranking, a period or a numeric comparison"])
+    fact = Fact("projects p", f"ROUND(100.0 * SUM(CASE WHEN {_in(FILTER_COL[dim], values)} THEN 1 ELSE 0 END) "
+                f"/ COUNT(*), 1)", "share_of_projects_pct", "Share of projects (%)")
+    local = Spec(**{**spec.__dict__, "filters": {}, "share": None, "count": False})
+    return _aggregate(local, fact, "share_project", extra_dims=frozenset({dim}))
+
+
+def _internal_left_out(spec: Spec) -> bool:
+    """A ranking or breakdown of vendors leaves out the vendor ``Internal`` (in-house costs) unless it is named."""
+    return "vendor" in spec.groups and "vendor" not in spec.filters
+
+
+def _aggregate(spec: Spec, fact: Fact, intent_name: str, extra_dims: frozenset[str] = frozenset()) -> Composed:
     problems: list[str] = []
     _check_dims(spec, fact, problems)
     if spec.date_field and fact.source != "projects p":
@@ -301,14 +397,24 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
             problems.append("a numeric comparison without a breakdown")
     if spec.top and not groups:
         problems.append("a ranking without saying of what (e.g. “top 5 projects by …”)")
+    if spec.share and (spec.share != "total" or not groups or spec.threshold or not fact.value.startswith("SUM(")):
+        problems.append("a share of the total without a breakdown, or with a numeric comparison")
     if problems:
         return Composed(None, problems)
     local = Spec(**{**spec.__dict__, "groups": groups})
     select, group_by, timed = _group_columns(local, fact)
-    dims = set(groups) | set(spec.filters)
+    dims = set(groups) | set(spec.filters) | set(spec.exclude) | extra_dims
     joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
-    value = f"{fact.value} AS {fact.name}"
-    sql = f"SELECT {', '.join(select + [value])} FROM {fact.source}"
+    values = [f"{fact.value} AS {fact.name}"]
+    if spec.share == "total":  # each group's part of the total of all groups shown
+        values.append(f"ROUND(100.0 * {fact.value} / SUM({fact.value}) OVER (), 1) AS share_pct")
+    per = (spec.top or {}).get("per")
+    if per:
+        _, per_group, _ = _group_columns(Spec(groups=[per]), fact)
+        order = "DESC" if spec.top["desc"] else "ASC"
+        values.append(f"ROW_NUMBER() OVER (PARTITION BY {', '.join(per_group)} ORDER BY {fact.value} {order}, "
+                      f"{', '.join(group_by)}) AS rank_in_{per}")
+    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
     if joins:
         sql += " " + " ".join(joins)
     if where:
@@ -316,16 +422,21 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str) -> Composed:
     if group_by:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
-        sql += f" HAVING {fact.value} {spec.threshold['op']} {_number(spec.threshold['value'])}"
-    if spec.top:  # ties broken by the labels, so every warehouse returns the same rows
+        sql += f" HAVING {_compare(fact.value, spec.threshold)}"
+    if per:  # the top N of each group: rank within the group, keep the first N
+        sql = (f"SELECT * FROM ({sql}) t WHERE rank_in_{per} <= {int(spec.top['n'])} ORDER BY 1, rank_in_{per}")
+    elif spec.top:  # ties broken by the labels, so every warehouse returns the same rows
         sql += (f" ORDER BY {fact.name} {'DESC' if spec.top['desc'] else 'ASC'}, {', '.join(group_by)}"
                 f" LIMIT {int(spec.top['n'])}")
     elif timed:
         sql += " ORDER BY " + ", ".join(group_by)
     elif group_by:
         sql += f" ORDER BY {fact.name} DESC"
-    if spec.count and spec.threshold and group_by:
+    if spec.count and spec.threshold and group_by and spec.measure:
         sql = f"SELECT COUNT(*) AS {groups[0]}_count FROM ({sql}) t"
+    elif not group_by and not fact.value.startswith("COUNT("):
+        # one total over no rows is NULL, which reads as a number; no rows says "nothing matched" instead
+        sql = f"SELECT * FROM ({sql}) t WHERE t.{fact.name} IS NOT NULL"
     return Composed(sql, [], _intent(spec, intent_name, groups))
 
 
@@ -351,7 +462,7 @@ def _list(spec: Spec) -> Composed:
         return Composed(None, problems)
     cols, order, distinct = LIST_COLUMNS[entity]
     cols = list(cols)
-    join_dims = set(spec.filters)
+    join_dims = set(spec.filters) | set(spec.exclude)
     if entity == "project" and ({"project", "project_name"} & set(spec.filters)):
         cols = DETAIL_COLUMNS  # one named project: show all its attributes
         join_dims |= {"customer", "department"}
@@ -367,11 +478,57 @@ def _list(spec: Spec) -> Composed:
     return Composed(sql, [], f"list_{entity}")
 
 
+def _pair_by_category(spec: Spec) -> Composed:
+    """Budget and actual costs side by side where the cost category matters: both are booked per category, so the
+    two sides are stacked (UNION ALL) and summed per group, not joined per project."""
+    problems: list[str] = []
+    dims = [*spec.groups, *spec.filters, *spec.exclude]
+    if any(d not in PROJECT_DIMS and d != "cost_category" for d in dims) or len(spec.groups) > 1:
+        problems.append("budget versus actual costs by that breakdown")
+    years = (spec.time or {}).get("whole_years") or []
+    if spec.time and not (years and spec.time["start"].endswith("-01-01") and spec.time["end"].endswith("-01-01")):
+        problems.append(f"the period “{spec.time['text']}” with budget versus actual costs (whole fiscal years only)")
+    if spec.top or spec.threshold or spec.date_field or spec.compare or spec.agg or spec.share:
+        problems.append("extra conditions on budget versus actual costs by cost category")
+    if problems:
+        return Composed(None, problems)
+    budget_where = f" WHERE fiscal_year BETWEEN {years[0]} AND {years[-1]}" if spec.time else ""
+    actual_where = (f" WHERE posting_date >= DATE'{spec.time['start']}' AND posting_date < DATE'{spec.time['end']}'"
+                    if spec.time else "")
+    stacked = (f"(SELECT project_id, cost_category, budget_amount AS budget, 0 AS actual FROM budget_lines{budget_where}"
+               f" UNION ALL SELECT project_id, cost_category, 0 AS budget, amount AS actual FROM actual_costs"
+               f"{actual_where}) x")
+    cols = {"cost_category": ["x.cost_category"], **PROJECT_COLS}
+    select = [c for g in spec.groups for c in cols[g]]
+    project_dims = {d for d in dims if d != "cost_category"}
+    joins = ["JOIN projects p ON x.project_id = p.project_id"] + _project_joins(project_dims, True, None) \
+        if project_dims else []
+    where = []
+    for dim, values in spec.filters.items():
+        where.append(_in("x.cost_category" if dim == "cost_category" else FILTER_COL[dim], values))
+    for dim, values in spec.exclude.items():
+        where.append(_in("x.cost_category" if dim == "cost_category" else FILTER_COL[dim], values, negate=True))
+    values = ["SUM(x.budget) AS total_budget", "SUM(x.actual) AS total_actual",
+              "SUM(x.budget) - SUM(x.actual) AS remaining_budget"]
+    sql = f"SELECT {', '.join(select + values)} FROM {stacked}"
+    if joins:
+        sql += " " + " ".join(joins)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if select:
+        sql += f" GROUP BY {', '.join(select)} ORDER BY remaining_budget ASC"
+    return Composed(sql, [], "budget_vs_actual." + ("by_" + "_".join(spec.groups) if spec.groups else "total"))
+
+
 def _derived(spec: Spec) -> Composed:
     m = spec.measure or ""
+    if m == "budget_vs_actual" and "cost_category" in [*spec.groups, *spec.filters, *spec.exclude]:
+        return _pair_by_category(spec)
     label = DERIVED_LABEL[m].lower()
     problems: list[str] = []
-    for dim in list(spec.filters) + list(spec.groups):
+    if spec.compare or spec.agg:
+        problems.append(f"two periods or an average / minimum / maximum of {label}")
+    for dim in list(spec.filters) + list(spec.exclude) + list(spec.groups):
         if dim not in PROJECT_DIMS:
             problems.append(f"{DIM_LABEL.get(dim, dim)} with {label} (it is computed per project)")
     years = (spec.time or {}).get("whole_years") or []
@@ -386,8 +543,12 @@ def _derived(spec: Spec) -> Composed:
     groups = list(spec.groups)
     if spec.top and not groups:
         problems.append("a ranking without saying of what (e.g. “top 5 projects by …”)")
-    if m == "overspend" and groups and groups != ["project"] and not spec.count:
+    if m == "overspend" and groups and groups != ["project"] and not spec.count and not spec.share:
         problems.append("overruns per group (ask “how many projects are over budget per …”)")
+    if spec.share and (m, spec.share) not in (("overspend", "count"), ("budget_vs_actual", "spent")):
+        problems.append(f"a share / percentage of {label}")
+    if spec.share and (spec.top or groups == ["project"] and m == "overspend"):
+        problems.append(f"a ranking or per-project share of {label}")
     if problems:
         return Composed(None, problems)
     joins = {"eac": [SUB_ACTUAL, SUB_CTG], "margin": [SUB_ACTUAL], "variance": [SUB_BUDGET, SUB_ACTUAL, SUB_CTG],
@@ -399,16 +560,19 @@ def _derived(spec: Spec) -> Composed:
             SUB_ACTUAL.replace("FROM actual_costs GROUP BY",
                                f"FROM actual_costs WHERE posting_date >= DATE'{spec.time['start']}' "
                                f"AND posting_date < DATE'{spec.time['end']}' GROUP BY")]
-    dims = set(groups) | set(spec.filters)
+    dims = set(groups) | set(spec.filters) | set(spec.exclude)
     joins = joins + _project_joins(dims - {"project"}, True, None)
     where = [_in(FILTER_COL[d], v) for d, v in spec.filters.items()]
+    where += [_in(FILTER_COL[d], v, negate=True) for d, v in spec.exclude.items()]
+    if m == "margin" and groups == ["project"] and spec.top:
+        where.append("a.total_actual IS NOT NULL")  # a project without actual costs has no margin to rank yet
     if m in ("eac", "variance"):
         where.append("p.status <> 'Planned'")
-    if m == "overspend":
+    if m == "overspend" and not spec.share:
         where.append(f"{ACT} > {BUD}")
     if spec.time:
         where.append("(b.total_budget IS NOT NULL OR a.total_actual IS NOT NULL)")
-    per_project = groups == ["project"] or (m == "overspend" and not groups and not spec.count)
+    per_project = groups == ["project"] or (m == "overspend" and not groups and not spec.count and not spec.share)
     if per_project:
         cols = {"eac": [f"{ACT} AS actual_to_date", f"{CTG} AS cost_to_go", f"{ACT} + {CTG} AS estimate_at_completion"],
                 "margin": ["p.contract_value", f"{ACT} AS total_actual", f"p.contract_value - {ACT} AS margin"],
@@ -417,6 +581,8 @@ def _derived(spec: Spec) -> Composed:
                 "budget_vs_actual": [f"{BUD} AS total_budget", f"{ACT} AS total_actual",
                                      f"{BUD} - {ACT} AS remaining_budget"],
                 "overspend": [f"{BUD} AS total_budget", f"{ACT} AS total_actual", f"{ACT} - {BUD} AS overspend"]}[m]
+        if spec.share == "spent":
+            cols.append(f"ROUND(100.0 * {ACT} / NULLIF({BUD}, 0), 1) AS spent_pct")
         key = {"eac": "estimate_at_completion", "margin": "margin", "variance": "variance",
                "budget_vs_actual": "remaining_budget", "overspend": "overspend"}[m]
         sql = f"SELECT p.project_code, p.project_name, {', '.join(cols)} FROM projects p {' '.join(joins)}"
@@ -438,6 +604,12 @@ def _derived(spec: Spec) -> Composed:
               "budget_vs_actual": [f"SUM({BUD}) AS total_budget", f"SUM({ACT}) AS total_actual",
                                    f"SUM({BUD} - {ACT}) AS remaining_budget"],
               "overspend": ["COUNT(*) AS projects_over_budget"]}[m]
+    if spec.share == "spent":  # the part of the budget spent
+        values.append(f"ROUND(100.0 * SUM({ACT}) / NULLIF(SUM({BUD}), 0), 1) AS spent_pct")
+    if m == "overspend" and spec.share:  # the share of projects over budget, with both counts
+        over = f"SUM(CASE WHEN {ACT} > {BUD} THEN 1 ELSE 0 END)"
+        values = [f"{over} AS projects_over_budget", "COUNT(*) AS projects",
+                  f"ROUND(100.0 * {over} / COUNT(*), 1) AS pct_over_budget"]
     sql = f"SELECT {', '.join(select + values)} FROM projects p {' '.join(joins)}"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -468,7 +640,10 @@ def _filters_text(spec: Spec) -> str:
         parts.append(f"{label} {' or '.join(values)}")
     if spec.billable is not None:
         parts.append("billable entries only" if spec.billable else "non-billable entries only")
-    return (" for " + " and ".join(parts)) if parts else ""
+    text = (" for " + " and ".join(parts)) if parts else ""
+    for dim, values in spec.exclude.items():
+        text += f" excluding {DIM_LABEL.get(dim, dim)} {' and '.join(values)}"
+    return text
 
 
 def _time_text(spec: Spec) -> str:
@@ -499,6 +674,9 @@ def interpretation(spec: Spec) -> str:
             label = FACTS[name].label
         if spec.count and name == "overspend":
             label = "Number of projects whose actual costs exceed their budget"
+        if spec.agg:
+            fact = _agg_fact(spec.agg, "avg_contract_value" if name == "contract_value" and spec.average else name)
+            label = fact.label if fact else label
     elif spec.entity and (spec.count or spec.groups or spec.threshold):
         label = ENTITY_FACTS[spec.entity].label
     elif spec.entity == "project" and ({"project", "project_name"} & set(spec.filters)):
@@ -508,14 +686,44 @@ def interpretation(spec: Spec) -> str:
     if spec.measure and spec.count and spec.threshold and spec.groups:
         what = PLURAL.get(spec.groups[0], spec.groups[0])
         label = f"Number of {what} whose {label[0].lower() + label[1:]}"
+    if spec.share == "spent":
+        label = "Budget versus actual costs, with the share of the budget spent (actual costs as % of budget)"
+    elif spec.share == "count" and spec.measure == "overspend":
+        label = "Percentage of projects whose actual costs exceed their budget"
+    elif spec.share == "count" and spec.filters:
+        (dim, values), = spec.filters.items()
+        label = f"Percentage of projects with {DIM_LABEL.get(dim, dim)} {' or '.join(values)}"
+        if spec.groups:
+            label += f" (of each {DIM_LABEL.get(spec.groups[0], spec.groups[0])}'s projects)"
+        else:
+            label += " (of all projects)" if not spec.exclude and not spec.time else " (of the projects in scope)"
+        spec = Spec(**{**spec.__dict__, "filters": {}})
     text = label + _filters_text(spec) + _time_text(spec)
     groups = [g for g in spec.groups]
+    if spec.compare:
+        text += f" and {spec.compare['text']} side by side, with the change and the % change"
     if spec.threshold:
-        op = "above" if spec.threshold["op"] == ">" else "below"
-        text += f" is {op} {spec.threshold['value']:,.0f}" if spec.count else f", only those {op} {spec.threshold['value']:,.0f}"
+        op = {">": "above", "<": "below", ">=": "at least", "<=": "at most", "between": "between"}[spec.threshold["op"]]
+        amount = f"{spec.threshold['value']:,.0f}" + (f" and {spec.threshold['high']:,.0f}"
+                                                       if spec.threshold["op"] == "between" else "")
+        if spec.count and spec.entity and not spec.measure:
+            op = {">": "more than", "<": "fewer than"}.get(spec.threshold["op"], op)
+            text += f", only those with {op} {amount} {PLURAL.get(spec.entity, spec.entity)}"
+        else:
+            text += f" is {op} {amount}" if spec.count else f", only those {op} {amount}"
     if spec.measure and spec.count and spec.threshold and spec.groups:
-        return text
-    if spec.top:
+        return text + _choices(spec)
+    if spec.share == "total":
+        text += ", with each one's share of the total (%)"
+    if spec.top and spec.top.get("per"):
+        per, ranked = groups[0], groups[1]
+        if spec.top["n"] == 1:
+            text += (f", the {DIM_LABEL.get(ranked, ranked)} with the {'highest' if spec.top['desc'] else 'lowest'} "
+                     f"value in each {DIM_LABEL.get(per, per)}")
+        else:
+            text += (f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {PLURAL.get(ranked, ranked)} "
+                     f"in each {DIM_LABEL.get(per, per)}")
+    elif spec.top:
         group = groups[0] if groups else "project"
         if spec.top["n"] == 1:
             text += f", the {DIM_LABEL.get(group, group)} with the {'highest' if spec.top['desc'] else 'lowest'} value"
@@ -523,9 +731,29 @@ def interpretation(spec: Spec) -> str:
             text += f", {'top' if spec.top['desc'] else 'bottom'} {spec.top['n']} {PLURAL.get(group, group)}"
     elif groups:
         text += ", by " + " and ".join(DIM_LABEL.get(g, g) for g in groups)
-    if "vendor" in groups and "vendor" not in spec.filters:
-        text += " (external vendors, without internal costs)"
-    return text
+    return text + _choices(spec)
+
+
+def _choices(spec: Spec) -> str:
+    """The choices the engine made for ``spec`` that the question did not state (exclusions, defaults, anchors)."""
+    notes = [f"read “{a}” as “{b}”" for a, b in spec.corrections] + list(spec.notes)
+    if spec.followup:
+        notes.append("the previous question's values kept")
+    if _internal_left_out(spec) and "Internal" not in spec.exclude.get("vendor", []):
+        notes.append("the vendor “Internal” (in-house costs) is left out, so only external vendors are listed")
+    if spec.measure == "margin" and spec.groups == ["project"] and spec.top:
+        notes.append("only projects with actual costs (a project without any has no margin yet)")
+    if spec.measure in ("eac", "variance"):
+        notes.append("planned projects are left out")
+    if spec.threshold and spec.threshold["op"] in ("<", "<=") and spec.groups:
+        notes.append(f"{PLURAL.get(spec.groups[0], spec.groups[0])} without any "
+                     f"{PLURAL.get(spec.entity, spec.entity) if spec.count and spec.entity else 'data'} are not listed")
+    if spec.top and spec.top.get("defaulted"):
+        notes.append(f"the top {spec.top['n']} was assumed")
+    for window in (spec.time, spec.compare):
+        if window and window.get("anchor"):
+            notes.append(window["anchor"])
+    return (" (" + "; ".join(notes) + ")") if notes else ""
 
 
 def render_question(spec: Spec) -> str:

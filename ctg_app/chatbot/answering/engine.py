@@ -8,6 +8,7 @@ a filter a measure does not have, a relative date, a negation — is declined, w
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,7 +19,8 @@ import sqlglot
 from ctg_app.chatbot.answering.answer import SqlAnswer
 from ctg_app.chatbot.answering.compose import compose, interpretation, render_question
 from ctg_app.chatbot.answering.lexicon import LexiconCache
-from ctg_app.chatbot.answering.understanding import Spec, parse
+from ctg_app.chatbot.answering.understanding import Anchor, Spec, parse
+from ctg_app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,23 @@ SOURCE_DIALECT = "databricks"
 OUT_OF_DOMAIN = ("That does not look like a question about the project-controlling data, so I will not guess a "
                  "query. Here are questions I can answer:")
 UNSUPPORTED = "I will not guess a query for this, because I cannot honour {what}."
+# the measure → the data whose date range decides whether a period has data at all
+COVERED_BY = {"actual_cost": ("actual_cost",), "hours": ("hours",), "billable_share": ("hours",),
+              "budget": ("budget",), "budget_vs_actual": ("budget", "actual_cost")}
+COVERAGE_WORDS = {"actual_cost": "actual costs", "hours": "hours", "budget": "budgets", "ctg": "cost-to-go forecasts"}
+
+
+def resolve_anchor(setting: str, latest: str | None, today: dt.date | None = None) -> Anchor:
+    """The date relative dates count from, and how the answer says it: ``setting`` is ``latest-data`` (the latest
+    posting or booking in the data; today when the data has none), ``today`` or an ISO date."""
+    today = today or dt.date.today()
+    if setting == "latest-data" and latest:
+        day = dt.date.fromisoformat(latest)
+        return day, f"relative to the latest data, {day.isoformat()}"
+    if setting in ("today", "latest-data"):
+        return today, f"relative to today, {today.isoformat()}"
+    day = dt.date.fromisoformat(setting)
+    return day, f"relative to the set date {day.isoformat()} (CTG_DATE_ANCHOR)"
 
 
 def _to_dialect(sql: str, dialect: str) -> str:
@@ -44,8 +63,12 @@ def merge_followup(previous: dict[str, Any], new: Spec) -> Spec:
         spec.entity = new.entity
     for dim, values in new.filters.items():
         spec.filters[dim] = list(values)
+        spec.exclude.pop(dim, None)
+    for dim, values in new.exclude.items():  # "and without Engineering?"
+        spec.exclude[dim] = list(values)
+        spec.filters.pop(dim, None)
     if new.time:
-        spec.time = new.time
+        spec.time, spec.compare = new.time, new.compare
     if new.date_field:
         spec.date_field = new.date_field
     if new.groups:
@@ -62,12 +85,16 @@ def merge_followup(previous: dict[str, Any], new: Spec) -> Spec:
     spec.unknown, spec.problems = list(new.unknown), list(new.problems)
     spec.corrections, spec.ambiguous = list(new.corrections), dict(new.ambiguous)
     spec.chart = new.chart
+    spec.notes = list(new.notes)
+    spec.agg = new.agg or spec.agg
+    spec.share = new.share or spec.share
     spec.followup = True
     return spec
 
 
 def _is_followup(spec: Spec) -> bool:
-    says_something = bool(spec.measure or spec.filters or spec.time or spec.groups or spec.top or spec.threshold
+    says_something = bool(spec.measure or spec.filters or spec.exclude or spec.time or spec.groups or spec.top
+                          or spec.threshold
                           or spec.billable is not None or spec.chart or spec.ambiguous or spec.date_field)
     return says_something and (spec.followup or (spec.measure is None and spec.entity is None))
 
@@ -77,8 +104,9 @@ class AnswerEngine:
 
     def __init__(self, run_sql: Callable[[str], pd.DataFrame] | None, dialect: str = "sqlite",
                  examples: Iterable[tuple[str, str]] = (), nearest: Callable[[str], list[str]] | None = None,
-                 lexicon_ttl_s: float = 600.0) -> None:
+                 lexicon_ttl_s: float = 600.0, date_anchor: str | None = None) -> None:
         self.dialect = dialect
+        self._date_anchor = date_anchor  # None: the CTG_DATE_ANCHOR setting
         self.lexicon = LexiconCache(run_sql, ttl_s=lexicon_ttl_s)
         self._examples: list[tuple[str, str]] = list(examples)
         self._trained: dict[tuple, tuple[str, str]] | None = None
@@ -98,13 +126,22 @@ class AnswerEngine:
             self._trained = table
         return self._trained
 
+    def anchor(self) -> Anchor:
+        """The date relative dates ("last year", "YTD") count from, with the words the answer states it in."""
+        setting = self._date_anchor
+        if setting is None:
+            setting = get_settings().date_anchor
+        coverage = self.lexicon.get().coverage
+        latest = max((coverage[f][1] for f in ("actual_cost", "hours") if f in coverage), default=None)
+        return resolve_anchor(setting, latest)
+
     def problems(self, question: str) -> list[str]:
         """What keeps the engine from answering ``question`` on its own (empty when it can answer it)."""
-        return compose(parse(question, self.lexicon.get())).problems
+        return compose(parse(question, self.lexicon.get(), self.anchor())).problems
 
     def understand(self, question: str, previous: dict[str, Any] | None = None) -> Spec:
         """The question's spec (merged into the previous turn's slots when it is a follow-up)."""
-        spec = parse(question, self.lexicon.get())
+        spec = parse(question, self.lexicon.get(), self.anchor())
         if previous and previous.get("spec") and _is_followup(spec):
             spec = merge_followup(previous["spec"], spec)
         return spec
@@ -122,6 +159,10 @@ class AnswerEngine:
         composed = compose(spec)
         if composed.sql is None:
             return self._decline_spec(text, spec, composed.problems)
+        empty = self._no_data(spec)
+        if empty:  # suggest the same question over the whole range that has data
+            base = Spec.from_dict({**spec.to_dict(), "time": None, "compare": None})
+            return self._decline(question, "no_data", empty, spec, self.alternatives(base))
         trained = self.trained().get(spec.key())
         sql = trained[1] if trained else _to_dialect(composed.sql, self.dialect)
         confident = (not spec.corrections and not (spec.top or {}).get("defaulted") and not spec.followup
@@ -135,8 +176,43 @@ class AnswerEngine:
         if notes:
             message += " (" + "; ".join(n for n in notes if n) + ")"
         return SqlAnswer(question=question, sql=sql, message=message, score=1.0 if confident else 0.7,
-                         interpretation=interpretation(spec), confidence="high" if confident else "medium",
+                         interpretation=interpretation(spec) + self._partial(spec), confidence="high" if confident else "medium",
                          intent=composed.intent, context={"spec": spec.to_dict(), "intent": composed.intent})
+
+    def _partial(self, spec: Spec) -> str:
+        """A note when a period reaches past the data ("2025 holds data only up to 2025-06-30"), else ""."""
+        coverage = self.lexicon.get().coverage
+        notes = []
+        for window in (spec.time, spec.compare):
+            if not window or window.get("open") == "end":
+                continue
+            for fact in COVERED_BY.get(spec.measure or "", ()):
+                if fact not in coverage or fact == "budget":
+                    continue
+                last = coverage[fact][1]
+                end = (dt.date.fromisoformat(window["end"]) - dt.timedelta(days=1)).isoformat()
+                if window["start"] <= last < end:
+                    notes.append(f"{window['text'].removeprefix('in ')} holds {COVERAGE_WORDS[fact]} only up to {last}")
+        return (" (" + "; ".join(dict.fromkeys(notes)) + ")") if notes else ""
+
+    def _no_data(self, spec: Spec) -> str:
+        """Why the question's period has no data at all ("" when some of it has data, or the range is unknown)."""
+        coverage = self.lexicon.get().coverage
+        facts = COVERED_BY.get(spec.measure or "", ())
+        if not facts or not spec.time or any(f not in coverage for f in facts):
+            return ""
+        windows = [w for w in (spec.time, spec.compare) if w]
+        for window in windows:
+            for fact in facts:
+                first, last = coverage[fact]
+                if window["start"] <= last and window["end"] > first:
+                    break
+            else:
+                said = " and ".join(f"{COVERAGE_WORDS[f]} from {coverage[f][0][:7]} to {coverage[f][1][:7]}"
+                                    for f in facts)
+                return (f"There is no data {window['text']} for this question: the data holds {said}. "
+                        "Ask about a period inside that range, for example:")
+        return ""
 
     # ------------------------------------------------------------------------------------------------- declines
     def _decline(self, question: str, reason: str, message: str, spec: Spec,

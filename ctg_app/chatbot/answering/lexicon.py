@@ -74,7 +74,8 @@ MEASURES: dict[str, str] = {
     "more than their budget": "overspend", "more than budget": "overspend", "more than the budget": "overspend",
     "exceeded their budget": "overspend", "exceeded the budget": "overspend", "exceeded budget": "overspend",
     "exceeding their budget": "overspend", "exceeding budget": "overspend", "exceed their budget": "overspend",
-    "exceed budget": "overspend", "budget overrun": "overspend", "budget overruns": "overspend",
+    "exceed budget": "overspend", "exceed the budget": "overspend", "exceeds the budget": "overspend",
+    "exceeds its budget": "overspend", "exceeds budget": "overspend", "budget overrun": "overspend", "budget overruns": "overspend",
     "cost overrun": "overspend", "cost overruns": "overspend", "overbudget": "overspend",
     "remaining budget": "budget_vs_actual", "budget left": "budget_vs_actual", "budget remaining": "budget_vs_actual",
     "plan vs actual": "budget_vs_actual", "planned vs actual": "budget_vs_actual", "plan vs actuals": "budget_vs_actual",
@@ -240,6 +241,7 @@ class Lexicon:
 
     phrases: dict[tuple[str, ...], list[Meaning]] = field(default_factory=dict)
     values: dict[str, list[str]] = field(default_factory=dict)  # dimension -> canonical values from the data
+    coverage: dict[str, tuple[str, str]] = field(default_factory=dict)  # fact -> (first, last) ISO date with data
     max_len: int = 1
     _single: list[str] = field(default_factory=list)
     _known: frozenset[str] = frozenset()
@@ -324,6 +326,35 @@ def add_values(lex: Lexicon, dim: str, values: list[str]) -> None:
             lex.add(key[-1:], ("value", dim, value))  # surname alone ("Keller")
 
 
+# fact -> (table, date column) of the data's date range; budgets are planned per fiscal year (an integer column)
+COVERAGE_COLUMNS: dict[str, tuple[str, str]] = {
+    "actual_cost": ("actual_costs", "posting_date"), "hours": ("hours", "work_date"),
+    "ctg": ("cost_to_go", "forecast_date"), "budget": ("budget_lines", "fiscal_year"),
+}
+COVERAGE = "coverage:"  # the dim of the date-range rows in the lexicon's one round trip
+
+
+def _coverage_selects() -> list[str]:
+    # `|| ''` makes every value text in SQLite and Databricks alike (dates, years and names in one column)
+    return [f"SELECT '{COVERAGE}{edge}:{fact}' AS dim, {edge.upper()}({col}) || '' AS value FROM {table}"
+            for fact, (table, col) in COVERAGE_COLUMNS.items() for edge in ("min", "max")]
+
+
+def coverage_of(values: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
+    """Fact → (first, last) ISO date with data, from the coverage rows of :func:`distinct_values` (a fiscal year
+    reads as its 1 January / 31 December)."""
+    out: dict[str, tuple[str, str]] = {}
+    for fact in COVERAGE_COLUMNS:
+        first, last = values.get(f"{COVERAGE}min:{fact}"), values.get(f"{COVERAGE}max:{fact}")
+        if not first or not last:
+            continue
+        a, b = str(first[0])[:10], str(last[0])[:10]
+        if fact == "budget":
+            a, b = f"{int(float(a))}-01-01", f"{int(float(b))}-12-31"
+        out[fact] = (a, b)
+    return out
+
+
 def distinct_values(run_sql: Callable[[str], pd.DataFrame]) -> dict[str, list[str]]:
     """Distinct values of the low-cardinality columns, read through the data source (one round trip; column by
     column when that fails, so one missing table costs only its own values)."""
@@ -331,6 +362,7 @@ def distinct_values(run_sql: Callable[[str], pd.DataFrame]) -> dict[str, list[st
         f"SELECT '{dim}' AS dim, {column} AS value FROM "
         f"(SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT {MAX_DISTINCT + 1}) t{i}"
         for i, (table, column, dim) in enumerate(VALUE_COLUMNS))
+    union = " UNION ALL ".join([union, *_coverage_selects()])
     try:
         df = run_sql(union)
     except Exception as exc:
@@ -351,6 +383,14 @@ def distinct_values(run_sql: Callable[[str], pd.DataFrame]) -> dict[str, list[st
         values = [str(v) for v in df.iloc[:, 0].tolist() if str(v).strip()]
         if len(values) <= MAX_DISTINCT:
             out[dim] = values
+    for select in _coverage_selects():
+        try:
+            df = run_sql(select)
+        except Exception as exc:  # only the "no data for …" check and the latest-data anchor need it
+            log.warning("lexicon: cannot read the data's date range: %s", type(exc).__name__)
+            continue
+        if len(df) and df.iat[0, 1] is not None:
+            out[str(df.iat[0, 0])] = [str(df.iat[0, 1])]
     return out
 
 
@@ -368,8 +408,11 @@ class LexiconCache:
         if self._lex is None or time.monotonic() - self._built > self.ttl_s:
             lex = base_lexicon()
             if self.run_sql is not None:
-                for dim, values in distinct_values(self.run_sql).items():
-                    add_values(lex, dim, values)
+                values = distinct_values(self.run_sql)
+                for dim, dim_values in values.items():
+                    if not dim.startswith(COVERAGE):
+                        add_values(lex, dim, dim_values)
+                lex.coverage = coverage_of(values)
             self._lex, self._built = lex, time.monotonic()
         return self._lex
 

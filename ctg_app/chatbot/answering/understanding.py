@@ -7,19 +7,13 @@ declines a question with any of those.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ctg_app.chatbot.answering.lexicon import FILLER, SELF_GROUPING, Lexicon, tokenize
+from ctg_app.chatbot.answering.periods import Anchor, extract_threshold, extract_time
 
-MONTHS = {m: i for i, m in enumerate(
-    "january february march april may june july august september october november december".split(), start=1)}
-MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
-               "oct": 10, "nov": 11, "dec": 12})
-_MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
-ORDINAL = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "last": 4}
 # status words that are also ordinary words: a status only next to "project(s)" ("running projects", not
 # "which projects is Lukas Meyer running"; "forecast to complete" is no status at all)
 PLURAL_WORD = {"project": "projects", "customer": "customers", "department": "departments", "vendor": "vendors",
@@ -35,9 +29,21 @@ PROJECT_DIMS = ("project", "project_name", "customer", "department", "business_u
                 "industry", "country", "segment")
 
 
-def _year(text: str) -> int:
-    y = int(text)
-    return y + 2000 if y < 100 else y
+# measures in the words of a decline (never the internal ids)
+MEASURE_WORDS = {"budget": "budget", "actual_cost": "actual costs", "ctg": "cost to go", "eac": "estimate at completion",
+                 "margin": "margin", "contract_value": "contract value", "hours": "hours", "duration": "duration",
+                 "overspend": "overrun", "budget_vs_actual": "budget versus actual costs", "variance": "budget variance",
+                 "billable_share": "billable share of hours"}
+
+
+# what a ranked thing can be ranked within ("the top project per department", "the top vendor per cost category")
+NESTED_IN = {
+    "project": ("department", "business_unit", "customer", "status", "project_type", "project_manager", "industry",
+                "country", "segment"),
+    "customer": ("industry", "country", "segment"), "vendor": ("cost_category",), "employee": ("role",),
+    "department": ("business_unit",), "project_manager": ("department", "business_unit"),
+}
+
 
 
 @dataclass
@@ -52,9 +58,14 @@ class Spec:
     time: dict[str, Any] | None = None  # {"start","end" (ISO, end exclusive), "text", "whole_years": [..]}
     date_field: str | None = None       # "start" / "end" for project dates
     top: dict[str, Any] | None = None   # {"n": int, "desc": bool, "defaulted": bool}
-    threshold: dict[str, Any] | None = None  # {"op": ">"|"<", "value": float}
+    threshold: dict[str, Any] | None = None  # {"op": ">"|"<"|">="|"<="|"between", "value": float, "high": float}
     billable: bool | None = None
     average: bool = False
+    exclude: dict[str, list[str]] = field(default_factory=dict)  # dim -> values left out ("not Engineering")
+    agg: str | None = None              # "avg" / "min" / "max" of a measure per group (instead of the total)
+    compare: dict[str, Any] | None = None  # a second time window to set against ``time`` (delta and % change)
+    share: str | None = None            # "total" (part of the total) / "count" (% of projects) / "spent" (% of budget)
+    notes: list[str] = field(default_factory=list)  # choices the engine made that the answer must state
     chart: bool = False
     unknown: list[str] = field(default_factory=list)       # words not understood
     problems: list[str] = field(default_factory=list)      # understood but not answerable as stated
@@ -70,20 +81,25 @@ class Spec:
                 tuple(sorted((k, tuple(sorted(v))) for k, v in self.filters.items())),
                 (self.time or {}).get("start"), (self.time or {}).get("end"), self.date_field,
                 (self.top or {}).get("n"), (self.top or {}).get("desc"),
-                tuple(sorted((self.threshold or {}).items())), self.billable, self.average)
+                tuple(sorted((self.threshold or {}).items())), self.billable, self.average,
+                tuple(sorted((k, tuple(sorted(v))) for k, v in self.exclude.items())), self.agg,
+                (self.compare or {}).get("start"), (self.compare or {}).get("end"), self.share,
+                (self.top or {}).get("per"))
 
     def to_dict(self) -> dict[str, Any]:
         """The slots the next turn can reuse (JSON-able)."""
         return {"measure": self.measure, "entity": self.entity, "count": self.count, "groups": list(self.groups),
                 "filters": {k: list(v) for k, v in self.filters.items()}, "time": dict(self.time or {}) or None,
                 "date_field": self.date_field, "top": dict(self.top or {}) or None,
-                "threshold": dict(self.threshold or {}) or None, "billable": self.billable, "average": self.average}
+                "threshold": dict(self.threshold or {}) or None, "billable": self.billable, "average": self.average,
+                "exclude": {k: list(v) for k, v in self.exclude.items()}, "agg": self.agg,
+                "compare": dict(self.compare or {}) or None, "share": self.share}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Spec:
         """A spec from :meth:`to_dict` output (unknown keys ignored)."""
         spec = cls()
-        for name in ("measure", "entity", "count", "date_field", "billable", "average"):
+        for name in ("measure", "entity", "count", "date_field", "billable", "average", "agg", "share"):
             if name in data:
                 setattr(spec, name, data[name])
         spec.groups = list(data.get("groups") or [])
@@ -91,142 +107,12 @@ class Spec:
         spec.time = dict(data["time"]) if data.get("time") else None
         spec.top = dict(data["top"]) if data.get("top") else None
         spec.threshold = dict(data["threshold"]) if data.get("threshold") else None
+        spec.exclude = {k: list(v) for k, v in (data.get("exclude") or {}).items()}
+        spec.compare = dict(data["compare"]) if data.get("compare") else None
         spec.recognised = 1
         return spec
 
 
-# --------------------------------------------------------------------------------------------------- time and numbers
-def _range(start: dt.date, end: dt.date, text: str, years: list[int] | None = None) -> dict[str, Any]:
-    return {"start": start.isoformat(), "end": end.isoformat(), "text": text, "whole_years": years or []}
-
-
-def _years_range(first: int, last: int, text: str) -> dict[str, Any]:
-    return _range(dt.date(first, 1, 1), dt.date(last + 1, 1, 1), text, list(range(first, last + 1)))
-
-
-def _month_range(year: int, month: int, months: int) -> tuple[dt.date, dt.date]:
-    end_month = month + months
-    return dt.date(year, month, 1), dt.date(year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
-
-
-TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\b(?:this|last|next|previous|current|past|coming|prior)\s+(?:fiscal\s+)?"
-                r"(?:year|month|quarter|week|fy|half|\d+\s+(?:years|months|weeks|days))\b(?!\s+(?:of\s+)?20\d{2})|\bytd\b|\byear\s+to\s+date\b"
-                r"|\b(?:today|yesterday|recently|lately)\b"), "relative"),
-    (re.compile(r"\b(?:between|from)\s+(?:fy\s*)?(20\d{2})\s+(?:and|to|until|till|through|-)\s+(?:fy\s*)?(20\d{2})\b"),
-     "years"),
-    (re.compile(r"(?<!p-)\b(20\d{2})\s*(?:-|–|to|until|through)\s*(20\d{2})\b"), "years"),
-    (re.compile(r"\b(?:in\s+the\s+|the\s+)?(first|second|1st|2nd)\s+half\s+(?:of\s+)?(?:the\s+)?(?:year\s+|fy\s*)?(20\d{2})\b"),
-     "half"),
-    (re.compile(r"\bh([12])\s*(?:of\s+)?(?:fy\s*)?(20\d{2})\b"), "half_h"),
-    (re.compile(r"(?<!p-)\b(20\d{2})\s*h([12])\b"), "half_yh"),
-    (re.compile(r"\b(?:in\s+)?(?:the\s+)?(first|second|third|fourth|1st|2nd|3rd|4th|last)\s+quarter\s+(?:of\s+)?"
-                r"(?:fy\s*)?(20\d{2})\b"), "quarter"),
-    (re.compile(r"\bq([1-4])\s*(?:of\s+)?(?:fy\s*)?'?(20\d{2})\b"), "quarter_q"),
-    (re.compile(r"(?<!p-)\b(20\d{2})\s*[- ]?q([1-4])\b"), "quarter_yq"),
-    (re.compile(rf"\b(?:between\s+|from\s+)?({_MONTH_RE})\.?\s+(?:(20\d{{2}})\s+)?(?:and|to|until|till|through|-)\s+"
-                rf"({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month_range"),
-    (re.compile(rf"\b({_MONTH_RE})\.?\s+(?:of\s+)?(20\d{{2}})\b"), "month"),
-    (re.compile(r"(?<!p-)\b(20\d{2})-(0[1-9]|1[0-2])\b(?!\d)"), "month_iso"),
-    (re.compile(r"\b(?:since|from|starting\s+(?:in\s+)?|as\s+of)\s+(?:fy\s*)?(20\d{2})\b"), "since"),
-    (re.compile(r"\b(?:after|later\s+than|beyond)\s+(?:fy\s*)?(20\d{2})\b"), "after"),
-    (re.compile(r"\b(?:before|prior\s+to|earlier\s+than)\s+(?:fy\s*)?(20\d{2})\b"), "before"),
-    (re.compile(r"\b(?:until|till|through|up\s+to|by|to|no\s+later\s+than)\s+(?:the\s+end\s+of\s+)?(?:fy\s*)?(20\d{2})\b"),
-     "until"),
-    (re.compile(r"\b(?:fy|fiscal\s+year|financial\s+year|fiscal)\s*'?(\d{2}|20\d{2})\b"), "fiscal"),
-    (re.compile(r"(?<!p-)\b(20\d{2})\b(?!-\d)"), "year"),
-]
-DATA_FIRST_YEAR, DATA_LAST_YEAR = 2020, 2035
-THRESHOLD = re.compile(
-    r"\b(over|above|more\s+than|greater\s+than|exceeding|at\s+least|larger\s+than|bigger\s+than|higher\s+than|"
-    r"under|below|less\s+than|lower\s+than|smaller\s+than|at\s+most)\s*(?:€|eur\s*)?\s*(\d[\d,]*(?:\.\d+)?)\s*"
-    r"(k|m|mn|mio|million|millions|thousand|bn|billion)?\b(?:\s*(?:eur|euro|euros|€))?|([<>])\s*(\d[\d,]*(?:\.\d+)?)\s*"
-    r"(k|m|million|thousand)?")
-_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mio": 1e6, "million": 1e6, "millions": 1e6,
-          "bn": 1e9, "billion": 1e9}
-
-
-def extract_time(text: str, spec: Spec) -> str:
-    """Find time expressions in ``text`` (lower-cased), record them in ``spec``; returns the text without them."""
-    windows: list[dict[str, Any]] = []
-    for pattern, kind in TIME_PATTERNS:
-        def repl(m: re.Match[str], kind: str = kind) -> str:
-            g = m.groups()
-            if kind == "relative":
-                spec.problems.append(f"relative date “{m.group(0).strip()}” (name the year, e.g. 2024)")
-                return " "
-            if kind == "years":
-                a, b = sorted((int(g[0]), int(g[1])))
-                windows.append(_years_range(a, b, f"from {a} to {b}"))
-            elif kind in ("half", "half_h", "half_yh"):
-                if kind == "half":
-                    half, year = ORDINAL[g[0]], int(g[1])
-                elif kind == "half_h":
-                    half, year = int(g[0]), int(g[1])
-                else:
-                    half, year = int(g[1]), int(g[0])
-                start, end = _month_range(year, 1 + 6 * (half - 1), 6)
-                windows.append(_range(start, end, f"in the {'first' if half == 1 else 'second'} half of {year}"))
-            elif kind in ("quarter", "quarter_q", "quarter_yq"):
-                if kind == "quarter":
-                    q, year = ORDINAL[g[0]], int(g[1])
-                elif kind == "quarter_q":
-                    q, year = int(g[0]), int(g[1])
-                else:
-                    q, year = int(g[1]), int(g[0])
-                start, end = _month_range(year, 1 + 3 * (q - 1), 3)
-                windows.append(_range(start, end, f"in Q{q} {year}"))
-            elif kind == "month_range":
-                end_year = int(g[3])
-                start_year = int(g[1]) if g[1] else end_year
-                start, _ = _month_range(start_year, MONTHS[g[0]], 1)
-                _, end = _month_range(end_year, MONTHS[g[2]], 1)
-                if start >= end:
-                    spec.problems.append(f"the period “{m.group(0).strip()}” ends before it starts")
-                    return " "
-                windows.append(_range(start, end, f"from {start.strftime('%B %Y')} to "
-                                      f"{(end - dt.timedelta(days=1)).strftime('%B %Y')}"))
-            elif kind in ("month", "month_iso"):
-                month = MONTHS[g[0]] if kind == "month" else int(g[1])
-                year = int(g[1]) if kind == "month" else int(g[0])
-                start, end = _month_range(year, month, 1)
-                windows.append(_range(start, end, f"in {start.strftime('%B')} {year}"))
-            elif kind == "since":
-                windows.append({**_years_range(int(g[0]), DATA_LAST_YEAR, f"since {g[0]}"), "open": "end"})
-            elif kind == "after":
-                windows.append({**_years_range(int(g[0]) + 1, DATA_LAST_YEAR, f"after {g[0]}"), "open": "end"})
-            elif kind == "before":
-                windows.append({**_years_range(DATA_FIRST_YEAR, int(g[0]) - 1, f"before {g[0]}"), "open": "start"})
-            elif kind == "until":
-                windows.append({**_years_range(DATA_FIRST_YEAR, int(g[0]), f"until the end of {g[0]}"),
-                                "open": "start"})
-            elif kind in ("fiscal", "year"):
-                year = _year(g[0])
-                windows.append(_years_range(year, year, f"in {year}"))
-            return " "
-        text = pattern.sub(repl, text)
-    if len(windows) == 1:
-        spec.time = windows[0]
-    elif len(windows) > 1:
-        spec.problems.append("more than one time window (" + ", ".join(w["text"] for w in windows) + ")")
-        spec.time = windows[0]
-    return text
-
-
-def extract_threshold(text: str, spec: Spec) -> str:
-    """A numeric comparison ("over 1 million") → ``spec.threshold``; returns the text without it."""
-    def repl(m: re.Match[str]) -> str:
-        if m.group(1):
-            word, number, scale = m.group(1), m.group(2), m.group(3)
-            op = ">" if re.match(r"over|above|more|greater|exceeding|at\s+least|larger|bigger|higher", word) else "<"
-        else:
-            op, number, scale = m.group(4), m.group(5), m.group(6)
-        value = float(number.replace(",", "")) * _SCALE.get(scale or "", 1.0)
-        if spec.threshold is not None:
-            spec.problems.append("more than one numeric comparison")
-        spec.threshold = {"op": op, "value": value}
-        return " "
-    return THRESHOLD.sub(repl, text)
 
 
 # ------------------------------------------------------------------------------------------------------------ parsing
@@ -236,6 +122,25 @@ class _Item:
     payload: Any
     pos: int
     text: str
+    prefix: bool = False  # a value named by the start of its name ("Digital" for "Digital Services")
+
+
+# dimensions whose values may be named by their first word(s): few, distinct names (not project or people names)
+PREFIX_DIMS = ("department", "business_unit", "customer", "industry", "segment", "country", "cost_category",
+               "project_type", "vendor", "role", "status")
+
+
+def _prefix_values(token: str, lex: Lexicon, dims: tuple[str, ...] = PREFIX_DIMS) -> list[tuple]:
+    """The values whose name starts with ``token`` (a whole first word, or the start of a longer first word)."""
+    if len(token) < 3 or not token.isalpha():
+        return []
+    found = []
+    for dim in dims:
+        for value in lex.values.get(dim, []):
+            first = tokenize(value)[:1]
+            if first and (first[0] == token or (len(token) >= 4 and first[0].startswith(token))):
+                found.append(("value", dim, value))
+    return found
 
 
 def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
@@ -269,20 +174,42 @@ def _items(tokens: list[str], lex: Lexicon, spec: Spec) -> list[_Item]:
         if re.fullmatch(r"\d+", tok):
             items.append(_Item("number", int(tok), len(items), tok))
         elif tok in FILLER or tok in ("'s",):
-            pass
+            # "the Data department": a filler word is a value's first word only right before that value's noun
+            noun_len, noun = lex.lookup(tokens, i + 1) if i + 1 < len(tokens) else (0, [])
+            dims = tuple(m[1] for m in noun if m[0] == "dim" and m[1] in PREFIX_DIMS)
+            found = _prefix_values(tok, lex, dims) if dims and tok not in ("the", "all", "our", "a", "an") else []
+            if found:
+                items.append(_Item("value", found, len(items), tok, prefix=True))
         else:
-            spec.unknown.append(tok)  # typos were corrected before the walk
+            found = _prefix_values(tok, lex)
+            if found:
+                items.append(_Item("value", found, len(items), tok, prefix=True))
+            else:
+                spec.unknown.append(tok)  # typos were corrected before the walk
         i += 1
     return items
 
 
-def parse(question: str, lex: Lexicon) -> Spec:
-    """Understand ``question`` with the lexicon; see :class:`Spec`."""
+# "across all projects": the total over every project, not a breakdown by project
+ALL_PROJECTS = re.compile(r"\b(?:across|for|of|over|on|in)\s+(?:all|the\s+whole|the\s+entire)\s+(?:of\s+)?(?:our\s+|the\s+)?"
+                          r"(?:projects|jobs|portfolio)\b")
+# markers of an explanatory clause ("i.e. actual costs above budget"): the clause's own words are still read, so an
+# explanation that says something else makes the question unanswerable instead of being ignored
+EXPLAINS = re.compile(r"(?:\bi\.\s?e\.?|\be\.\s?g\.?|\bie\b|\bmeaning\b|\bnamely\b|\bin\s+other\s+words\b|"
+                      r"\bthat\s+is\b|\bwhich\s+means\b|[()\[\]])")
+
+
+def parse(question: str, lex: Lexicon, anchor: Anchor | None = None) -> Spec:
+    """Understand ``question`` with the lexicon; see :class:`Spec`. Relative dates count from ``anchor``."""
     spec = Spec()
     text = " " + (question or "").lower().replace("\u2019", "'") + " "
+    if ALL_PROJECTS.search(text):
+        text = ALL_PROJECTS.sub(" ", text)
+        spec.notes.append("all projects together")
+    text = EXPLAINS.sub(" ", text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text)   # cost-to-go, non-billable, mid-market
     text = re.sub(r"(?<=[a-z])'s\b", " ", text)          # "Sofia Rossi's projects"
-    text = extract_time(text, spec)
+    text = extract_time(text, spec, anchor)
     text = extract_threshold(text, spec)
     tokens = tokenize(text)
     items = _items(tokens, lex, spec)
@@ -308,16 +235,19 @@ class _Reading:
     top_words: list[_Item] = field(default_factory=list)
     free: list[_Item] = field(default_factory=list)     # dimension nouns that are neither a grouping nor absorbed
     by_count: bool = False
+    explicit: list[str] = field(default_factory=list)   # breakdowns the question asked for (per / by / each)
+    negated: dict[int, str] = field(default_factory=dict)  # item index -> dimension of a left-out value
 
 
 def _interpret(items: list[_Item], spec: Spec, n_tokens: int) -> None:
     words = [it.payload for it in items if it.kind == "word"]
     spec.followup = "followup" in words or (bool(items) and items[0].kind == "word" and items[0].payload == "and")
     spec.chart = "chart" in words
-    if "negation" in words:
-        spec.problems.append("a negation (not / without / except) — I can only filter for values, not exclude them")
     r = _Reading(items, spec, n_tokens, words)
     _read_values(r)
+    if any(it.kind == "word" and it.payload == "negation" and i not in r.consumed for i, it in enumerate(items)):
+        spec.problems.append("a negation (not / without / except) of something other than a value (I can leave out "
+                             "values, e.g. “not Engineering”, “excluding internal projects”)")
     _read_numbers(r)
     _read_groupings(r)
     _place_free_nouns(r)
@@ -346,6 +276,11 @@ def _read_values(r: _Reading) -> None:
                 spec.problems.append(f"whether “{it.text}” means the project type or the vendor (say “internal "
                                      "projects” or “vendor Internal”)")
                 continue
+        if chosen_dim is None and it.prefix and len(dims) > 1:
+            # "engine" starts a department and a role: a guessed dimension is not a reading the answer can stand on
+            names = sorted({m[2] for m in candidates})
+            spec.problems.append(f"which value “{it.text}” means ({', '.join(names)})")
+            continue
         if chosen_dim is None:
             if "vendor" in dims and any(x.kind == "dim" and x.payload == "vendor" for x in items):
                 chosen_dim = "vendor"
@@ -366,10 +301,41 @@ def _read_values(r: _Reading) -> None:
         if len(values) > 1:
             spec.ambiguous[chosen_dim] = values
             continue
-        bucket = spec.filters.setdefault(chosen_dim, [])
+        negated = _negated(items, idx, consumed) or _chained(items, idx, chosen_dim, r.negated)
+        if negated:
+            r.negated[idx] = chosen_dim
+        bucket = (spec.exclude if negated else spec.filters).setdefault(chosen_dim, [])
         if values[0] not in bucket:
             bucket.append(values[0])
+        if it.prefix:
+            spec.assumed = True  # said in the answer, and the answer's confidence is medium
+            spec.notes.append(f"“{it.text}” read as {DIM_WORD.get(chosen_dim, chosen_dim.replace('_', ' '))} "
+                              f"{values[0]}")
         spec.recognised += 1
+
+
+def _chained(items: list[_Item], idx: int, dim: str, negated: dict[int, str]) -> bool:
+    """True when the value at ``idx`` continues a list of left-out values: "excluding Engineering and Consulting"
+    (after and/or), or "excluding Engineering, Consulting" (next to one of the same dimension)."""
+    prev = items[idx - 1] if idx >= 1 else None
+    if prev is not None and prev.kind == "word" and prev.payload in ("and", "or") and (idx - 2) in negated:
+        return True
+    return negated.get(idx - 1) == dim
+
+
+def _negated(items: list[_Item], idx: int, consumed: set[int]) -> bool:
+    """True when the value at ``idx`` follows a negation ("not Engineering", "excluding the department X"); the
+    negation is consumed."""
+    for j in (idx - 1, idx - 2):
+        if j < 0:
+            return False
+        it = items[j]
+        if it.kind == "word" and it.payload == "negation":
+            consumed.add(j)
+            return True
+        if not (it.kind == "dim" and j == idx - 1):
+            return False
+    return False
 
 
 def _read_numbers(r: _Reading) -> None:
@@ -445,6 +411,7 @@ def _read_groupings(r: _Reading) -> None:
     if "trend" in spec.groups and set(spec.groups) & {"forecast_date", "month", "year", "quarter"}:
         spec.groups.remove("trend")
     r.free = free
+    r.explicit = list(spec.groups)
 
 
 def _place_free_nouns(r: _Reading) -> None:
@@ -455,7 +422,8 @@ def _place_free_nouns(r: _Reading) -> None:
     has_measure = bool(measures) or "share" in words or "billable" in words or "nonbillable" in words
     # "most projects" ranks by a count; "top 5 projects" ranks projects by something not said
     by_count = "count" in words or any(t.text in ("most", "fewest", "least") for t in top_words)
-    ranked_count = (not has_measure and (spec.top is not None or has_which) and len(free) >= 2
+    ranked_count = (not has_measure and (spec.top is not None or has_which or spec.threshold is not None)
+                    and len(free) >= 2
                     and any(f.payload == "project" for f in free) and (spec.top is None or by_count))
     if ranked_count:
         # "which department has the most projects": count projects per department, ranked
@@ -508,6 +476,18 @@ def _finish(r: _Reading) -> None:
     """Defaults and inferences that need the whole question, then the checks that make a spec unanswerable."""
     items, spec, words = r.items, r.spec, r.words
     measures, absorbed, free, by_count, n_tokens = r.measures, r.absorbed, r.free, r.by_count, r.n_tokens
+    if spec.compare and not ({"compare", "and"} & set(words)):
+        spec.problems.append(f"two time windows ({spec.time['text']}, {spec.compare['text']}) without saying to "
+                             "compare them (e.g. “2025 vs 2024”)")
+    extreme = [t for t in r.top_words if t.text in ("max", "maximum", "min", "minimum")]
+    if spec.top is not None and spec.top["n"] is None and extreme and r.explicit:
+        spec.agg, spec.top = ("max" if spec.top["desc"] else "min"), None  # "maximum contract value per customer"
+    if spec.count and spec.entity and spec.threshold and spec.groups and not measures:
+        # "departments with more than 15 projects": the comparison is on the count per group
+        if "count" in words:
+            spec.problems.append(f"counting the {PLURAL_WORD.get(spec.groups[0], spec.groups[0] + 's')} that have "
+                                 f"that many projects (ask for the {PLURAL_WORD.get(spec.groups[0], 'groups')} "
+                                 "themselves)")
     # a top word without a number: top 1 for a singular noun ("which customer"), else the top 10
     if spec.top is not None and spec.top["n"] is None:
         nouns = [it for it in free if it.payload in spec.groups]
@@ -530,6 +510,8 @@ def _finish(r: _Reading) -> None:
             and spec.entity in ("vendor", "employee", "role")):
         # vendors only have costs and employees only hours: "top 3 vendors for equipment" ranks by spend
         measures.append("actual_cost" if spec.entity == "vendor" else "hours")
+        spec.notes.append(f"ranked by {'actual costs' if spec.entity == 'vendor' else 'hours'} (the only measure "
+                          f"{PLURAL_WORD.get(spec.entity, spec.entity)} have)")
         spec.groups, spec.entity, spec.assumed = [spec.entity], None, True
     if not measures and spec.entity is None and absorbed and not spec.groups:
         spec.entity = absorbed[0]  # "the Energy customers" with nothing measured: list them
@@ -546,9 +528,15 @@ def _finish(r: _Reading) -> None:
     if spec.top is not None and not spec.measure and not by_count:
         spec.problems.append(f"a ranking of {PLURAL_WORD.get(spec.entity or 'project', 'projects')} without saying "
                              "by what (e.g. contract value, actual costs, hours)")
-    if spec.top is not None and len(spec.groups) > 1:
+    if spec.top is not None and len(spec.groups) == 2:
+        per = [g for g in spec.groups if g in r.explicit]
+        ranked = [g for g in spec.groups if g not in r.explicit]
+        if len(per) == 1 and len(ranked) == 1 and per[0] in NESTED_IN.get(ranked[0], ()):
+            spec.top["per"] = per[0]  # "the top project per department": a ranking within each department
+            spec.groups = [per[0], ranked[0]]
+    if spec.top is not None and len(spec.groups) > 1 and not spec.top.get("per"):
         spec.problems.append("a ranking within a breakdown (e.g. the top projects of each department)")
-    if spec.threshold and not spec.measure:
+    if spec.threshold and not spec.measure and not (spec.count and spec.entity):
         spec.problems.append(f"the comparison with {spec.threshold['value']:,.0f} without saying of what "
                              "(e.g. contract value, actual costs, hours)")
     if "days" in words and spec.measure != "duration":
@@ -558,6 +546,23 @@ def _finish(r: _Reading) -> None:
     if n_tokens == 1 and not spec.time and not spec.threshold and items and items[0].kind in ("measure", "dim", "value"):
         spec.problems.append(f"what to show about “{items[0].text}” (ask a question, e.g. a total, a list or a "
                              "breakdown)")
+
+
+def _read_share(ms: set[str], spec: Spec) -> None:
+    """What a share / percentage is of: each group's part of a total, the share of projects meeting a condition,
+    or the part of the budget spent."""
+    if ms == {"budget_vs_actual"}:
+        spec.share = "spent"          # "share of budget spent": actual costs as % of budget
+    elif ms == {"overspend"}:
+        spec.share, spec.count = "count", False   # "% of projects over budget"
+    elif not ms and spec.entity in (None, "project") and len(spec.filters) == 1 and not spec.count:
+        spec.entity, spec.share = "project", "count"  # "percentage of completed projects": the filter is the condition
+    elif len(ms) == 1 and ms <= {"budget", "actual_cost", "hours", "contract_value"} and spec.groups:
+        spec.share = "total"          # "share of actual costs by cost category"
+    else:
+        spec.problems.append("a share / percentage of something I cannot tell (ask e.g. for the share of actual "
+                             "costs per department, the percentage of projects over budget, or the share of the "
+                             "budget spent)")
 
 
 def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
@@ -579,7 +584,9 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
         ms -= {"contract_value", "actual_cost"}
     if ms == {"budget", "actual_cost"}:
         ms = {"budget_vs_actual"}
-    if "hours" in ms and ("share" in words or "billable" in words or "nonbillable" in words):
+    if "budget_vs_actual" in ms:
+        ms -= {"budget", "actual_cost"}  # "plan vs actual costs": the pair already holds both
+    if "hours" in ms and ("billable" in words or "nonbillable" in words):
         if "share" in words:
             ms = (ms - {"hours"}) | {"billable_share"}
         else:
@@ -593,17 +600,26 @@ def _resolve_measure(measures: list[str], words: list[str], spec: Spec) -> None:
     elif "billable" in words or "nonbillable" in words:
         spec.problems.append("“billable” only applies to hours")
     elif "share" in words:
-        spec.problems.append("a share / percentage (only the billable share of hours is supported)")
+        _read_share(ms, spec)
     if "average" in words:
+        if ms <= {"duration", "contract_value"} and ms and "project" in spec.groups and len(spec.groups) > 1:
+            spec.groups.remove("project")  # "average contract value per project by department": per department
         if ms == {"duration"}:
             pass
         elif ms == {"contract_value"}:
             spec.average = True
+        elif len(ms) == 1 and ms <= {"budget", "actual_cost", "hours"} and "project" in spec.groups:
+            spec.agg = "avg"  # "average actual costs per project (by department)": the total over its projects
+            spec.groups.remove("project")
         else:
-            spec.problems.append("an average (only averages of contract value and project duration are supported)")
-    if "compare" in words and ms != {"budget_vs_actual"} and not spec.groups:
+            spec.problems.append("an average (of contract value or project duration, or of budget, actual costs or "
+                                 "hours per project)")
+    if spec.agg in ("min", "max") and not ms <= {"contract_value", "duration"}:
+        spec.problems.append("a minimum / maximum (only of contract value and project duration)")
+    if "compare" in words and ms != {"budget_vs_actual"} and not spec.groups and not spec.compare:
         spec.problems.append("a comparison (only budget versus actual costs can be compared)")
     if len(ms) > 1:
-        spec.problems.append("several measures at once (" + ", ".join(sorted(ms)) + ")")
+        spec.problems.append("several measures at once (" + ", ".join(MEASURE_WORDS.get(m, m.replace("_", " "))
+                                                                   for m in sorted(ms)) + ")")
     if ms:
         spec.measure = sorted(ms)[0] if len(ms) > 1 else next(iter(ms))
