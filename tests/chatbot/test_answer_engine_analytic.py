@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.chatbot.answering.engine import AnswerEngine, resolve_anchor
 from ctg_app.chatbot.data.source import SampleSQLiteSource
 from ctg_app.settings import Settings, SettingsError
@@ -228,9 +228,7 @@ def warehouse() -> Iterator[FakeWarehouse]:
 def warehouse_vn(warehouse: FakeWarehouse):
     env = {**warehouse.env(), "CTG_DATA_SOURCE": "databricks", "CTG_DATA_SCHEMA": "ctg.project_controlling",
            "WAREHOUSE_TIMEOUT_S": "5", "CTG_DATE_ANCHOR": "latest-data"}
-    vn = build_vanna(Settings.from_sources(env))
-    vn.cache_key = "warehouse-analytic"
-    return vn
+    return build_assistant(Settings.from_sources(env), cache_key="warehouse-analytic")
 
 
 @pytest.mark.parametrize(("question", "reference"), [
@@ -260,9 +258,9 @@ def warehouse_vn(warehouse: FakeWarehouse):
      "GROUP BY 1"),
 ])
 def test_composed_sql_runs_on_the_warehouse_dialect(warehouse_vn, source, question, reference):
-    answer = warehouse_vn.answer_question(question)
+    answer = warehouse_vn.ask(question)
     assert not answer.declined, answer.message
-    got, want = warehouse_vn.run_sql(answer.sql), source.run_sql(reference)
+    got, want = warehouse_vn.run(answer.sql), source.run_sql(reference)
     assert len(got) == len(want)
     for col in range(want.shape[1]):
         target = sorted(round(float(v), 1) if not isinstance(v, str) else v for v in want.iloc[:, col])
