@@ -147,7 +147,7 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
     assert workbook.sheetnames == ["Results", "About"]
     sheet = workbook["Results"]
     header = [c.value for c in sheet[1]]
-    assert header == ["total_actual_cost"]  # the removed column is not in the file
+    assert header == ["Total actual cost"]  # the removed column is not in the file
     assert sheet["A1"].font.bold and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
     assert sheet["A2"].number_format == '"€ "#,##0;"€ -"#,##0'
     about = {row[0]: row[1] for row in workbook["About"].iter_rows(values_only=True)}
