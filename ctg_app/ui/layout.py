@@ -65,8 +65,26 @@ _TOP_SCRIPT = """<script>
 </script>""".replace("__HOLD_MS__", str(HOLD_MS)).replace("__FOLLOW_MS__", str(FOLLOW_MS))
 
 
+_FIRST_VIEW_KEY = "ctg_first_view"
+_FIRST_VIEW_CSS = f"<style>.st-key-{_FIRST_VIEW_KEY} {{ display: none; }}</style>"  # no 16 px flex gap in the sidebar
+
+# the signed-in e-mail (app.py, on every page): wrap at any character instead of mid-word or off the sidebar
+_IDENTITY_CSS = """<style>
+section[data-testid="stSidebar"] [data-testid="stText"], section[data-testid="stSidebar"] .stText
+  { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.85rem; }
+</style>"""
+
+
 def open_at_top() -> None:
     """Keep the page at its top while the first view renders (call on a session's first run only: later runs must
-    follow the conversation down). Rendered in the sidebar as an invisible iframe, so the main column gets no gap."""
-    with st.sidebar:
+    follow the conversation down). The script's iframe sits in a hidden sidebar container (a hidden iframe still runs),
+    so neither column gets a gap."""
+    st.html(_FIRST_VIEW_CSS)  # style-only HTML goes to Streamlit's event container: it takes no space
+    with st.sidebar.container(key=_FIRST_VIEW_KEY):
         components.html(_TOP_SCRIPT, height=0)
+
+
+def style_identity() -> None:
+    """The sidebar's signed-in e-mail in a small font that wraps anywhere, on every page (it used to be styled by the
+    chat page only, so on the Usage page at 1400 px it broke as "…eleviogroup.co" / "m")."""
+    st.html(_IDENTITY_CSS)
