@@ -15,15 +15,15 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 HOLD_MS = 8000  # how long the first view is held at the top while the page still renders, unless the user acts
-FOLLOW_MS = 3000  # after the first new message, how long the script hands the bottom back to Streamlit
+FOLLOW_MS = 3000  # after the user's first question shows, how long the script hands the bottom back to Streamlit
 
 # The script runs in the component's iframe, which is same-origin with the app (components.html), so it reaches the
 # app's document as window.parent.document. It only ever sets the main container's scroll position.
 # 1. hold: scroll to the top until the user acts or HOLD_MS passed; a synthetic wheel event first ends a running
 #    scroll-to-bottom animation (Streamlit stops it on a wheel), else Streamlit would keep its "stick" on;
-# 2. follow: when the user's first message shows (the first question), scroll to the bottom again, until Streamlit has seen
-#    two scroll events at the bottom with an unchanged height: that is what turns its "stick to the bottom" back on,
-#    so the conversation is followed as before. A nudge of 2 px makes the second event when already at the bottom.
+# 2. follow: when the user's first message shows (the first question), scroll to the bottom again, until Streamlit
+#    has seen two scroll events at the bottom with an unchanged height: that turns its "stick to the bottom" back on, so
+#    the conversation is followed as before. A nudge of 2 px makes the second event when already at the bottom.
 _TOP_SCRIPT = """<script>
 (() => {
   const doc = window.parent.document;
