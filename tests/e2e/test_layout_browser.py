@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, full_page_screenshot
 from .test_conversation_browser import INPUT, WELCOME_QUESTION, _ask
 
 pytestmark = pytest.mark.browser
@@ -16,17 +16,6 @@ MAIN = "[data-testid='stAppScrollToBottomContainer']"
 SCROLL_TOP = f"document.querySelector(\"{MAIN}\").scrollTop"
 AT_BOTTOM = (f"(() => {{ const e = document.querySelector(\"{MAIN}\"); "
              "return e.scrollHeight - e.scrollTop - e.clientHeight < 2; })()")
-
-
-def _full_shot(page, name: str) -> None:
-    """The whole page: the viewport grown to the main column's content (Streamlit scrolls inside it)."""
-    size = page.viewport_size
-    height = page.evaluate("(() => { const m = document.querySelector('.stMain'); "
-                           "return m.scrollHeight + window.innerHeight - m.clientHeight; })()")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 12000))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-    page.set_viewport_size(size)
 
 
 def _identity_height(page) -> float:
@@ -77,12 +66,12 @@ def test_screenshots_of_chat_answer_and_usage_page(browser, start_app, width, he
             chat_identity = _identity_height(page)
         _ask(page, "What were the actual costs per month in 2024?")
         page.wait_for_selector("[data-testid='stDataFrame']")
-        _full_shot(page, f"ui-answer-table-{width}.png")
+        full_page_screenshot(page, f"ui-answer-table-{width}.png")
         page.goto(server.url.rstrip("/") + "/analytics")
         page.get_by_role("heading", name="Usage analytics").wait_for()
         page.get_by_text("Last flush").first.wait_for()
         page.wait_for_timeout(1500)
-        _full_shot(page, f"ui-usage-analytics-{width}.png")
+        full_page_screenshot(page, f"ui-usage-analytics-{width}.png")
         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1  # nothing runs off the right edge
         if width > 390:  # ... and on the Usage page (it used to break there as "…eleviogroup.co" / "m")
             assert _identity_height(page) == chat_identity
