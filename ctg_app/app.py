@@ -23,6 +23,7 @@ import streamlit as st  # noqa: E402
 
 from ctg_app.ui.operations import record_app_start  # noqa: E402
 from ctg_app.ui.compat import stretch  # noqa: E402
+from ctg_app.ui.layout import open_at_top, style_identity  # noqa: E402
 from ctg_app.settings import get_settings  # noqa: E402
 from ctg_app.tracking import current_user, session_events  # noqa: E402
 from ctg_app.tracking.recording.guard import fail_safe  # noqa: E402
@@ -85,6 +86,7 @@ def start_shipping() -> None:
 
 def render_identity() -> None:
     """Who the app thinks the user is."""
+    style_identity()
     st.sidebar.caption("Signed in as")
     st.sidebar.text(current_user())  # plain text: the value may come from a request header
 
@@ -107,7 +109,10 @@ def main() -> None:
     """Run the app."""
     st.set_page_config(page_title="CTG Chatbot", page_icon="💬", layout="wide")
     configure_logging()
+    first_view = not st.session_state.get(APP_STARTED)
     start_session()
+    if first_view:
+        open_at_top()  # a phone would otherwise open the welcome scrolled down (ui/layout.py)
     start_shipping()
     render_identity()
     page = st.navigation(pages())

@@ -27,13 +27,6 @@ from ctg_app.tracking import Actions, current_user, track_error
 
 log = logging.getLogger(__name__)
 
-_CSS = """<style>
-/* the signed-in e-mail: wrap at any character instead of running off the sidebar */
-section[data-testid="stSidebar"] [data-testid="stText"], section[data-testid="stSidebar"] .stText
-  { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.85rem; }
-</style>"""
-
-
 # ----------------------------------------------------------------------------------------------- rendering
 def render_sidebar() -> None:
     """The chat page's display toggles (changing them only shows or hides)."""
@@ -232,7 +225,6 @@ def render_welcome(assistant: Assistant) -> None:
 
 def render() -> None:
     """The chat page."""
-    st.markdown(_CSS, unsafe_allow_html=True)
     st.title("CTG project-controlling assistant")
     render_sidebar()
     try:

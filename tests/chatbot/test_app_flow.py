@@ -86,7 +86,7 @@ def test_full_flow_records_each_action_exactly_once(chatbot_env):
     workbook = openpyxl.load_workbook(io.BytesIO(turn(at).excel))
     sheet = workbook.active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0] == ("country",)
+    assert rows[0] == ("Country",)  # the table's header
     assert len(rows) == 1 + 7
 
     # download -> download_results (on click, not on every rerun)

@@ -54,6 +54,21 @@ def test_column_config_formats_numbers_and_labels():
     assert pd.api.types.is_datetime64_any_dtype(shown["start_date"])
 
 
+def test_months_show_as_names_in_the_table_and_sort_as_months():
+    df = pd.DataFrame({"month": [12, 1, 3], "total_actual_cost": [5.0, 10.0, 30.0]})
+    config = column_config(df)
+    assert config["month"]["label"] == "Month"
+    assert config["month"]["type_config"]["format"] == "MMM"  # "Dec", "Jan", "Mar"
+    shown = fmt.display_frame(df)
+    assert pd.api.types.is_datetime64_any_dtype(shown["month"])
+    assert list(shown["month"].dt.month) == [12, 1, 3]
+    assert list(shown.sort_values("month")["month"].dt.month) == [1, 3, 12]  # a click on the header sorts Jan..Dec
+    assert df["month"].tolist() == [12, 1, 3]  # the result itself (download, chart, summary) is untouched
+    with_year = fmt.display_frame(pd.DataFrame({"year": [2023, 2024], "month": [12, 1], "hours": [1.0, 2.0]}))
+    assert list(with_year["month"]) == [pd.Timestamp(2023, 12, 1), pd.Timestamp(2024, 1, 1)]  # sorts across years
+    assert fmt.display_frame(pd.DataFrame({"month": [40]}))["month"].tolist() == [40]  # not a month: unchanged
+
+
 def _big_result(n: int = 120) -> pd.DataFrame:
     return pd.DataFrame({"project_code": [f"P-{i:04d}" for i in range(n)],
                          "total_budget": [1000.0 + i for i in range(n)],
@@ -103,3 +118,20 @@ def test_llm_summary_sees_aggregates_of_the_whole_result():
     assert fmt.format_value(df["total_budget"].sum(), fmt.CURRENCY) in sent
     assert "P-0050" not in sent  # aggregates, not a dump of rows
     assert aggregates_text(df).startswith("Rows: 120.")
+
+
+def test_the_app_shows_a_monthly_answer_with_month_names(chatbot_env):
+    # the real app on the offline default: the trained "per month" question's table carries dates shown as "MMM"
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import APP_PATH
+
+    at = AppTest.from_file(str(APP_PATH), default_timeout=30).run()
+    at.chat_input[0].set_value("What were the actual costs per month in 2024?").run()
+    table = at.dataframe[0]
+    assert list(table.value["month"].dt.strftime("%b")) == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                                           "Sep", "Oct", "Nov", "Dec"][:len(table.value)]
+    columns = json.loads(table.proto.columns)
+    assert columns["month"]["type_config"]["format"] == "MMM" and columns["month"]["label"] == "Month"

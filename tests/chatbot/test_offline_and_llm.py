@@ -118,7 +118,7 @@ def test_charts():
 def test_excel_holds_exactly_the_selected_columns():
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [1.5, 2.5]})
     sheet = openpyxl.load_workbook(io.BytesIO(to_excel_bytes(df, ["c", "a"]))).active
-    assert list(sheet.iter_rows(values_only=True)) == [("c", "a"), (1.5, 1), (2.5, 2)]
+    assert list(sheet.iter_rows(values_only=True)) == [("C", "A"), (1.5, 1), (2.5, 2)]
 
 
 def test_unknown_provider_and_missing_packages(monkeypatch):

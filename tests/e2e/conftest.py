@@ -148,3 +148,16 @@ def start_app(tmp_path: Path, sample_db_e2e: Path) -> Iterator[Callable[..., App
     yield start
     for server in servers:
         server.stop()
+
+
+def full_page_screenshot(page, name: str) -> None:
+    """The whole page into ``test-artifacts/name``. Streamlit scrolls inside its main column, so the viewport is grown
+    to that column's content for the shot (measuring every element instead gave 9040 px of mostly blank page)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("(() => { const m = document.querySelector('.stMain'); "
+                           "return m.scrollHeight + window.innerHeight - m.clientHeight; })()")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 12000))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    page.set_viewport_size(size)

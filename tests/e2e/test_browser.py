@@ -53,7 +53,7 @@ def test_question_table_download_and_header_ignored_without_trust(browser, start
         proxy.close()
 
     rows = list(openpyxl.load_workbook(target).active.iter_rows(values_only=True))
-    assert rows[0] == ("country", "customer_count") and len(rows) == 8
+    assert rows[0] == ("Country", "Customer count") and len(rows) == 8  # the table's headers
 
     events = server.wait_for_action("download_results")
     assert [e[0] for e in events] == ["app_start", "generate_question", "sql_query", "execute_sql", "generate_chart",

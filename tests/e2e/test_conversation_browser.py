@@ -13,7 +13,7 @@ import sqlite3
 import openpyxl
 import pytest
 
-from .conftest import ARTIFACTS
+from .conftest import full_page_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -51,17 +51,6 @@ def _ask(page, question: str) -> None:
     _settle(page)
 
 
-def _shot(page, name: str) -> None:
-    """The whole conversation: Streamlit scrolls inside its main container, so grow the viewport to fit it."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    size = page.viewport_size
-    height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 12000))})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-    page.set_viewport_size(size)
-
-
 def _details(server) -> list[tuple[str, dict]]:
     conn = sqlite3.connect(f"file:{server.spool_path}?mode=ro", uri=True, timeout=5)
     try:
@@ -76,7 +65,7 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
     try:
         # first screen: a welcome with example questions as buttons, nothing recorded but app_start
         page.get_by_role("button", name=WELCOME_QUESTION).wait_for()
-        _shot(page, "01-welcome-1400.png")
+        full_page_screenshot(page, "01-welcome-1400.png")
         assert [e[0] for e in server.events()] == ["app_start"]
 
         page.get_by_role("button", name=WELCOME_QUESTION).click()
@@ -89,7 +78,7 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
         # only the latest answer offers follow-ups (the previous one's fade out when the rerun finishes)
         page.wait_for_function("[...document.querySelectorAll('strong')]"
                                ".filter(e => e.textContent === 'Follow-up questions').length === 1")
-        _shot(page, "02-two-answers-1400.png")
+        full_page_screenshot(page, "02-two-answers-1400.png")
 
         # a follow-up button of the latest answer
         followup = page.locator("[data-testid='stChatMessage'] button", has_text="?").last
@@ -138,7 +127,7 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
         page.get_by_role("button", name="Not helpful").first.click()
         _settle(page)
         page.get_by_text("What was wrong? (optional)").wait_for()
-        _shot(page, "03-conversation-1400.png")
+        full_page_screenshot(page, "03-conversation-1400.png")
     finally:
         context.close()
 
@@ -147,7 +136,7 @@ def test_conversation_flow_at_desktop_width(browser, start_app, tmp_path):
     assert workbook.sheetnames == ["Results", "About"]
     sheet = workbook["Results"]
     header = [c.value for c in sheet[1]]
-    assert header == ["total_actual_cost"]  # the removed column is not in the file
+    assert header == ["Total actual cost"]  # the removed column is not in the file
     assert sheet["A1"].font.bold and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
     assert sheet["A2"].number_format == '"€ "#,##0;"€ -"#,##0'
     about = {row[0]: row[1] for row in workbook["About"].iter_rows(values_only=True)}
@@ -169,11 +158,11 @@ def test_conversation_at_phone_width(browser, start_app):
     context, page = _page(browser, server.url, 390, 844)
     try:
         page.get_by_role("button", name=WELCOME_QUESTION).wait_for()
-        _shot(page, "04-welcome-390.png")
+        full_page_screenshot(page, "04-welcome-390.png")
         _ask(page, "What is the estimate at completion per project?")
         page.wait_for_selector("[data-testid='stDataFrame']")
         page.get_by_text("Answered as:").first.wait_for()  # the engine's interpretation, above the answer
-        _shot(page, "05-answer-390.png")
+        full_page_screenshot(page, "05-answer-390.png")
         # nothing runs off the right edge: the page is no wider than the phone
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 1

@@ -1,6 +1,11 @@
-"""The Excel download as people expect it (openpyxl): a bold, frozen header with an autofilter, column widths fitted
-to the content, number formats matching the table (currency, percent, hours, dates), and a second sheet saying what
-the data is (question, interpretation, SQL, data source, time). The file name comes from the question and the date.
+"""The Excel download as people expect it (openpyxl): a bold, frozen header with an autofilter, the table's own column
+labels ("Total actual cost", not ``total_actual_cost``), column widths fitted to the content, number formats matching
+the table (currency, percent, hours, dates, month names), and a second sheet saying what the data is (question,
+interpretation, SQL, data source, time, and which query column each header is). The file name comes from the question
+and the date.
+
+Months are real dates (the first of the month) formatted ``mmm``: they read "Mar" as in the table and chart, and still
+sort and filter Jan..Dec, which month-name text would not (it sorts "Apr, Aug, Dec, …").
 """
 
 from __future__ import annotations
@@ -61,36 +66,43 @@ def to_excel_bytes(df: pd.DataFrame, columns: Sequence[str] | None = None, sheet
                    about: Mapping[str, object] | None = None) -> bytes:
     """``df`` (only ``columns``, in that order, when given) as a formatted .xlsx workbook.
 
-    ``about`` (question, interpretation, SQL, data source, …) becomes a second sheet "About" when given.
-    Header cells keep the result's column names, so the file works as input for further queries and formulas.
+    Headers are the table's labels (:func:`formatting.human_label`); ``about`` (question, interpretation, SQL, data
+    source, …) becomes a second sheet "About" when given, which also names each header's query column
+    ("Total actual cost (total_actual_cost)"), for whoever reuses the SQL.
     """
     if columns is not None:
         df = df.loc[:, list(columns)]
     kinds = fmt.column_kinds(df)
+    names = [str(c) for c in df.columns]
+    months = {name for name in names if fmt.is_month(name, kinds[name])}
+    cells = df.copy()
+    for name in months:
+        cells[name] = fmt.month_dates(df, name).dt.date
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = sheet_name
-    names = [str(c) for c in df.columns]
-    sheet.append(names)
-    for row in df.itertuples(index=False, name=None):
-        sheet.append([_cell_value(v, kinds[c]) for v, c in zip(row, names)])
-    for index, name in enumerate(names, start=1):
+    labels = [fmt.human_label(name) for name in names]  # the table's headers
+    sheet.append(labels)
+    for row in cells.itertuples(index=False, name=None):
+        sheet.append([_cell_value(v, fmt.DATE if c in months else kinds[c]) for v, c in zip(row, names)])
+    for index, (name, label) in enumerate(zip(names, labels), start=1):
         letter = get_column_letter(index)
         header = sheet.cell(row=1, column=index)
         header.font = Font(bold=True)
         header.fill = _HEADER_FILL
         header.alignment = Alignment(vertical="center")
-        number_format = fmt.excel_format(kinds[name], df[name])
+        number_format = fmt.MONTH_EXCEL_FORMAT if name in months else fmt.excel_format(kinds[name], df[name])
         if number_format:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
                 cell.number_format = number_format
-        longest = max([len(name), *(_shown_length(v, kinds[name]) for v in df[name].head(2000))])
+        longest = max([len(label), *(_shown_length(v, kinds[name]) for v in df[name].head(2000))])
         sheet.column_dimensions[letter].width = min(MAX_WIDTH, longest + 3)
     if names:
         sheet.freeze_panes = "A2"
         sheet.auto_filter.ref = f"A1:{get_column_letter(len(names))}{max(1, len(df) + 1)}"
     if about is not None:
-        _about_sheet(workbook, about, len(df), names)
+        _about_sheet(workbook, about, len(df), [f"{label} ({name})" if label != name else name
+                                                for name, label in zip(names, labels)])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -139,13 +139,39 @@ def format_value(value: Any, kind: str, series: pd.Series | None = None) -> str:
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# the year a month without a year column is dated in: Excel's own "no year" (its day 1 is 1900-01-01); only the
+# month name is ever shown, the date exists so that months sort Jan..Dec and MONTH() works in a spreadsheet
+NO_YEAR = 1900
+MONTH_TABLE_FORMAT = "MMM"  # momentJS, for st.column_config.DateColumn: "Mar"
+MONTH_EXCEL_FORMAT = "mmm"  # Excel: "Mar"
+
+
+def _names_a_month(column: str) -> bool:
+    name = str(column).lower()
+    return name == "month" or name.endswith("_month")
+
+
+def is_month(column: str, kind: str) -> bool:
+    """True for a month-number column (``month``, ``posting_month`` holding 1–12): shown as ``Jan``..``Dec``."""
+    return kind == PERIOD and _names_a_month(column)
+
+
+def month_dates(df: pd.DataFrame, column: str) -> pd.Series:
+    """The month numbers in ``df[column]`` as the first day of each month, so they show as month names yet sort as
+    months. Dated in the row's year when exactly one year column accompanies them (months of several years then sort
+    in time order), else in :data:`NO_YEAR`."""
+    years = [c for c, kind in column_kinds(df).items() if kind == YEAR]
+    months = pd.to_numeric(df[column], errors="coerce")
+    year = pd.to_numeric(df[years[0]], errors="coerce") if len(years) == 1 else pd.Series(NO_YEAR, index=df.index)
+    parts = pd.DataFrame({"year": year.fillna(NO_YEAR), "month": months, "day": 1})
+    return pd.to_datetime(parts, errors="coerce")
 
 
 def period_label(column: str, value: object) -> str:
     """A month number as ``Jan``, a quarter as ``Q1``, a year as ``2024``."""
     number = int(float(value))  # type: ignore[arg-type]
     name = column.lower()
-    if name == "month" or name.endswith("_month"):
+    if _names_a_month(name):
         return _MONTHS[number - 1]
     if name == "quarter" or name.endswith("_quarter"):
         return f"Q{number}"
@@ -159,10 +185,14 @@ def plural(count: int, word: str, plural_word: str | None = None) -> str:
 
 # ----------------------------------------------------------------------------------------------- the table
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` ready for ``st.dataframe``: ISO date text turned into real dates (so DateColumn formats them)."""
+    """``df`` ready for ``st.dataframe``: ISO date text turned into real dates (so DateColumn formats them), and month
+    numbers into the month's first day (shown as ``Mar`` by :func:`column_config`, sorted Jan..Dec)."""
     out = df.copy()
+    kinds = column_kinds(df)
     for column in out.columns:
-        if not pd.api.types.is_datetime64_any_dtype(out[column]) and looks_like_dates(out[column]):
+        if is_month(str(column), kinds[str(column)]):
+            out[column] = month_dates(df, column)
+        elif not pd.api.types.is_datetime64_any_dtype(out[column]) and looks_like_dates(out[column]):
             out[column] = pd.to_datetime(out[column], errors="coerce")
     return out
 
