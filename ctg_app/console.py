@@ -10,6 +10,7 @@ and exit status 1.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import traceback
@@ -70,15 +71,37 @@ def redacted_console(redact: Callable[[str], str] | None = None) -> Iterator[Cal
     redact = redact or console_redactor()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = RedactingStream(saved[0], redact), RedactingStream(saved[1], redact)
+    # A log handler made before the swap (``ctg-app``'s own stderr handler) holds the real stream: its warnings
+    # (e.g. the park step quoting TRACKING_PARK_VOLUME) would bypass the redactor, so point it at ours meanwhile.
+    rerouted = _reroute_log_handlers({id(saved[0]): sys.stdout, id(saved[1]): sys.stderr})
     try:
         yield redact
     finally:
+        for handler, stream in rerouted:
+            handler.setStream(stream)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:  # noqa: BLE001 - a closed pipe must not mask the command's own outcome
                 pass
         sys.stdout, sys.stderr = saved
+
+
+def _reroute_log_handlers(targets: dict[int, TextIO]) -> list[tuple[logging.StreamHandler, TextIO]]:
+    """Point every stream handler writing to one of the streams in ``targets`` (keyed by ``id``) at its replacement;
+    returns ``(handler, original stream)`` pairs to restore."""
+    loggers = [logging.getLogger(), *(logger for logger in list(logging.Logger.manager.loggerDict.values())
+                                      if isinstance(logger, logging.Logger))]
+    rerouted: list[tuple[logging.StreamHandler, TextIO]] = []
+    seen: set[int] = set()
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+                    and id(handler) not in seen and id(handler.stream) in targets):
+                seen.add(id(handler))
+                rerouted.append((handler, handler.stream))
+                handler.setStream(targets[id(handler.stream)])
+    return rerouted
 
 
 def run_redacted(command: Callable[[], int]) -> int:

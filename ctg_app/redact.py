@@ -23,7 +23,8 @@ _TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\bdose[0-9a-zA-Z]{20,}\b"),  # Databricks OAuth client secret
     re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}"),  # Anthropic
     re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT (OAuth access tokens)
+    # JWT (OAuth access tokens); distinctive enough to need no word boundary, so "x<jwt>y" is caught too
+    re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"),
     re.compile(
         r"(?i)\b(access_token|api[_-]?key|client_secret|password|passwd|pwd|secret|token)"
@@ -31,6 +32,11 @@ _TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
     ),
     re.compile(r"(?i)\b(https?://)[^/\s:@]+:[^/\s@]+(@)"),  # credentials inside a URL
 )
+# Long runs that look like key material rather than words (used to refuse settings that end up in events, not to redact
+# output, where a hash or an id may legitimately be this long): 32+ hex digits, or 32+ base64 characters mixing upper
+# case, lower case and digits.
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 # C0/C1 control characters (ESC included: an ANSI sequence loses its power) are dropped; line breaks, tabs and the
 # Unicode line/paragraph separators and bidi overrides are escaped so a stored value stays one visible line.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -77,6 +83,17 @@ class Redactor:
         if limit is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
         return text
+
+
+def contains_secret(text: str, secrets: Iterable[str] = ()) -> bool:
+    """True when ``text`` holds one of ``secrets`` (values of 6 characters or more), something the redactor would
+    remove (a token, bearer header, JWT, ``password=`` pair, URL credentials) or a long hex/base64 run."""
+    if Redactor(secrets, max_length=None, escape=False)(text) != text:
+        return True
+    if _HEX_RUN.search(text):
+        return True
+    return any(re.search("[A-Z]", run) and re.search("[a-z]", run) and re.search("[0-9]", run)
+               for run in (m.group(0) for m in _BASE64_RUN.finditer(text)))
 
 
 def as_text(value: object, window: int | None = None) -> str:

@@ -35,6 +35,10 @@ MIN_SPOOL_MAX_MB = 1
 DATE_ANCHOR = re.compile(r"latest-data|today|\d{4}-\d{2}-\d{2}")
 
 
+#: Settings whose values are written into every usage event (and so shipped to the central table).
+EVENT_FIELD_SETTINGS = ("app_name", "default_user")
+
+
 class SettingsError(ValueError):
     """A setting has a value that cannot be used (the message names the setting, never a secret's value)."""
 
@@ -188,9 +192,21 @@ class Settings:
             raise SettingsError("TRACKING_REQUEST_LOCK_WAIT_MS and TRACKING_SPOOL_BUSY_TIMEOUT_MS must be >= 0")
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
+        self._refuse_secrets_in_event_fields()
         if self.spool_max_mb < MIN_SPOOL_MAX_MB:
             raise SettingsError(f"SPOOL_MAX_MB must be at least {MIN_SPOOL_MAX_MB} (MB; an empty spool needs about "
                                 f"0.1 MB), got {self.spool_max_mb}")
+
+    def _refuse_secrets_in_event_fields(self) -> None:
+        """``TRACKING_APP_NAME`` and ``TRACKING_DEFAULT_USER`` are written into every event and shipped: refuse a
+        value holding a configured secret or a token shape (the error names the setting, never the value)."""
+        from ctg_app.redact import contains_secret
+
+        for name in EVENT_FIELD_SETTINGS:
+            f = next(f for f in dataclasses.fields(self) if f.name == name)
+            if contains_secret(str(getattr(self, name) or ""), self.secret_values()):
+                raise SettingsError(f"{f.metadata['env']} holds a secret or a token-shaped value; it would be written "
+                                    "into every usage event: set a plain name")
 
     @property
     def warehouse_http_path(self) -> str | None:
@@ -247,7 +263,7 @@ def _parse(name: str, type_name: Any, raw: Any) -> Any:
                 return True
             if lowered in _FALSE:
                 return False
-            raise ValueError(f"expected true/false, got {text!r}")
+            raise ValueError("expected true/false")
         if type_name == "int":
             return int(text)
         if type_name == "float":
@@ -260,7 +276,9 @@ def _parse(name: str, type_name: Any, raw: Any) -> Any:
             return text or None
         return text
     except ValueError as exc:
-        raise SettingsError(f"{name}: {exc}") from None
+        # int()/float() quote the value in their message; a setting's value may be a secret pasted by mistake
+        reason = str(exc) if type_name == "bool" else f"expected {type_name.split()[0]}"
+        raise SettingsError(f"{name}: {reason} (the value is not shown)") from None
 
 
 def _streamlit_secrets() -> Mapping[str, Any]:

@@ -132,7 +132,11 @@ ACT, CTG, BUD = "COALESCE(a.total_actual, 0)", "COALESCE(g.cost_to_go, 0)", "COA
 
 
 def _q(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    # A Databricks string literal (this module writes Databricks SQL), from sqlglot: 'O\'Brien'. The SQL way 'O''Brien'
+    # is two adjacent literals in Databricks ('O' 'Brien' = 'OBrien'), so a filter on such a value found nothing.
+    from sqlglot import exp
+
+    return exp.Literal.string(value).sql(dialect="databricks")
 
 
 def _number(value: float) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the apostrophe vendor's postings (additions only)
 SEED = 20240101
 
 # table -> [(column, logical type)]; logical types: INT, STRING, DATE, DECIMAL, BOOLEAN
@@ -117,6 +117,13 @@ PROJECT_WORDS = ["Grid Upgrade", "ERP Rollout", "Plant Retrofit", "Data Platform
 DATA_START = dt.date(2023, 1, 1)
 DATA_END = dt.date(2025, 6, 30)
 
+#: A vendor whose name holds an apostrophe: its postings are appended after every generated row (an addition only),
+#: so a filter on such a value is exercised on every dialect (Databricks escapes ``'`` with a backslash; ``''`` there
+#: is two adjacent literals).
+APOSTROPHE_VENDOR = "O'Brien Scaffolding"
+#: (amount, days after the project's start) of its postings, one on each of the first three active projects
+APOSTROPHE_POSTINGS = ((12_500.00, 30), (8_750.50, 75), (4_200.00, 120))
+
 
 def _rows(rng: random.Random) -> dict[str, list[tuple]]:
     """Generate every table's rows (pure function of the RNG)."""
@@ -195,9 +202,21 @@ def _rows(rng: random.Random) -> dict[str, list[tuple]]:
     return tables
 
 
+def _append_additions(tables: dict[str, list[tuple]]) -> None:
+    """Rows added after the generated ones (no RNG draw, so every generated row stays exactly as it was)."""
+    active = [row for row in tables["projects"] if row[6] == "Active"][: len(APOSTROPHE_POSTINGS)]
+    cost_id = max(row[0] for row in tables["actual_costs"])
+    for project, (amount, offset) in zip(active, APOSTROPHE_POSTINGS):
+        day = min(dt.date.fromisoformat(project[8]) + dt.timedelta(days=offset), DATA_END)
+        cost_id += 1
+        tables["actual_costs"].append((cost_id, project[0], "Subcontractor", day.isoformat(), amount, APOSTROPHE_VENDOR))
+
+
 def generate() -> dict[str, list[tuple]]:
     """All rows of the sample database, identical on every call and every machine."""
-    return _rows(random.Random(SEED))
+    tables = _rows(random.Random(SEED))
+    _append_additions(tables)
+    return tables
 
 
 def _write(path: Path, tables: dict[str, list[tuple]]) -> None:

@@ -33,6 +33,7 @@ from ctg_app.tracking.analytics.reports import (
     _register,
     _with_error_rate,
     nearest_rank,
+    sql_literal,
 )
 from ctg_app.tracking.recording.actions import Actions
 
@@ -44,7 +45,7 @@ SESSION_STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (f"{Actions.DOWNLOAD_RESULTS} / {Actions.GENERATE_CHART}", (Actions.DOWNLOAD_RESULTS, Actions.GENERATE_CHART)),
 )
 _STEP_OF = {action: i for i, (_, actions) in enumerate(SESSION_STEPS) for action in actions}
-_IN_SESSION_STEPS = ", ".join(f"'{a}'" for a in _STEP_OF)
+_IN_SESSION_STEPS = ", ".join(sql_literal(a) for a in _STEP_OF)
 
 
 def _days(since: date | None, today: date, seen: Iterable[date]) -> list[date]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from ctg_app.tracking.analytics.reports import ReportSpec, _as_naive_utc, _register
+from ctg_app.tracking.analytics.reports import ReportSpec, _as_naive_utc, _register, sql_literal
 from ctg_app.tracking.recording.actions import Actions
 
 KIND_DECLINED = "declined"
@@ -90,7 +90,7 @@ def _problem_rows(rows: Iterable[tuple]) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-_IN_READ = ", ".join(f"'{a}'" for a in _READ)
+_IN_READ = ", ".join(sql_literal(a) for a in _READ)
 
 _register(ReportSpec(
     name="problem_questions",

@@ -69,7 +69,13 @@ def spec_query(name: str, table: str = SPEC_TABLE, app_name: str = SPEC_APP_NAME
 
 
 def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return sql_literal(value)
+
+
+def sql_literal(value: str, dialect: str = "databricks") -> str:
+    """``value`` as a string literal of ``dialect`` (sqlglot's quoting: Databricks escapes ``'`` and ``\\`` with a
+    backslash, where ``''`` would be two adjacent literals)."""
+    return exp.Literal.string(value).sql(dialect=dialect)
 
 
 # ----- windows -----------------------------------------------------------------------------------------------------
@@ -233,8 +239,8 @@ def _with_error_rate(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-_IN_STEPS = ", ".join(f"'{a}'" for a in FUNNEL_STEPS)
-_IN_EDITING = ", ".join(f"'{a}'" for a in SQL_EDITING_ACTIONS)
+_IN_STEPS = ", ".join(sql_literal(a) for a in FUNNEL_STEPS)
+_IN_EDITING = ", ".join(sql_literal(a) for a in SQL_EDITING_ACTIONS)
 
 REPORTS: dict[str, ReportSpec] = {}
 
@@ -596,7 +602,7 @@ class WarehouseReader:
         missing = [c for c in TABLE_COLUMNS if c not in have]
         if not missing:
             return self.table
-        errors = ", ".join(f"'{a}'" for a in Actions.errors())
+        errors = ", ".join(sql_literal(a) for a in Actions.errors())
         select = []
         for name in TABLE_COLUMNS:
             if name in have:

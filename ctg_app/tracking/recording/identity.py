@@ -7,8 +7,11 @@ then ``st.user``'s email when the user logged in through Streamlit; then the con
 
 The trusted header is taken only when it is unambiguous: exactly one header line holding one value, without whitespace,
 control characters or other invisible characters inside (``"bo ss@\t…"`` or a no-break space must not turn into
-somebody else's address by normalisation). Anything else is rejected: identity falls through as if the header were
-absent, and the rejection is counted (:data:`header_rejections`) and logged once, without the value.
+somebody else's address by normalisation). It is then normalised (NFKC, casefold) and must be a plain ASCII address
+(``local@domain``, a dot-atom local part): a Unicode look-alike (Cyrillic ``а`` for Latin ``a``, a fullwidth ``＠``,
+which NFKC would quietly turn into ``@``) or a ``"quoted"`` local part would otherwise be stored as a distinct user.
+Anything else is rejected: identity falls through as if the header were absent, and the rejection is counted
+(:data:`header_rejections`) and logged once, without the value.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import re
 import sys
 import threading
+import unicodedata
 from collections.abc import Mapping
 
 from ctg_app.settings import Settings, get_settings
@@ -28,6 +32,10 @@ MAX_USER_LENGTH = 254  # the longest valid email address
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\s]+")
 _HTTP_OWS = " \t"  # optional whitespace around a header value (RFC 9110), the only whitespace trimmed from it
 _LIST_SEPARATORS = (",", ";")
+# A plain address after casefolding: a dot-atom local part (RFC 5322, no quoted string) and a host name of LDH labels.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 
 
 class _Rejections:
@@ -98,8 +106,9 @@ def trusted_header_value(headers: Mapping[str, str], name: str) -> str | None:
     """The single, clean value of header ``name`` in ``headers``, or None when it is absent or rejected.
 
     Rejected (counted in :data:`header_rejections`): several header lines, a list (``,`` or ``;``), whitespace, control,
-    format or other non-printable characters inside the value, or a value longer than an email address can be.
-    Only the surrounding spaces/tabs HTTP allows are trimmed; the result is lower-cased.
+    format or other non-printable characters inside the value, a value longer than an email address can be, and
+    anything that is not a plain ASCII address (:func:`plain_address`). Only the surrounding spaces/tabs HTTP allows
+    are trimmed; the result is NFKC-normalised and casefolded.
     """
     get_all = getattr(headers, "get_all", None)
     values = list(get_all(name)) if callable(get_all) else [headers.get(name)]
@@ -120,7 +129,21 @@ def trusted_header_value(headers: Mapping[str, str], name: str) -> str | None:
         return _reject(name, "several values")
     if not value.isprintable() or any(char.isspace() for char in value):
         return _reject(name, "whitespace or invisible characters inside")
-    return value.lower()
+    return plain_address(name, value)
+
+
+def plain_address(name: str, value: str) -> str | None:
+    """``value`` normalised (NFKC, casefold) when it is a plain ASCII address, else None (rejected and counted).
+
+    A value that NFKC changes (fullwidth or other compatibility characters) or that is not ASCII afterwards (a
+    Cyrillic or Greek look-alike) is a look-alike of some other address, not that address: it is rejected."""
+    normalised = unicodedata.normalize("NFKC", value)
+    if normalised != value or not normalised.isascii():
+        return _reject(name, "non-ASCII or look-alike characters")
+    folded = normalised.casefold()
+    if not _PLAIN_ADDRESS.fullmatch(folded):
+        return _reject(name, "not a plain email address")
+    return folded
 
 
 def _reject(name: str, reason: str) -> None:
