@@ -2,7 +2,7 @@
 
 Each case runs in a fresh Python process (so one case's peak does not hide the next one's), through three paths:
 
-- ``edit-sql``: what *Edit SQL* does - the chat SQL policy (``validate_chat_sql`` with the sample's policy), then the
+- ``edit-sql``: what *Edit SQL* does - ``Assistant.run``: the chat SQL policy (its ``GuardedSource``), then the
   sample source's ``run_sql`` (``SQLITE_LIMIT_LENGTH`` = ``CHAT_MAX_VALUE_BYTES``, the fetch byte budget);
 - ``engine``: the source's ``run_sql`` alone (the engine bounds without the policy in front);
 - ``unbounded``: a plain ``sqlite3`` connection and ``fetchall()`` - the code before the bounds (with ``--unbounded``;
@@ -47,14 +47,14 @@ CHILD = r"""
 import json, os, resource, sqlite3, sys, tempfile
 os.environ["TRACKING_ENABLED"] = "false"
 from pathlib import Path
-from ctg_app.chatbot.answer.vanna_app import build_vanna
-from ctg_app.chatbot.policy import validate_chat_sql
+from ctg_app.chatbot.assistant import build_assistant
+from ctg_app.chatbot.data.source import make_data_source
 from ctg_app.settings import Settings
 path, rows, sqls = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-vn = build_vanna(Settings(sample_db_path=Path(tempfile.mkdtemp()) / "s.sqlite3", chat_max_rows=rows))
-source = vn.data_source
-source.run_sql("SELECT * FROM hours")  # warm: the sample built, pandas imported, the policy read
-policy = source.sql_policy()
+settings = Settings(sample_db_path=Path(tempfile.mkdtemp()) / "s.sqlite3", chat_max_rows=rows)
+source = make_data_source(settings)
+assistant = build_assistant(settings, data_source=source)  # runs chat SQL through its GuardedSource
+assistant.run("SELECT * FROM hours")  # warm: the sample built, pandas imported, the policy read
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 before, outcomes = peak(), []
 for sql in sqls:
@@ -64,7 +64,7 @@ for sql in sqls:
             conn.execute(sql).fetchall()
             conn.close()
         elif path == "edit-sql":
-            source.run_sql(validate_chat_sql(sql, policy))
+            assistant.run(sql)
         else:
             source.run_sql(sql)
         outcomes.append("ran")

@@ -76,8 +76,8 @@ def test_a_decline_names_measures_in_words_not_internal_ids(engine):
 def test_top_ten_vendors_says_the_internal_vendor_is_left_out(engine, source):
     answer, got = answered(engine, source, "top ten vendors")
     external = source.run_sql("SELECT COUNT(DISTINCT vendor) FROM actual_costs WHERE vendor <> 'Internal'").iat[0, 0]
-    assert len(got) == external == 9
-    assert "Internal" in got.iloc[:, 0].tolist() is False or "Internal" not in got.iloc[:, 0].tolist()
+    assert external >= 9 and len(got) == min(10, external)  # 9 external vendors, 10 with the apostrophe vendor
+    assert "Internal" not in got.iloc[:, 0].tolist()
     assert "“Internal”" in answer.interpretation  # was silent about the tenth vendor
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ctg_app.chatbot.answer.vanna_app import build_vanna
+from ctg_app.chatbot.assistant import build_assistant
 from ctg_app.chatbot.data.sample import APOSTROPHE_VENDOR, SCHEMA, generate
 from ctg_app.chatbot.data.source import SampleSQLiteSource
 from ctg_app.settings import Settings, reload_settings
@@ -40,14 +40,14 @@ def test_the_sample_holds_the_apostrophe_vendor_in_addition_to_the_generated_row
 
 @pytest.fixture(scope="module")
 def sqlite_vn(sample_db):
-    return build_vanna(Settings(sample_db_path=sample_db), data_source=SampleSQLiteSource(sample_db))
+    return build_assistant(Settings(sample_db_path=sample_db), data_source=SampleSQLiteSource(sample_db))
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_a_filter_on_an_apostrophe_value_on_sqlite(sqlite_vn, question):
-    answer = sqlite_vn.answer_question(question)
+    answer = sqlite_vn.ask(question)
     assert not answer.declined and APOSTROPHE_VENDOR.split("'")[1] in answer.sql, answer
-    frame = sqlite_vn.run_sql(answer.sql)
+    frame = sqlite_vn.run(answer.sql)
     assert round(float(frame.iloc[0, 0]), 2) == QUESTIONS[question], answer.sql
 
 
@@ -55,15 +55,15 @@ def test_a_filter_on_an_apostrophe_value_on_sqlite(sqlite_vn, question):
 def warehouse_vn(fake_warehouse, monkeypatch: pytest.MonkeyPatch):
     serve_sample_from_warehouse(fake_warehouse, monkeypatch)
     reload_settings()
-    yield build_vanna()
+    yield build_assistant()
     reload_settings()
 
 
 def test_a_filter_on_an_apostrophe_value_over_the_wire(warehouse_vn, fake_warehouse):
     for question, expected in QUESTIONS.items():
-        answer = warehouse_vn.answer_question(question)
+        answer = warehouse_vn.ask(question)
         assert not answer.declined, answer
-        frame = warehouse_vn.run_sql(answer.sql)
+        frame = warehouse_vn.run(answer.sql)
         assert round(float(frame.iloc[0, 0]), 2) == expected, answer.sql
     assert any("O\\'Brien" in statement for statement in fake_warehouse.statements)  # Databricks' own escape
 
