@@ -54,3 +54,13 @@ def test_ctg_app_commands_with_a_profile(profile_env, capsys) -> None:
 def test_an_unknown_profile_is_a_configuration_error(profile_env, capsys) -> None:
     assert flush_spool(["--profile", "nope", "--migrate"]) == EXIT_CONFIG
     assert "profile 'nope'" in capsys.readouterr().err
+
+
+def test_explicit_environment_credentials_win_over_a_profile(profile_env, tmp_path, monkeypatch) -> None:
+    """A profile with a wrong token is not used when DATABRICKS_* credentials are set (they keep working as before)."""
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(f"[fake]\nhost = {profile_env.base_url}\ntoken = dapi-wrong\nwarehouse_id = nope\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(bad))
+    for key, value in profile_env.env().items():
+        monkeypatch.setenv(key, value)
+    assert flush_spool(["--profile", "fake", "--migrate"]) == EXIT_OK
