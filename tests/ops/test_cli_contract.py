@@ -49,7 +49,7 @@ def test_argument_errors_exit_2_with_a_message_and_no_traceback(argv, tmp_path) 
 def test_usage_report_source_warehouse_is_honoured(fake_warehouse, monkeypatch, capsys) -> None:
     for key, value in fake_warehouse.env().items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "1")
+    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "5")  # a loaded machine; a stopped warehouse refuses at once anyway
     reload_settings()
     assert cli.main(["usage-report", "--source", "warehouse", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"].startswith("warehouse")
