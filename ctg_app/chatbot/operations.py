@@ -35,6 +35,7 @@ import streamlit as st
 
 from ctg_app.chatbot.present.charts import build_chart
 from ctg_app.chatbot.answer.retrieval import SqlAnswer
+from ctg_app.chatbot.data.source import acting_identity_key
 from ctg_app.tracking import Actions, tracked
 
 log = logging.getLogger(__name__)
@@ -136,14 +137,14 @@ def generate_sql(vn: Any, question: str, previous: SqlAnswer | None = None) -> S
 @tracked(Actions.EXECUTE_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
 def execute_sql(vn: Any, sql: str) -> pd.DataFrame:
     """Run generated SQL against the data source."""
-    return _cached_run_sql(sql, _key(vn), vn)
+    return _cached_run_sql(sql, _key(vn) + acting_identity_key(), vn)  # results run as a user are that user's
 
 
 @tracked(Actions.EDIT_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
 def run_edited_sql(vn: Any, sql: str) -> pd.DataFrame:
     """Validate and run SQL the user edited (one event: ``edit_sql``)."""
     vn.validate_sql(sql)  # raises SqlValidationError with the reason; run_sql validates (and caps) again
-    return _cached_run_sql(sql, _key(vn), vn)
+    return _cached_run_sql(sql, _key(vn) + acting_identity_key(), vn)  # results run as a user are that user's
 
 
 @tracked(Actions.SELECT_COLUMNS, details=lambda cols: {"selected": len(cols)})

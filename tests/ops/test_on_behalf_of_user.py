@@ -83,3 +83,24 @@ def test_the_page_reads_the_forwarded_token(monkeypatch) -> None:
     assert user_token.user_access_token() == ALICE_TOKEN
     monkeypatch.setattr(user_token, "request_headers", lambda: {})
     assert user_token.user_access_token() is None
+
+
+def test_a_cached_result_is_never_served_to_another_user(wh) -> None:
+    """The chat caches query results by SQL text; run on behalf of users, each user's result is their own."""
+    from ctg_app.chatbot import operations as ops
+
+    class Vanna:  # the one method ops.execute_sql needs, on the real data source
+        cache_key = "obo-test"
+
+        def __init__(self, src: DatabricksSource) -> None:
+            self.run_sql = src.run_sql
+
+    vn = Vanna(source(wh))
+    ops.clear_caches()
+    try:
+        for token in (ALICE_TOKEN, BOB_TOKEN, ALICE_TOKEN):
+            with acting_as(token):
+                assert ops.execute_sql(vn, QUERY)["n"].tolist() == [2]
+    finally:
+        ops.clear_caches()
+    assert principals(wh) == ["alice@example.com", "bob@example.com"]  # Alice's second ask came from the cache

@@ -471,6 +471,13 @@ def acting_as(user_token: str | None) -> Iterator[None]:
         _acting.user_token = previous
 
 
+def acting_identity_key() -> str:
+    """A short hash of the user token bound by :func:`acting_as` ("" when none): result caches shared across users
+    must include it, since answers run as the user differ per user (row filters, masks)."""
+    token = getattr(_acting, "user_token", None)
+    return "" if not token else ":user-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 def make_data_source(settings: Settings | None = None) -> DataSource:
     """The data source the settings ask for (``CTG_DATA_SOURCE``: sample | databricks)."""
     settings = settings or get_settings()
