@@ -102,6 +102,10 @@ class Settings:
         doc="~/.databrickscfg profile (or DATABRICKS_CONFIG_FILE) for unified auth when no token/client is set; "
             "the CLIs' --profile",
     )
+    databricks_runtime_version: str | None = _setting(
+        "DATABRICKS_RUNTIME_VERSION", None,
+        doc="set by Databricks compute (a job): without other credentials the SDK's default auth (the run-as identity)",
+    )
     tracking_table: str = _setting("TRACKING_TABLE", SPEC_TABLE, doc="central table, catalog.schema.table")
     warehouse_timeout_s: float = _setting(
         "WAREHOUSE_TIMEOUT_S", 10.0, doc="give up on an unreachable warehouse after about this long"
@@ -217,7 +221,7 @@ class Settings:
     def warehouse_configured(self) -> bool:
         """True when enough is set to reach a Databricks SQL warehouse."""
         has_location = bool(self.databricks_connection_uri or self.databricks_server_hostname)
-        if self.databricks_config_profile:  # the profile supplies what the environment does not (checked on connect)
+        if self.databricks_config_profile or self.databricks_runtime_version:  # unified auth decides on connect
             return True
         has_auth = bool(self.databricks_access_token or (self.databricks_client_id and self.databricks_client_secret))
         return has_location and bool(self.warehouse_http_path or self.databricks_connection_uri) and has_auth

@@ -198,7 +198,8 @@ def connect_kwargs(
     settings = settings or get_settings()
     profile = None
     if not (user_token or settings.databricks_access_token
-            or (settings.databricks_client_id and settings.databricks_client_secret)) and settings.databricks_config_profile:
+            or (settings.databricks_client_id and settings.databricks_client_secret)) and (
+            settings.databricks_config_profile or settings.databricks_runtime_version):
         profile = profile_config(settings)
         settings = _with_profile_location(settings, profile)
     uri = settings.databricks_connection_uri
@@ -254,21 +255,24 @@ def connect_kwargs(
 def profile_config(settings: Settings) -> Any:
     """The ``databricks-sdk`` ``Config`` of the profile ``DATABRICKS_CONFIG_PROFILE`` (``--profile``), read from
     ``DATABRICKS_CONFIG_FILE`` or ``~/.databrickscfg``: its host, ``warehouse_id`` and credentials, resolved by the
-    SDK's unified auth (a token, a service principal, or U2M through ``databricks auth login``'s token cache).
+    SDK's unified auth (a token, a service principal, or U2M through ``databricks auth login``'s token cache). On
+    Databricks compute (``DATABRICKS_RUNTIME_VERSION`` set, e.g. the flush job) without a profile: the SDK's default
+    chain, i.e. the job's run-as identity.
 
     Raises :class:`WarehouseConfigError` when the profile is missing or cannot authenticate (never with a secret)."""
     try:
         from databricks.sdk.core import Config
     except ImportError:
         raise WarehouseConfigError("a --profile needs the databricks-sdk package (pip install databricks-sdk)") from None
-    name = settings.databricks_config_profile
+    name = settings.databricks_config_profile or None
     timeout = max(1, int(round(settings.warehouse_timeout_s)))
     try:
         return Config(profile=name, http_timeout_seconds=timeout, retry_timeout_seconds=timeout,
                       product="ctg-app", product_version=app_version())
     except Exception as exc:  # noqa: BLE001 - ValueError("resolve: ... has no NAME profile configured") & co.
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise WarehouseConfigError(f"Databricks profile {name!r} cannot be used: {text}") from None
+        what = f"Databricks profile {name!r}" if name else "Databricks default authentication"
+        raise WarehouseConfigError(f"{what} cannot be used: {text}") from None
 
 
 def _with_profile_location(settings: Settings, config: Any) -> Settings:

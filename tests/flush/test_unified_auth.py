@@ -64,3 +64,16 @@ def test_explicit_environment_credentials_win_over_a_profile(profile_env, tmp_pa
     for key, value in profile_env.env().items():
         monkeypatch.setenv(key, value)
     assert flush_spool(["--profile", "fake", "--migrate"]) == EXIT_OK
+
+
+def test_a_databricks_job_uses_the_sdk_default_auth(fake_warehouse, tmp_path, monkeypatch, capsys) -> None:
+    """On Databricks compute (DATABRICKS_RUNTIME_VERSION set) with no app credentials, the SDK's default chain
+    authenticates (here its DATABRICKS_HOST / DATABRICKS_TOKEN variables stand for the job's run-as identity)."""
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.2.0")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none.cfg"))
+    monkeypatch.setenv("DATABRICKS_TOKEN", fake_warehouse.token)  # the SDK's name; the app reads only ..._ACCESS_TOKEN
+    monkeypatch.setenv("DATABRICKS_HOST", fake_warehouse.base_url)  # for the SDK
+    monkeypatch.setenv("DATABRICKS_CONNECTION_URI", fake_warehouse.uri)  # the local stand-in's address, for the app
+    monkeypatch.setenv("WAREHOUSE_TIMEOUT_S", "3")
+    reload_settings()
+    assert flush_spool(["--migrate"]) == EXIT_OK, capsys.readouterr().err

@@ -104,7 +104,7 @@ def files_client(settings: Settings, timeout_s: float) -> Any:
     from ctg_app.warehouse.connection import oauth_base_url
 
     located = bool(settings.databricks_connection_uri or settings.databricks_server_hostname)
-    if not (located or settings.databricks_config_profile):
+    if not (located or settings.databricks_config_profile or settings.databricks_runtime_version):
         raise ParkConfigError("the park volume needs the workspace: set DATABRICKS_HOST (or DATABRICKS_SERVER_HOSTNAME)")
     seconds = max(1, int(round(timeout_s)))
     kwargs: dict[str, Any] = {"host": oauth_base_url(settings) if located else None, "retry_timeout_seconds": seconds,
@@ -114,8 +114,8 @@ def files_client(settings: Settings, timeout_s: float) -> Any:
     elif settings.databricks_client_id and settings.databricks_client_secret:
         kwargs.update(client_id=settings.databricks_client_id, client_secret=settings.databricks_client_secret,
                       auth_type="oauth-m2m")
-    elif settings.databricks_config_profile:  # unified auth: the profile's host unless the environment names one
-        kwargs["profile"] = settings.databricks_config_profile
+    elif settings.databricks_config_profile or settings.databricks_runtime_version:  # unified auth (profile / job)
+        kwargs["profile"] = settings.databricks_config_profile or None
         if not (settings.databricks_connection_uri or settings.databricks_server_hostname):
             del kwargs["host"]
     else:
