@@ -3,6 +3,9 @@
 Each subcommand is registered by one small function ``add_<name>(subparsers)`` that adds its parser and sets
 ``func`` (and ``passthrough=True`` if it accepts unknown arguments, given to it as ``args.streamlit_args``); add a
 command by writing such a function and listing it in :data:`COMMANDS`.
+
+Every command takes ``--version`` and ``--profile NAME`` (Databricks unified auth: a ``~/.databrickscfg`` profile,
+used when no ``DATABRICKS_*`` credentials are set) and exits with the codes of :mod:`ctg_app.exit_codes`.
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ def add_run(subparsers: argparse._SubParsersAction) -> None:
 def _check_training(args: argparse.Namespace) -> int:
     from ctg_app.chatbot.data.training_check import main as check_main
 
-    return check_main(verbose=args.verbose)
+    return check_main(verbose=args.verbose, as_json=args.json)
 
 
 def add_check_training(subparsers: argparse._SubParsersAction) -> None:
     """``ctg-app check-training``: run every trained SQL against the configured data source."""
     parser = subparsers.add_parser("check-training", help="run every trained SQL against the configured data source")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every question, not only failures")
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     parser.set_defaults(func=_check_training)
 
 
@@ -77,11 +81,21 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_run, add_che
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="ctg-app", description="CTG chatbot with usage tracking")
+    """The argument parser with every registered subcommand (each with ``--version``, ``--profile`` and the exit code
+    table in its help)."""
+    from ctg_app.exit_codes import EXIT_CODES_HELP
+    from ctg_app.tracking.delivery.cli import add_common_options
+
+    parser = argparse.ArgumentParser(prog="ctg-app", description="CTG chatbot with usage tracking",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(subparsers)
+    for name, sub in subparsers.choices.items():
+        if name != "run":  # run passes unknown arguments to streamlit; --version and --profile are the app's own
+            add_common_options(sub)
+            sub.epilog, sub.formatter_class = EXIT_CODES_HELP, argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -92,6 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.streamlit_args = unknown
+    from ctg_app.tracking.delivery.cli import apply_profile
+
+    if getattr(args, "profile", None):
+        apply_profile(args)
+        from ctg_app.settings import reload_settings
+
+        reload_settings()
     root = logging.getLogger()
     handler = None
     if not root.handlers:  # a console script: log to stderr; in-process callers (tests) keep their own logging

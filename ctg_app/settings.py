@@ -30,6 +30,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+#: ``CTG_QUERY_IDENTITY`` values: who runs chat SQL on Databricks.
+QUERY_IDENTITIES = ("auto", "user", "service-principal")
+
 #: The smallest size cap accepted: below this the cap would drop nearly every event it is meant to protect.
 MIN_SPOOL_MAX_MB = 1
 DATE_ANCHOR = re.compile(r"latest-data|today|\d{4}-\d{2}-\d{2}")
@@ -100,6 +103,15 @@ class Settings:
         doc="full http(s)://host:port/path override, e.g. the local fake warehouse",
     )
     databricks_tls_ca_file: str | None = _setting("DATABRICKS_TLS_CA_FILE", None, doc="CA bundle to trust")
+    databricks_config_profile: str | None = _setting(
+        "DATABRICKS_CONFIG_PROFILE", None,
+        doc="~/.databrickscfg profile (or DATABRICKS_CONFIG_FILE) for unified auth when no token/client is set; "
+            "the CLIs' --profile",
+    )
+    databricks_runtime_version: str | None = _setting(
+        "DATABRICKS_RUNTIME_VERSION", None,
+        doc="set by Databricks compute (a job): without other credentials the SDK's default auth (the run-as identity)",
+    )
     tracking_table: str = _setting("TRACKING_TABLE", SPEC_TABLE, doc="central table, catalog.schema.table")
     warehouse_timeout_s: float = _setting(
         "WAREHOUSE_TIMEOUT_S", 10.0, doc="give up on an unreachable warehouse after about this long"
@@ -152,6 +164,11 @@ class Settings:
     data_client_secret: str | None = _setting(
         "CTG_DATA_CLIENT_SECRET", None, secret=True, doc="secret of CTG_DATA_CLIENT_ID"
     )
+    query_identity: str = _setting(
+        "CTG_QUERY_IDENTITY", "auto",
+        doc="who runs chat SQL on Databricks: user (the X-Forwarded-Access-Token, required), service-principal, "
+            "or auto (the user's token when the request has one, else the service principal)",
+    )
     chat_query_timeout_s: float = _setting(
         "CHAT_QUERY_TIMEOUT_S", 30.0, doc="a chat query running longer than this is stopped"
     )
@@ -190,6 +207,10 @@ class Settings:
             raise SettingsError("LLM_TIMEOUT_S must be > 0 and LLM_MAX_RETRIES >= 0")
         if self.request_lock_wait_ms < 0 or self.spool_busy_timeout_ms < 0:
             raise SettingsError("TRACKING_REQUEST_LOCK_WAIT_MS and TRACKING_SPOOL_BUSY_TIMEOUT_MS must be >= 0")
+        object.__setattr__(self, "query_identity", str(self.query_identity).strip().lower())
+        if self.query_identity not in QUERY_IDENTITIES:
+            raise SettingsError(f"CTG_QUERY_IDENTITY must be one of {', '.join(QUERY_IDENTITIES)}, "
+                                f"got {self.query_identity[:40]!r}")
         if self.spool_synchronous not in ("NORMAL", "FULL"):
             raise SettingsError("TRACKING_SPOOL_SYNCHRONOUS must be NORMAL or FULL")
         self._refuse_secrets_in_event_fields()
@@ -221,6 +242,8 @@ class Settings:
     def warehouse_configured(self) -> bool:
         """True when enough is set to reach a Databricks SQL warehouse."""
         has_location = bool(self.databricks_connection_uri or self.databricks_server_hostname)
+        if self.databricks_config_profile or self.databricks_runtime_version:  # unified auth decides on connect
+            return True
         has_auth = bool(self.databricks_access_token or (self.databricks_client_id and self.databricks_client_secret))
         return has_location and bool(self.warehouse_http_path or self.databricks_connection_uri) and has_auth
 

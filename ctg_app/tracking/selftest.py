@@ -191,6 +191,14 @@ def run(args: argparse.Namespace | None = None, out=None) -> int:
     checks = run_checks(settings)
     from ctg_app.console import console_redactor
 
+    if getattr(args, "json", False):  # the same checks as data: {"passed", "seconds", "checks": [...]}
+        import json
+        from dataclasses import asdict
+
+        doc = {"app_name": selftest_app_name(settings), "passed": not any(c.status == FAIL for c in checks),
+               "seconds": round(time.monotonic() - started, 1), "checks": [asdict(c) for c in checks]}
+        print(console_redactor()(json.dumps(doc, indent=2)), file=out)
+        return 1 if any(c.status == FAIL for c in checks) else 0
     print(console_redactor()(render(checks, settings)), file=out)  # a detail may quote a setting holding a secret
     print(f"({time.monotonic() - started:.1f} s)", file=out)
     return 1 if any(c.status == FAIL for c in checks) else 0
@@ -199,6 +207,7 @@ def run(args: argparse.Namespace | None = None, out=None) -> int:
 def add_selftest(subparsers: argparse._SubParsersAction) -> None:
     """Register ``ctg-app selftest`` (for ``ctg_app.cli.COMMANDS``)."""
     parser = subparsers.add_parser("selftest", help="check tracking end to end in this environment (checklist)")
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     parser.set_defaults(func=run)
 
 

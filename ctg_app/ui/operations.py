@@ -35,6 +35,7 @@ import streamlit as st
 
 from ctg_app.chatbot.answering.answer import SqlAnswer
 from ctg_app.chatbot.assistant import Assistant
+from ctg_app.chatbot.data.source import acting_identity_key
 from ctg_app.tracking import Actions, tracked
 
 log = logging.getLogger(__name__)
@@ -123,14 +124,14 @@ def generate_sql(assistant: Assistant, question: str, previous: SqlAnswer | None
 @tracked(Actions.EXECUTE_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
 def execute_sql(assistant: Assistant, sql: str) -> pd.DataFrame:
     """Run generated SQL against the data source (through the read-only policy)."""
-    return _cached_run_sql(sql, assistant.cache_key, assistant)
+    return _cached_run_sql(sql, assistant.cache_key + acting_identity_key(), assistant)  # a user's rows are theirs
 
 
 @tracked(Actions.EDIT_SQL, details=lambda df: {"rows": len(df), "columns": len(df.columns)})
 def run_edited_sql(assistant: Assistant, sql: str) -> pd.DataFrame:
     """Validate and run SQL the user edited (one event: ``edit_sql``)."""
     assistant.validate(sql)  # raises SqlValidationError with the reason, also when the result is cached
-    return _cached_run_sql(sql, assistant.cache_key, assistant)
+    return _cached_run_sql(sql, assistant.cache_key + acting_identity_key(), assistant)  # a user's rows are theirs
 
 
 @tracked(Actions.SELECT_COLUMNS, details=lambda cols: {"selected": len(cols)})

@@ -21,7 +21,8 @@ from typing import Any
 
 import streamlit as st
 
-from ctg_app.chatbot.data.source import WarehouseStartTimeout, reporting_warehouse_start
+from ctg_app.chatbot.data.source import WarehouseStartTimeout, acting_as, reporting_warehouse_start
+from ctg_app.ui.user_token import user_access_token
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def warehouse_start_status(container: Any = None) -> Iterator[WarehouseStartStat
     warehouse. Exceptions pass through unchanged (``@tracked`` has recorded them once already)."""
     status = WarehouseStartStatus(container)
     try:
-        with reporting_warehouse_start(status):
+        # the one place chat SQL runs from the page: it runs on behalf of the signed-in user (CTG_QUERY_IDENTITY)
+        with reporting_warehouse_start(status), acting_as(user_access_token()):
             yield status
     except BaseException as exc:
         status.finish(exc)

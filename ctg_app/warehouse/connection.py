@@ -5,10 +5,15 @@
 - location: ``DATABRICKS_SERVER_HOSTNAME`` + ``DATABRICKS_HTTP_PATH``, or ``DATABRICKS_CONNECTION_URI`` (a full
   ``http(s)://host:port/path`` passed to the connector as ``_connection_uri``; how a local stand-in warehouse is
   reached), plus ``DATABRICKS_TLS_CA_FILE`` for a private CA;
-- auth: ``DATABRICKS_ACCESS_TOKEN``, or OAuth M2M for a service principal (``DATABRICKS_CLIENT_ID`` /
-  ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s public API
-  (``Config(auth_type="oauth-m2m")``) against the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or the
-  scheme://host:port of ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`;
+- auth: a user's own token when the caller passes one (``user_token``: on-behalf-of-user chat queries, see
+  :mod:`ctg_app.ui.user_token`), else ``DATABRICKS_ACCESS_TOKEN``, else OAuth M2M for a service principal
+  (``DATABRICKS_CLIENT_ID`` / ``DATABRICKS_CLIENT_SECRET``, what Databricks Apps injects) through ``databricks-sdk``'s
+  public API (``Config(auth_type="oauth-m2m")``) against the workspace at ``https://DATABRICKS_SERVER_HOSTNAME`` (or
+  the scheme://host:port of ``DATABRICKS_CONNECTION_URI``); see :func:`_oauth_m2m_provider`; else Databricks unified
+  auth for a ``DATABRICKS_CONFIG_PROFILE`` (``--profile``) of ``~/.databrickscfg`` (``DATABRICKS_CONFIG_FILE``):
+  whatever the profile holds (token, service principal, U2M through the Databricks CLI), see :func:`profile_config`;
+- session: ``TIMEZONE`` is pinned to ``UTC`` on every connection (:data:`SESSION_CONFIGURATION`), so ``DATE(ts)``
+  gives the same UTC days as the spool whatever the warehouse's own time zone is;
 - attribution: ``user_agent_entry="ctg-app/<version>"``, so the warehouse's query history names the app;
 - waits: the connector's defaults take ~14 minutes to give up on a dead warehouse. The retry knobs are derived from
   ``WAREHOUSE_TIMEOUT_S`` so an unreachable warehouse fails in seconds.
@@ -32,6 +37,9 @@ from ctg_app.settings import Settings, get_settings
 from ctg_app.redact import Redactor
 
 log = logging.getLogger(__name__)
+
+#: Session parameters of every connection: UTC days, whatever the warehouse's TIMEZONE configuration says.
+SESSION_CONFIGURATION: dict[str, str] = {"TIMEZONE": "UTC"}
 
 _PART = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[A-Za-z_][A-Za-z0-9_\-]*`)"
 _TABLE_NAME = re.compile(rf"^{_PART}\.{_PART}\.{_PART}$")
@@ -174,13 +182,21 @@ def retry_kwargs(timeout_s: float) -> dict[str, Any]:
 
 
 def connect_kwargs(
-    settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None
+    settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None,
+    user_token: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments :func:`connect` passes to ``databricks.sql.connect`` (includes the credential).
 
-    With a service principal this runs the OAuth discovery (once per process and client, see
-    :func:`_oauth_m2m_provider`)."""
+    ``user_token``: run as that user (on-behalf-of-user; the token is used as given, never logged). With a service
+    principal this runs the OAuth discovery (once per process and client, see :func:`_oauth_m2m_provider`); with a
+    profile the SDK's unified auth (:func:`profile_config`). Every connection pins ``TIMEZONE`` to UTC."""
     settings = settings or get_settings()
+    profile = None
+    if not (user_token or settings.databricks_access_token
+            or (settings.databricks_client_id and settings.databricks_client_secret)) and (
+            settings.databricks_config_profile or settings.databricks_runtime_version):
+        profile = profile_config(settings)
+        settings = _with_profile_location(settings, profile)
     uri = settings.databricks_connection_uri
     host = settings.databricks_server_hostname
     if not (uri or host):
@@ -201,6 +217,7 @@ def connect_kwargs(
         "http_path": http_path,
         "enable_telemetry": False,
         "user_agent_entry": user_agent_entry(),
+        "session_configuration": dict(SESSION_CONFIGURATION),
         **retry_kwargs(settings.warehouse_timeout_s),
     }
     if uri:
@@ -211,15 +228,77 @@ def connect_kwargs(
         kwargs["catalog"] = catalog
     if schema:
         kwargs["schema"] = schema
-    if settings.databricks_access_token:
+    if user_token:
+        kwargs["access_token"] = user_token
+    elif settings.databricks_access_token:
         kwargs["access_token"] = settings.databricks_access_token
     elif settings.databricks_client_id and settings.databricks_client_secret:
         kwargs["credentials_provider"] = _oauth_m2m_provider(settings, host)
+    elif profile is not None:
+        kwargs["credentials_provider"] = _config_provider(profile)
     else:
         raise WarehouseConfigError(
-            "no credentials: set DATABRICKS_ACCESS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET"
+            "no credentials: set DATABRICKS_ACCESS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET, "
+            "or choose a ~/.databrickscfg profile (--profile NAME or DATABRICKS_CONFIG_PROFILE)"
         )
     return kwargs
+
+
+# ----- Databricks unified auth (a ~/.databrickscfg profile) ---------------------------------------------------------
+
+
+def profile_config(settings: Settings) -> Any:
+    """The ``databricks-sdk`` ``Config`` of the profile ``DATABRICKS_CONFIG_PROFILE`` (``--profile``), read from
+    ``DATABRICKS_CONFIG_FILE`` or ``~/.databrickscfg``: its host, ``warehouse_id`` and credentials, resolved by the
+    SDK's unified auth (a token, a service principal, or U2M through ``databricks auth login``'s token cache). On
+    Databricks compute (``DATABRICKS_RUNTIME_VERSION`` set, e.g. the flush job) without a profile: the SDK's default
+    chain, i.e. the job's run-as identity.
+
+    Raises :class:`WarehouseConfigError` when the profile is missing or cannot authenticate (never with a secret)."""
+    try:
+        from databricks.sdk.core import Config
+    except ImportError:
+        raise WarehouseConfigError("a --profile needs the databricks-sdk package (pip install databricks-sdk)") from None
+    name = settings.databricks_config_profile or None
+    timeout = max(1, int(round(settings.warehouse_timeout_s)))
+    try:
+        return Config(profile=name, http_timeout_seconds=timeout, retry_timeout_seconds=timeout,
+                      product="ctg-app", product_version=app_version())
+    except Exception as exc:  # noqa: BLE001 - ValueError("resolve: ... has no NAME profile configured") & co.
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        what = f"Databricks profile {name!r}" if name else "Databricks default authentication"
+        raise WarehouseConfigError(f"{what} cannot be used: {text}") from None
+
+
+def _with_profile_location(settings: Settings, config: Any) -> Settings:
+    """The settings with the workspace (and warehouse, when the profile names one) taken from the profile, where the
+    environment does not set them. A host with a port or plain http (a local stand-in) becomes the connection URI."""
+    changes: dict[str, Any] = {}
+    http_path = settings.warehouse_http_path or (
+        f"/sql/1.0/warehouses/{config.warehouse_id}" if getattr(config, "warehouse_id", None) else None)
+    if http_path and not settings.databricks_http_path:
+        changes["databricks_http_path"] = http_path
+    if not (settings.databricks_connection_uri or settings.databricks_server_hostname) and config.host:
+        parts = urlsplit(config.host)
+        changes["databricks_server_hostname"] = parts.hostname
+        if parts.scheme == "http" or parts.port:
+            changes["databricks_connection_uri"] = config.host.rstrip("/") + (http_path or "")
+    return settings.replace(**changes) if changes else settings
+
+
+def _config_provider(config: Any) -> Any:
+    """A connector ``credentials_provider`` over an SDK ``Config`` (``Config.authenticate()`` gives the header)."""
+
+    def provider() -> Any:
+        def headers() -> dict[str, str]:
+            try:
+                return config.authenticate()
+            except Exception as exc:  # noqa: BLE001 - the SDK's own errors, never carrying the secret
+                raise OAuthUnavailable(f"Databricks profile authentication failed: {_short(exc)}") from None
+
+        return headers
+
+    return provider
 
 
 # ----- OAuth machine-to-machine (service principal) ---------------------------------------------------------------
@@ -411,7 +490,8 @@ def _oauth_error(exc: BaseException) -> BaseException | None:
     return None
 
 
-def connect(settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None) -> Any:
+def connect(settings: Settings | None = None, *, catalog: str | None = None, schema: str | None = None,
+            user_token: str | None = None) -> Any:
     """Open a ``databricks.sql`` connection from the settings, with bounded retries and telemetry off.
 
     Raises :class:`WarehouseConfigError` when settings are missing, or one of :func:`warehouse_errors` when the
@@ -419,4 +499,4 @@ def connect(settings: Settings | None = None, *, catalog: str | None = None, sch
     """
     from databricks import sql
 
-    return sql.connect(**connect_kwargs(settings, catalog=catalog, schema=schema))
+    return sql.connect(**connect_kwargs(settings, catalog=catalog, schema=schema, user_token=user_token))

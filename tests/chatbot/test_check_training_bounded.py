@@ -41,7 +41,7 @@ def test_unreachable_warehouse_fails_fast(kind, silent_listener, tmp_path):
     done = subprocess.run([str(BIN / "ctg-app"), "check-training"], env=env, capture_output=True, text=True,
                           timeout=120)
     elapsed = time.monotonic() - started
-    assert done.returncode == 2, done.stdout + done.stderr  # 1 before, after every question failed on its own
+    assert done.returncode == 4, done.stdout + done.stderr  # EXIT_UNAVAILABLE (1 before, after every question failed)
     assert "cannot reach the data source" in done.stdout
     assert done.stdout.count("FAIL") == 0  # not one failure line per trained question
     assert elapsed < 30, elapsed  # one attempt; before: 42 attempts (124 s refused at the default timeout)

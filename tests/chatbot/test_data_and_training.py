@@ -90,7 +90,7 @@ def test_check_training_reports_failures(tmp_path, monkeypatch, capsys):
 def test_check_training_cannot_check(monkeypatch, capsys):
     monkeypatch.setenv("CTG_DATA_SOURCE", "nowhere")
     reload_settings()
-    assert cli.main(["check-training"]) == 2
+    assert cli.main(["check-training"]) == 3  # exit_codes.EXIT_CONFIG (was 2, the usage code)
     assert "cannot check" in capsys.readouterr().out
 
 

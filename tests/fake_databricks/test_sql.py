@@ -115,8 +115,10 @@ def test_named_and_positional_params_types_and_nulls(fake_warehouse: FakeWarehou
         assert cur.rowcount == 1
         cur.execute("SELECT ts, d, s, i, b, f, dec, ok FROM c.s.typed ORDER BY s NULLS LAST")
         rows = [tuple(r) for r in cur.fetchall()]
-        assert rows[0] == (ts, dt.date(2026, 1, 2), "x", 7, 2**40, 1.5, decimal.Decimal("3.25"), True)
-        assert rows[1][2] is None and rows[1][0] == ts
+        # as on Databricks: a naive parameter is read in the session time zone (UTC here), the value comes back aware
+        aware = ts.replace(tzinfo=dt.timezone.utc)
+        assert rows[0] == (aware, dt.date(2026, 1, 2), "x", 7, 2**40, 1.5, decimal.Decimal("3.25"), True)
+        assert rows[1][2] is None and rows[1][0] == aware and rows[0][0].utcoffset() == dt.timedelta(0)
         assert rows[2] == (None,) * 8
         assert [d[1] for d in cur.description] == ["timestamp", "date", "string", "int", "bigint", "double",
                                                     "decimal", "boolean"]
@@ -140,7 +142,7 @@ def test_merge_exactly_once_on_event_id(fake_warehouse: FakeWarehouse) -> None:
         cur.execute(f"SELECT timestamp, user, details, duration_ms FROM {TABLE} WHERE event_id = :e",
                     {"e": batch[0]["event_id"]})
         row = cur.fetchone()
-        assert row[0] == dt.datetime.strptime(batch[0]["timestamp"], "%Y-%m-%d %H:%M:%S.%f")
+        assert row[0] == dt.datetime.strptime(batch[0]["timestamp"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.timezone.utc)
         assert (row[1], row[2], row[3]) == (batch[0]["user"], batch[0]["details"], 12.5)
 
 
@@ -240,10 +242,10 @@ def test_analytics_functions(fake_warehouse: FakeWarehouse) -> None:
                  GROUP BY date_trunc('HOUR', timestamp) ORDER BY hour""",
                     {"since": dt.datetime(2026, 3, 1), "app": APP})
         rows = [tuple(r) for r in cur.fetchall()]
-    assert rows[0][:4] == (dt.datetime(2026, 3, 1, 10, 0), 6, 2, 4)
+    assert rows[0][:4] == (dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc), 6, 2, 4)
     assert rows[0][4] == pytest.approx(3.5)
     assert isinstance(rows[0][3], int)
-    assert rows[1][:4] == (dt.datetime(2026, 3, 1, 11, 0), 4, 1, 3)
+    assert rows[1][:4] == (dt.datetime(2026, 3, 1, 11, 0, tzinfo=dt.timezone.utc), 4, 1, 3)
 
 
 def test_initial_namespace(fake_warehouse: FakeWarehouse) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -211,4 +212,4 @@ def test_100k_events_warehouse_ids_equal_spool_ids(settings, spool, flush_env) -
     merges = [s for s in wh.statements if s.lstrip().startswith("MERGE")]
     assert len(merges) <= 100  # <= 1 statement per 1,000 events
     row = wh.query(f"SELECT timestamp, user, action, status, details FROM {TABLE} WHERE event_id = ?", [events[5][0]])
-    assert str(row[0][0]) == events[5][1] and row[0][1:] == (events[5][3], events[5][4], events[5][6], events[5][11])
+    assert row[0][0] == dt.datetime.fromisoformat(events[5][1]).replace(tzinfo=dt.timezone.utc) and row[0][1:] == (events[5][3], events[5][4], events[5][6], events[5][11])

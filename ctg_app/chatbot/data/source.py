@@ -13,12 +13,19 @@ single value may exceed ``CHAT_MAX_VALUE_BYTES`` (``SQLITE_LIMIT_LENGTH``) and a
 :data:`MAX_RESULT_COLUMNS` columns; on both sources the rows are fetched in chunks and the fetch stops, with
 :class:`ResultTooLarge`, once their values add up to more than ``CHAT_MAX_RESULT_BYTES``. On Databricks the policy
 refuses the functions that build big values and the connector is asked for at most that many bytes per fetch.
+
+On Databricks, chat SQL can run on behalf of the signed-in user (``CTG_QUERY_IDENTITY``): pass the user's access token
+(Databricks Apps forwards it in ``X-Forwarded-Access-Token``) as ``run_sql(..., user_token=...)`` or bind it for the
+thread with :func:`acting_as`, and the statement runs with that token, so Unity Catalog row filters and column masks
+apply and the query history names the user. The token is only handed to the connector: it is never logged, recorded
+or put into an error message, and sessions are kept per thread under a hash of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import math
 import sqlite3
@@ -255,17 +262,38 @@ class DatabricksSource:
         # cold warehouse); a connection is not shared between threads (PEP 249 thread safety level 1).
         self._local = threading.local()
 
-    def _connection(self) -> Any:
+    def identity_token(self, user_token: str | None) -> str | None:
+        """The token chat SQL runs with under ``CTG_QUERY_IDENTITY``: the user's (``user``, or ``auto`` when the
+        request carried one), or None for the service principal. ``user`` without a token raises
+        :class:`DataSourceConfigError`."""
+        mode = self.settings.query_identity
+        if mode == "service-principal":
+            return None
+        if mode == "user" and not user_token:
+            raise DataSourceConfigError(
+                "This app runs questions as the signed-in user (CTG_QUERY_IDENTITY=user), but the request carried no "
+                "user token: enable user authorization for the app (the sql scope), or set CTG_QUERY_IDENTITY=auto.")
+        return user_token or None
+
+    def _connection(self, user_token: str | None = None) -> Any:
+        # one session per thread, for one identity: another user's token on this thread opens a fresh session
+        key = "sp" if not user_token else hashlib.sha256(user_token.encode()).hexdigest()
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "key", None) != key:
+            self._discard_connection()
+            conn = None
         if conn is None or not conn.open:
             from databricks import sql  # lazy: only this source needs the connector
 
             from ctg_app.warehouse.connection import connect_kwargs
 
-            kwargs = connect_kwargs(self.data_settings(), catalog=self.catalog, schema=self.schema)
+            kwargs = connect_kwargs(self.data_settings(), catalog=self.catalog, schema=self.schema,
+                                    user_token=user_token)
             # enforced by the warehouse itself; the connector (4.x) has no per-statement timeout argument
-            kwargs["session_configuration"] = {"STATEMENT_TIMEOUT": str(max(1, math.ceil(self.timeout_s)))}
+            kwargs["session_configuration"] = {**kwargs.get("session_configuration", {}),
+                                               "STATEMENT_TIMEOUT": str(max(1, math.ceil(self.timeout_s)))}
             conn = self._local.conn = sql.connect(**kwargs)
+            self._local.key = key
         return conn
 
     def data_settings(self) -> Settings:
@@ -287,8 +315,11 @@ class DatabricksSource:
             except Exception:  # noqa: BLE001 - it is broken already; a fresh one is opened next time
                 log.debug("closing a broken warehouse connection failed", exc_info=True)
 
-    def run_sql(self, sql: str, on_wait: OnWait | None = None) -> pd.DataFrame:
+    def run_sql(self, sql: str, on_wait: OnWait | None = None, *, user_token: str | None = None) -> pd.DataFrame:
         """Execute ``sql`` with unqualified tables resolved in CTG_DATA_SCHEMA (on this thread's session).
+
+        ``user_token`` (else the one bound by :func:`acting_as`): the signed-in user's access token; whether it is
+        used is ``CTG_QUERY_IDENTITY``'s choice (:meth:`identity_token`).
 
         A warehouse that is starting (HTTP 503/429 after the connector's own bounded retries) is waited for, up to
         ``WAREHOUSE_START_TIMEOUT_S``, calling ``on_wait(elapsed_s)`` (or the callback bound by
@@ -296,11 +327,12 @@ class DatabricksSource:
         error is raised at once. Either way the caller sees one call, so ``@tracked`` records one event.
         """
         on_wait = on_wait or getattr(_waiters, "on_wait", None)
+        token = self.identity_token(user_token or getattr(_acting, "user_token", None))
         limit = float(self.settings.warehouse_start_timeout_s)
         started = time.monotonic()
         while True:
             try:
-                return self._execute(sql)
+                return self._execute(sql, token)
             except Exception as exc:
                 if not warehouse_is_starting(exc):
                     raise
@@ -310,12 +342,12 @@ class DatabricksSource:
                 log.info("SQL warehouse is starting (%s); waited %.0f s of %.0f s", type(exc).__name__, elapsed, limit)
                 _wait(min(START_POLL_S, limit - elapsed), started, on_wait)
 
-    def _execute(self, sql: str) -> pd.DataFrame:
-        """One attempt of :meth:`run_sql` on this thread's session."""
+    def _execute(self, sql: str, user_token: str | None = None) -> pd.DataFrame:
+        """One attempt of :meth:`run_sql` on this thread's session (for ``user_token``, or the service principal)."""
         from databricks.sql.exc import ServerOperationError
 
         statement = qualify_tables(sql, self.catalog, self.schema)
-        conn = self._connection()
+        conn = self._connection(user_token)
         try:
             # the connector's own bounds: rows and bytes per fetch (direct results), so no fetch brings much more than
             # the budget fetch_bounded counts
@@ -421,6 +453,29 @@ def reporting_warehouse_start(on_wait: OnWait) -> Iterator[None]:
         yield
     finally:
         _waiters.on_wait = previous
+
+
+_acting = threading.local()
+
+
+@contextlib.contextmanager
+def acting_as(user_token: str | None) -> Iterator[None]:
+    """Within the block, Databricks chat SQL on this thread runs with ``user_token`` (the signed-in user's, from
+    ``X-Forwarded-Access-Token``) where ``CTG_QUERY_IDENTITY`` allows; for call chains that do not pass it
+    (``vn.run_sql`` behind a cache)."""
+    previous = getattr(_acting, "user_token", None)
+    _acting.user_token = user_token or None
+    try:
+        yield
+    finally:
+        _acting.user_token = previous
+
+
+def acting_identity_key() -> str:
+    """A short hash of the user token bound by :func:`acting_as` ("" when none): result caches shared across users
+    must include it, since answers run as the user differ per user (row filters, masks)."""
+    token = getattr(_acting, "user_token", None)
+    return "" if not token else ":user-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def make_data_source(settings: Settings | None = None) -> DataSource:

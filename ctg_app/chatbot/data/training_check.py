@@ -3,18 +3,20 @@
 Each trained question must also be understood by the offline answering engine (it answers paraphrases of a trained
 question with that question's SQL only when it can read the trained question's slots itself).
 
-Exit status 0 when all run, 1 when any fails (each failure is reported with its question and error), 2 when the
-training file or data source cannot be used at all. An unreachable warehouse (or a rejected token) stops the check at the
+Exit status (:mod:`ctg_app.exit_codes`) 0 when all run, 1 when any fails (each failure is reported with its question
+and error), 3 when the training file or data source settings cannot be used, 4 when the data source cannot be reached.
+``--json`` prints ``{"source", "passed", "failed", "results": [...]}`` (or ``{"error", "exit_code"}``). An unreachable warehouse (or a rejected token) stops the check at the
 first question that meets it, so the command takes one connection attempt (bounded by ``WAREHOUSE_TIMEOUT_S``), not
 one per trained question.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from ctg_app.chatbot.answering.engine import AnswerEngine
@@ -78,21 +80,28 @@ def check_training(settings: Settings | None = None, source: DataSource | None =
     return results
 
 
-def main(verbose: bool = False, out: TextIO | None = None) -> int:
-    """Print a report; exit status 0 all passed, 1 some failed, 2 could not check."""
+def main(verbose: bool = False, out: TextIO | None = None, as_json: bool = False) -> int:
+    """Print a report (JSON with ``as_json``); exit status 0 all passed, 1 some failed, 3 could not check (settings),
+    4 the data source is unreachable."""
+    from ctg_app.exit_codes import EXIT_CONFIG, EXIT_UNAVAILABLE
+
     out = out or sys.stdout
     started = time.monotonic()
     try:
         source = make_data_source(get_settings())
         results = check_training(source=source)
     except SourceUnreachable as exc:
-        print(f"check-training: cannot reach the data source ({source.describe()}): {exc}; gave up after "
-              f"{time.monotonic() - started:.1f} s (WAREHOUSE_TIMEOUT_S bounds the wait)", file=out)
-        return 2
+        message = (f"check-training: cannot reach the data source ({source.describe()}): {exc}; gave up after "
+                   f"{time.monotonic() - started:.1f} s (WAREHOUSE_TIMEOUT_S bounds the wait)")
+        return _fail(message, EXIT_UNAVAILABLE, out, as_json)
     except Exception as exc:
-        print(f"check-training: cannot check: {type(exc).__name__}: {exc}", file=out)
-        return 2
+        return _fail(f"check-training: cannot check: {type(exc).__name__}: {exc}", EXIT_CONFIG, out, as_json)
     failures = [r for r in results if not r.ok]
+    if as_json:
+        json.dump({"source": source.describe(), "passed": len(results) - len(failures), "failed": len(failures),
+                   "results": [asdict(r) for r in results]}, out, indent=2)
+        print(file=out)
+        return 1 if failures else 0
     print(f"Checking {len(results)} trained questions against {source.describe()}", file=out)
     for r in results:
         if not r.ok:
@@ -101,3 +110,12 @@ def main(verbose: bool = False, out: TextIO | None = None) -> int:
             print(f"ok    {r.question} ({r.rows} rows)", file=out)
     print(f"{len(results) - len(failures)} passed, {len(failures)} failed", file=out)
     return 1 if failures else 0
+
+
+def _fail(message: str, code: int, out: TextIO, as_json: bool) -> int:
+    if as_json:
+        json.dump({"error": message, "exit_code": code}, out, indent=2)
+        print(file=out)
+    else:
+        print(message, file=out)
+    return code

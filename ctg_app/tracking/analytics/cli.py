@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from ctg_app.exit_codes import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE
 from ctg_app.tracking.analytics.reports import REPORTS, SOURCE_AUTO, SOURCE_SPOOL, SOURCE_WAREHOUSE, run_report
 
 FORMATS = ("table", "csv", "json")
@@ -19,7 +20,7 @@ FORMATS = ("table", "csv", "json")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``usage-report`` options (shared by the ``ctg-app`` subcommand and ``python -m``)."""
-    parser.add_argument("--days", type=int, default=None,
+    parser.add_argument("--days", type=_days, default=None,
                         help="window: today plus N previous days, UTC (default: each report's own; stats: 7)")
     parser.add_argument("--user", default=None, help="only this user's events")
     parser.add_argument("--action", default=None, help="only this action's events")
@@ -30,8 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: the warehouse when configured and reachable, else the spool")
 
 
+def _days(text: str) -> int:
+    """``--days``: a whole number of days, 0 or more (argparse turns the error into exit 2 with this message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (today) or more, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace, out=None, err=None) -> int:
-    """Run the command; returns the exit status (2 for a bad report name, 3 when --source warehouse fails)."""
+    """Run the command; returns the exit status of :mod:`ctg_app.exit_codes` (2 bad report name, 3 configuration
+    error, 4 warehouse unavailable with ``--source warehouse``)."""
     out = out or sys.stdout
     err = err or sys.stderr
     if args.report == "stats":
@@ -40,7 +53,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     unknown = [n for n in names if n not in REPORTS]
     if unknown:
         print(f"unknown report {unknown[0]!r}; choose stats, all, or one of: {', '.join(REPORTS)}", file=err)
-        return 2
+        return EXIT_USAGE
     from ctg_app.warehouse.connection import WarehouseConfigError
     from ctg_app.tracking.analytics.reports import WarehouseUnavailable
 
@@ -53,10 +66,10 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
             result = run_report(name, **kwargs)
         except WarehouseUnavailable as exc:
             print(f"warehouse unavailable: {exc}", file=err)
-            return 3
+            return EXIT_UNAVAILABLE
         except WarehouseConfigError as exc:  # e.g. TRACKING_TABLE is not catalog.schema.table
             print(f"configuration error: {exc}", file=err)
-            return 3
+            return EXIT_CONFIG
         if result.notice:
             print(f"note: {result.notice}", file=err)
         if args.format == "json":
@@ -77,9 +90,18 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
 
 
 def _stats(args: argparse.Namespace, out, err) -> int:
+    from ctg_app.tracking.analytics.reports import WarehouseUnavailable
     from ctg_app.tracking.analytics.stats import get_usage_stats
+    from ctg_app.warehouse.connection import WarehouseConfigError
 
-    stats = get_usage_stats(args.user, 7 if args.days is None else args.days)
+    try:
+        stats = get_usage_stats(args.user, 7 if args.days is None else args.days, source=args.source)
+    except WarehouseUnavailable as exc:
+        print(f"warehouse unavailable: {exc}", file=err)
+        return EXIT_UNAVAILABLE
+    except WarehouseConfigError as exc:
+        print(f"configuration error: {exc}", file=err)
+        return EXIT_CONFIG
     if stats.notice:
         print(f"note: {stats.notice}", file=err)
     if args.format == "json":
@@ -120,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ctg-app usage-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from ctg_app.tracking.delivery.cli import add_common_options, apply_profile
+
+    add_common_options(parser)
+    args = parser.parse_args(argv)
+    apply_profile(args)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 Run it from cron or a Databricks job; it is safe to run while the app records events, while the app's background
 flusher runs, and as several copies at once. See ``docs/flush-spool.md``.
+
+Without a local spool (a Databricks job while the app is stopped) and with ``TRACKING_PARK_VOLUME`` set, it delivers
+the parked segments on the volume. ``--profile NAME`` authenticates through a ``~/.databrickscfg`` profile
+(Databricks unified auth); explicit ``DATABRICKS_*`` credentials win over it.
 """
 
 from __future__ import annotations
@@ -14,25 +18,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
-EXIT_UNREACHABLE = 4
-EXIT_PARTIAL = 5
+from ctg_app.exit_codes import (
+    EXIT_CODES_HELP as _TABLE,
+    EXIT_CONFIG,
+    EXIT_FAILED as EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNAVAILABLE as EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}  all due events delivered (or nothing to do; --status, --migrate, --dry-run succeeded)
-  {EXIT_ERROR}  unexpected internal error
-  {EXIT_USAGE}  bad command line
-  {EXIT_CONFIG}  configuration error: missing/invalid settings, token rejected (401/403), unusable table,
-     TRACKING_SPOOL_PATH does not exist
-  {EXIT_UNREACHABLE}  warehouse unreachable / unavailable: nothing delivered, events stay pending
-  {EXIT_PARTIAL}  partial delivery: some events delivered, then a failure; or refused events dead-lettered
-
+EXIT_CODES_HELP = _TABLE + """
 environment: DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN (or DATABRICKS_CONNECTION_URI),
 TRACKING_TABLE, TRACKING_SPOOL_PATH, WAREHOUSE_TIMEOUT_S, FLUSH_BATCH_SIZE, SPOOL_RETENTION_DAYS, SPOOL_MAX_MB,
-TRACKING_PARK_VOLUME, TRACKING_PARK_AFTER_S.
+TRACKING_PARK_VOLUME, TRACKING_PARK_AFTER_S; DATABRICKS_CONFIG_PROFILE / DATABRICKS_CONFIG_FILE (or --profile).
 """
 
 _OUTCOME_EXIT = {"ok": EXIT_OK, "config": EXIT_CONFIG, "unreachable": EXIT_UNREACHABLE, "partial": EXIT_PARTIAL}
@@ -65,7 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lease-seconds", type=float, default=None,
                         help="how long a claimed batch stays reserved (default max(300, 20 x WAREHOUSE_TIMEOUT_S))")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (the connector's too)")
+    add_common_options(parser)
     return parser
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--profile NAME`` and ``--version``, which every command line of the app has."""
+    from ctg_app.warehouse.connection import app_version
+
+    parser.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
+                        help="Databricks unified auth: the ~/.databrickscfg profile (or DATABRICKS_CONFIG_FILE) to "
+                             "use when no DATABRICKS_* credentials are set")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {app_version()}")
+
+
+def apply_profile(args: argparse.Namespace) -> None:
+    """Make ``--profile`` the process's ``DATABRICKS_CONFIG_PROFILE`` (read by the settings and the SDK)."""
+    import os
+
+    profile = getattr(args, "profile", None)
+    if profile:
+        os.environ["DATABRICKS_CONFIG_PROFILE"] = profile
 
 
 def _positive_int(text: str) -> int:
@@ -122,6 +141,7 @@ def _logging_to(stream: TextIO, verbose: bool, redact: Any) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flush-spool`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    apply_profile(args)
     from ctg_app.console import run_redacted
 
     # stdout (text and --json), stderr and any traceback pass through the redactor: a secret pasted into a setting
@@ -160,6 +180,9 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
     )
     from ctg_app.tracking.delivery.flush import CONFIG, Flusher, classify
 
+    if not args.migrate and not settings.spool_path.exists() and settings.park_volume and not args.status:
+        # a Databricks job while the app is stopped: no local spool, but the park volume may hold segments
+        return _drain_parked(args, settings, out)
     if not args.migrate and not settings.spool_path.exists():  # --migrate only touches the table
         # Opening it would create an empty spool and report "nothing to do": a wrong path would go unnoticed.
         return _config_error(args, f"the spool {settings.spool_path} does not exist: check TRACKING_SPOOL_PATH (it "
@@ -230,6 +253,48 @@ def _run(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
         summary += f"; error: {report.error}"
     _emit(args.json, {**report.as_dict(), "status": status}, summary, out, error=report.outcome != "ok")
     return _OUTCOME_EXIT[report.outcome]
+
+
+def _drain_parked(args: argparse.Namespace, settings: Any, out: TextIO) -> int:
+    """No local spool: deliver the parked segments on ``TRACKING_PARK_VOLUME`` (exactly once, as the app would),
+    keeping the parker's bookkeeping in a throwaway spool. Exit 0 when the volume was drained (or empty)."""
+    import tempfile
+    from pathlib import Path
+
+    from ctg_app.tracking.delivery.park import ParkConfigError, Parker
+    from ctg_app.tracking.recording.spool import Spool
+    from ctg_app.warehouse.connection import WarehouseConfigError, validate_table_name
+
+    if args.dry_run or args.retry_dead:
+        return _config_error(args, f"the spool {settings.spool_path} does not exist: --dry-run and --retry-dead need "
+                             "it (without it flush-spool only delivers the parked segments on the volume)", out)
+    try:
+        validate_table_name(settings.tracking_table)
+    except WarehouseConfigError as exc:
+        return _config_error(args, str(exc), out)
+    with tempfile.TemporaryDirectory(prefix="ctg-park-drain-") as scratch:
+        spool = Spool.from_settings(settings.replace(spool_path=Path(scratch) / "drain.sqlite3"))
+        try:
+            parker = Parker(settings, spool, timeout_s=settings.warehouse_timeout_s)
+            report = parker.deliver_parked()
+        except ParkConfigError as exc:
+            return _config_error(args, str(exc), out)
+        finally:
+            spool.close()
+    result = {"outcome": "ok" if report.error is None else report.error_kind, "local_spool": None,
+              **report.as_dict()}
+    text = (f"no local spool ({settings.spool_path}); park volume {parker.directory}: delivered "
+            f"{report.delivered} events ({report.inserted} new) from {report.segments_delivered} parked segment(s)"
+            + (f"; {report.segments_bad} unreadable segment(s) left" if report.segments_bad else "")
+            + (f"; error: {report.error}" if report.error else ""))
+    if report.error is None:
+        _emit(args.json, result, text, out)
+        return EXIT_OK
+    code = {"config": EXIT_CONFIG, "unreachable": EXIT_UNREACHABLE}.get(report.error_kind, EXIT_PARTIAL)
+    if code == EXIT_UNREACHABLE and report.segments_delivered:
+        code = EXIT_PARTIAL
+    _emit(args.json, result, f"flush-spool: {text}", out, error=True)
+    return code
 
 
 class _Progress:

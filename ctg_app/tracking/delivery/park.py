@@ -54,7 +54,8 @@ _FROM_WIRE = {short: name for name, short in WIRE_NAMES.items()}
 
 
 class ParkConfigError(ValueError):
-    """``TRACKING_PARK_VOLUME`` is not a volume path, or there are no workspace credentials."""
+    """``TRACKING_PARK_VOLUME`` is not a volume path, names a volume that does not exist, or there are no workspace
+    credentials."""
 
 
 @dataclass
@@ -69,6 +70,7 @@ class ParkReport:
     segments_bad: int = 0  # unreadable segments, left on the volume
     failed: int = 0  # events that could not be parked (still pending in the spool)
     error: str | None = None
+    error_kind: str | None = None  # with ``error``: ``config`` (fix a setting or grant) or ``unreachable`` (retry)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -101,16 +103,21 @@ def files_client(settings: Settings, timeout_s: float) -> Any:
 
     from ctg_app.warehouse.connection import oauth_base_url
 
-    if not (settings.databricks_connection_uri or settings.databricks_server_hostname):
+    located = bool(settings.databricks_connection_uri or settings.databricks_server_hostname)
+    if not (located or settings.databricks_config_profile or settings.databricks_runtime_version):
         raise ParkConfigError("the park volume needs the workspace: set DATABRICKS_HOST (or DATABRICKS_SERVER_HOSTNAME)")
     seconds = max(1, int(round(timeout_s)))
-    kwargs: dict[str, Any] = {"host": oauth_base_url(settings), "retry_timeout_seconds": seconds,
+    kwargs: dict[str, Any] = {"host": oauth_base_url(settings) if located else None, "retry_timeout_seconds": seconds,
                               "http_timeout_seconds": seconds}
     if settings.databricks_access_token:
         kwargs.update(token=settings.databricks_access_token, auth_type="pat")
     elif settings.databricks_client_id and settings.databricks_client_secret:
         kwargs.update(client_id=settings.databricks_client_id, client_secret=settings.databricks_client_secret,
                       auth_type="oauth-m2m")
+    elif settings.databricks_config_profile or settings.databricks_runtime_version:  # unified auth (profile / job)
+        kwargs["profile"] = settings.databricks_config_profile or None
+        if not (settings.databricks_connection_uri or settings.databricks_server_hostname):
+            del kwargs["host"]
     else:
         raise ParkConfigError("the park volume needs credentials: DATABRICKS_ACCESS_TOKEN, or DATABRICKS_CLIENT_ID "
                               "and DATABRICKS_CLIENT_SECRET")
@@ -264,8 +271,23 @@ class Parker:
                 modified = entry.last_modified / 1000 if entry.last_modified else None
                 found.append(Segment(name, entry.path or f"{self.directory}/{name}", entry.file_size, modified))
         except NotFound:
+            self._check_volume_exists()
             return []
         return sorted(found, key=lambda s: s.name)
+
+    def _check_volume_exists(self) -> None:
+        """The park directory is missing: fine when the volume exists (nothing parked yet), a configuration error
+        (:class:`ParkConfigError`) when the volume itself does not."""
+        from databricks.sdk.errors import NotFound
+
+        volume = "/" + "/".join(self.directory.strip("/").split("/")[:4])
+        if volume == self.directory:
+            return
+        try:
+            self.files.get_directory_metadata(volume)
+        except NotFound:
+            raise ParkConfigError(f"TRACKING_PARK_VOLUME: the volume {volume} does not exist (create it, or fix the "
+                                  "path)") from None
 
     def deliver_parked(self, sink_factory: Callable[[Settings], DatabricksSink] = DatabricksSink,
                        *, deadline: float | None = None) -> ParkReport:
@@ -278,7 +300,7 @@ class Parker:
         try:
             segments = self.segments()
         except Exception as exc:  # noqa: BLE001
-            report.error = self._describe(exc)
+            report.error, report.error_kind = self._describe(exc), self._kind(exc)
             return report
         self._reconcile({s.name for s in segments})
         if not segments:
@@ -312,7 +334,7 @@ class Parker:
                 log.info("delivered parked segment %s: %d events (%d new)", segment.name, len(events),
                          result.inserted if result else 0)
         except Exception as exc:  # noqa: BLE001 - warehouse or Files API down: the segments wait on the volume
-            report.error = self._describe(exc)
+            report.error, report.error_kind = self._describe(exc), self._kind(exc)
             log.warning("delivering parked segments stopped: %s", report.error)
         finally:
             sink.close()
@@ -375,6 +397,19 @@ class Parker:
         else:
             text = f"park volume {self.directory}: {type(exc).__name__}: {first}"
         return self._redact(text)
+
+    @staticmethod
+    def _kind(exc: BaseException) -> str:
+        """``config`` (a setting, grant or missing volume/table: retrying will not help) or ``unreachable``."""
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(exc, ParkConfigError) or status in (401, 403, 404) or type(exc).__name__ in (
+                "Unauthenticated", "PermissionDenied", "NotFound"):
+            return "config"
+        if type(exc).__module__.startswith(("databricks.sql", "ctg_app.warehouse")):
+            from ctg_app.tracking.delivery.flush import classify
+
+            return "unreachable" if classify(exc) == "unreachable" else "config"
+        return "unreachable"
 
     def _record_error(self, message: str) -> None:
         self.spool.set_meta(META_LAST_PARK_ERROR, message[:500])

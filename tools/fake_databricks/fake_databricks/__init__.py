@@ -21,8 +21,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "dapi-fake-token"
 DEFAULT_HTTP_PATH = "/sql/1.0/warehouses/fake"
+#: the volume a fresh fake workspace has (as the bundle's ``resources/`` would create it)
+DEFAULT_VOLUMES = ("/Volumes/main/ops/usage",)
 
-__all__ = ["FakeWarehouse", "FaultPlan", "Fault", "SqlError", "DEFAULT_TOKEN", "DEFAULT_HTTP_PATH"]
+__all__ = ["FakeWarehouse", "FaultPlan", "Fault", "SqlError", "DEFAULT_TOKEN", "DEFAULT_HTTP_PATH", "DEFAULT_VOLUMES"]
 
 
 class FakeWarehouse:
@@ -30,12 +32,19 @@ class FakeWarehouse:
 
     ``db_path=None`` keeps data in memory (kept across :meth:`stop`/:meth:`start`). ``port=0`` picks a free
     port on the first start; later starts reuse it, so a stop/start pair simulates an outage and recovery.
+
+    Like a workspace: ``time_zone`` is the warehouse's default session time zone (its ``TIMEZONE`` configuration;
+    a session may set its own); ``volumes`` are the Unity Catalog volumes that exist for the Files API (others answer
+    404; ``CREATE VOLUME`` adds one); ``user_tokens`` maps user access tokens (what Databricks Apps forwards in
+    ``X-Forwarded-Access-Token``) to the user's email, which :attr:`statement_log` then shows as the statement's
+    principal. ``cluster_by_supported = False`` makes it refuse ``CLUSTER BY`` like a runtime without liquid clustering.
     """
 
     def __init__(self, db_path: Optional[str] = None, tls: bool = False, token: str = DEFAULT_TOKEN,
                  port: int = 0, host: str = "127.0.0.1", http_path: str = DEFAULT_HTTP_PATH,
                  page_rows: int = 4096, oauth_clients: Optional[dict[str, str]] = None,
-                 oauth_token_ttl_s: int = 3600) -> None:
+                 oauth_token_ttl_s: int = 3600, time_zone: str = "UTC",
+                 volumes: tuple[str, ...] = DEFAULT_VOLUMES, user_tokens: Optional[dict[str, str]] = None) -> None:
         self.db_path = db_path
         self.tls = tls
         self.token = token
@@ -54,6 +63,11 @@ class FakeWarehouse:
         self.engine = Engine(db_path)
         self.faults = FaultPlan()
         self._server = WarehouseServer(self.engine, host, port, http_path, token, self.faults, ssl_context, page_rows)
+        self._server.handler.time_zone = time_zone
+        self._server.user_tokens.update(user_tokens or {})
+        for volume in volumes:
+            self._server.files.create_volume(volume)
+        self.engine.on_create_volume = self._server.files.create_volume
         self.oauth = None
         if oauth_clients:  # OAuth M2M mode: OIDC discovery + token endpoint, issued tokens accepted as Bearer
             from .oauth import OAuthServer
@@ -180,6 +194,25 @@ class FakeWarehouse:
         return list(self._server.statements)
 
     @property
+    def statement_log(self) -> list[tuple[str, str]]:
+        """(SQL text, principal) per statement received: who ran it, by the token the request carried
+        (``"service-principal"`` for :attr:`token`, a user's email for one of ``user_tokens``, an OAuth client id)."""
+        return list(self._server.statement_log)
+
+    def add_user_token(self, token: str, email: str) -> None:
+        """Accept ``token`` as the access token of user ``email`` (forwarded on-behalf-of-user by Databricks Apps)."""
+        self._server.user_tokens[token] = email
+
+    @property
+    def cluster_by_supported(self) -> bool:
+        """False: ``CREATE TABLE ... CLUSTER BY`` fails with a syntax error, as on a runtime without liquid clustering."""
+        return self._server.engine.cluster_by_supported
+
+    @cluster_by_supported.setter
+    def cluster_by_supported(self, value: bool) -> None:
+        self._server.engine.cluster_by_supported = bool(value)
+
+    @property
     def statement_count(self) -> int:
         """Number of statements received over the wire."""
         return len(self._server.statements)
@@ -197,5 +230,6 @@ class FakeWarehouse:
     def reset_stats(self) -> None:
         """Forget recorded statements, call counts and User-Agents."""
         self._server.statements.clear()
+        self._server.statement_log.clear()
         self._server.method_counts.clear()
         self._server.user_agents.clear()

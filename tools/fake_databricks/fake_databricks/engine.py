@@ -3,6 +3,17 @@
 Three-part names ``catalog.schema.table`` map to attached DuckDB databases (one per catalog; in memory, or
 one file per catalog next to ``db_path``). Statements sqlglot cannot express for DuckDB (``DESCRIBE DETAIL``,
 ``SHOW COLUMNS``, multi-column ``ALTER TABLE ... ADD COLUMNS``, ``inline(from_json(...))``) get small rewrites.
+
+Where Databricks' behaviour matters to the product, the engine follows it:
+
+- ``TIMESTAMP`` is an instant (Databricks' ``TIMESTAMP_LTZ``, DuckDB ``TIMESTAMPTZ``): ``DATE(ts)``, ``HOUR(ts)``
+  and the values returned follow the session time zone (``SET TIME ZONE 'UTC'`` or the ``TIMEZONE`` session
+  parameter; a warehouse default otherwise). ``TIMESTAMP_NTZ`` stays a naive DuckDB ``TIMESTAMP``.
+- ``CREATE TABLE ... USING DELTA CLUSTER BY (cols)``: only ``DELTA`` is accepted as the format; the clustering
+  columns are kept and shown by ``DESCRIBE`` (a ``# Clustering Information`` section) and ``DESCRIBE DETAIL``
+  (``clusteringColumns``). With ``Engine.cluster_by_supported = False`` it refuses ``CLUSTER BY`` as a runtime
+  older than liquid clustering does (a syntax error).
+- ``CREATE VOLUME [IF NOT EXISTS] c.s.v`` registers a volume (``Engine.on_create_volume`` tells the Files API).
 """
 
 from __future__ import annotations
@@ -35,6 +46,9 @@ _RE_DESCRIBE_DETAIL = re.compile(rf"^\s*(?:DESC|DESCRIBE)\s+DETAIL\s+{_NAME}\s*;
 _RE_DESCRIBE = re.compile(rf"^\s*(?:DESC|DESCRIBE)\s+(?:TABLE\s+)?(?:EXTENDED\s+|FORMATTED\s+)?{_NAME}\s*;?\s*$", re.I | re.S)
 _RE_SHOW_COLUMNS = re.compile(rf"^\s*SHOW\s+COLUMNS\s+(?:IN|FROM)\s+{_NAME}(?:\s+(?:IN|FROM)\s+({_IDENT}))?\s*;?\s*$", re.I | re.S)
 _RE_SHOW_TABLES = re.compile(rf"^\s*SHOW\s+TABLES(?:\s+(?:IN|FROM)\s+{_NAME})?\s*;?\s*$", re.I | re.S)
+_RE_SET_TIME_ZONE = re.compile(r"^\s*SET\s+(?:TIME\s+ZONE|TIMEZONE\s*=?)\s*(?:'([^']*)'|(LOCAL)|([\w/+\-]+))\s*;?\s*$",
+                               re.I | re.S)
+_RE_CREATE_VOLUME = re.compile(rf"^\s*CREATE\s+(?:EXTERNAL\s+)?VOLUME\s+(IF\s+NOT\s+EXISTS\s+)?{_NAME}.*$", re.I | re.S)
 _RE_USE = re.compile(rf"^\s*USE\s+(CATALOG\s+|SCHEMA\s+|DATABASE\s+)?{_NAME}\s*;?\s*$", re.I | re.S)
 
 
@@ -95,7 +109,7 @@ def databricks_type_name(duck_type: str) -> str:
         "VARCHAR": "string", "BOOLEAN": "boolean", "TINYINT": "tinyint", "SMALLINT": "smallint",
         "INTEGER": "int", "BIGINT": "bigint", "HUGEINT": "bigint", "UBIGINT": "bigint", "UINTEGER": "bigint",
         "USMALLINT": "int", "UTINYINT": "smallint", "FLOAT": "float", "DOUBLE": "double", "DATE": "date",
-        "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp", "BLOB": "binary",
+        "TIMESTAMP": "timestamp_ntz", "TIMESTAMP WITH TIME ZONE": "timestamp", "BLOB": "binary",
         "INTERVAL": "interval", "UUID": "string", "JSON": "string",
     }
     if t in simple:
@@ -133,9 +147,12 @@ def _parse_schema_string(schema: str) -> exp.DataType:
 
 
 def _fix_types(node: exp.Expression) -> exp.Expression:
-    """Databricks TIMESTAMP is stored as a naive UTC DuckDB TIMESTAMP."""
+    """Databricks TIMESTAMP (an instant, shown in the session time zone) is a DuckDB TIMESTAMPTZ; TIMESTAMP_NTZ a
+    naive DuckDB TIMESTAMP."""
     for dt in list(node.find_all(exp.DataType)):
-        if dt.this in (exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.TIMESTAMPLTZ, exp.DataType.Type.TIMESTAMPNTZ):
+        if dt.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPLTZ):
+            dt.set("this", exp.DataType.Type.TIMESTAMPTZ)
+        elif dt.this == exp.DataType.Type.TIMESTAMPNTZ:
             dt.set("this", exp.DataType.Type.TIMESTAMP)
     return node
 
@@ -178,10 +195,8 @@ def _convert_param(p: Param) -> Any:
     if t == "BOOLEAN":
         return v.strip().lower() in ("true", "1")
     if t.startswith("TIMESTAMP"):
-        ts = _dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
-        if ts.tzinfo is not None:
-            ts = ts.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return ts
+        # an offset is kept (an instant); a naive value is read in the session time zone, as Databricks does
+        return _dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
     if t == "DATE":
         return _dt.date.fromisoformat(v.strip()[:10])
     return v
@@ -227,6 +242,12 @@ class Engine:
 
     def __init__(self, db_path: Optional[str] = None) -> None:
         self.db_path = db_path
+        #: False: refuse ``CLUSTER BY`` as a runtime without liquid clustering does (a syntax error)
+        self.cluster_by_supported = True
+        #: liquid clustering columns per ``catalog.schema.table`` (lower case), from ``CREATE TABLE ... CLUSTER BY``
+        self.clustering: dict[str, list[str]] = {}
+        #: called with ``/Volumes/<catalog>/<schema>/<volume>`` for each ``CREATE VOLUME``
+        self.on_create_volume: Any = None
         self._con = duckdb.connect(db_path or ":memory:")
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         self._ddl_lock = threading.RLock()
@@ -282,6 +303,14 @@ class Engine:
             else:
                 self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
 
+    @staticmethod
+    def set_time_zone(cur: duckdb.DuckDBPyConnection, zone: str) -> None:
+        """Make ``zone`` (an IANA name or ``UTC``) the session time zone of ``cur``."""
+        try:
+            cur.execute(f"SET TimeZone = '{zone.replace(chr(39), '')}'")
+        except duckdb.Error:
+            raise SqlError(f"Invalid time zone {zone!r}.", "22023", "INVALID_CONF_VALUE.TIME_ZONE") from None
+
     def use(self, cur: duckdb.DuckDBPyConnection, catalog: Optional[str], schema: Optional[str]) -> None:
         """Make ``catalog.schema`` the default namespace of ``cur`` (auto-created)."""
         if catalog:
@@ -313,17 +342,43 @@ class Engine:
             ):
                 return self._alter_multi(cur, tree, params)
             tree = _fix_types(tree.transform(_transform))
-            if isinstance(tree, exp.Create):
-                props = tree.args.get("properties")
-                if props:
-                    keep = [p for p in props.expressions if isinstance(p, exp.TemporaryProperty)]
-                    tree.set("properties", exp.Properties(expressions=keep) if keep else None)
+            cluster_columns = self._table_properties(tree) if isinstance(tree, exp.Create) else None
             duck_sql = tree.sql("duckdb")
-            return self._run(cur, duck_sql, params, kind=type(tree).__name__.lower())
+            result = self._run(cur, duck_sql, params, kind=type(tree).__name__.lower())
+            if cluster_columns is not None and isinstance(tree.this, (exp.Schema, exp.Table)):
+                table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+                parts = [p.name for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
+                key = ".".join(self._resolve(cur, parts)).lower()
+                if cluster_columns or key not in self.clustering:
+                    self.clustering[key] = cluster_columns
+            return result
         except SqlError:
             raise
         except duckdb.Error as e:
             raise _map_duckdb_error(e) from None
+
+    def _table_properties(self, tree: exp.Create) -> Optional[list[str]]:
+        """Check ``USING <format>`` and ``CLUSTER BY`` of a CREATE TABLE as Databricks does, drop them from the tree
+        (DuckDB knows neither) and return the clustering columns ([] when not clustered; None for non-tables)."""
+        props = tree.args.get("properties")
+        if (tree.kind or "").upper() != "TABLE":
+            return None
+        columns: list[str] = []
+        keep = []
+        for prop in (props.expressions if props else []):
+            if isinstance(prop, exp.FileFormatProperty):
+                fmt = prop.name.upper() if prop.this is not None else ""
+                if fmt not in ("DELTA", ""):
+                    raise SqlError(f"Unity Catalog managed tables must use DELTA, not {fmt}.", "0A000",
+                                   "UC_FILE_FORMAT_NOT_SUPPORTED")
+            elif isinstance(prop, exp.ClusterProperty):
+                if not self.cluster_by_supported:
+                    raise SqlError("Syntax error at or near 'CLUSTER'.", "42601", "PARSE_SYNTAX_ERROR")
+                columns = [c.name for c in prop.expressions]
+            elif isinstance(prop, exp.TemporaryProperty):
+                keep.append(prop)
+        tree.set("properties", exp.Properties(expressions=keep) if keep else None)
+        return columns
 
     def _check_param_limits(self, sql: str, params: Sequence[Param]) -> None:
         n_markers = len(re.findall(r"(?<![:\w]):[A-Za-z_]\w*|\?", _strip_literals(sql)))
@@ -428,8 +483,8 @@ class Engine:
         try:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM __fw_load_df LIMIT 0")
             for col, typ in cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall():
-                if typ == "TIMESTAMP WITH TIME ZONE":
-                    cur.execute(f"ALTER TABLE {name} ALTER {_q(col)} TYPE TIMESTAMP")
+                if typ == "TIMESTAMP":  # a Databricks TIMESTAMP is an instant; naive frame values are UTC
+                    cur.execute(f"ALTER TABLE {name} ALTER {_q(col)} TYPE TIMESTAMPTZ")
             cur.execute(f"INSERT INTO {name} BY NAME SELECT * FROM __fw_load_df")
         finally:
             cur.unregister("__fw_load_df")
@@ -438,6 +493,19 @@ class Engine:
 
     # ---- statements sqlglot does not handle -------------------------------------------------------------
     def _special(self, sql: str, cur: duckdb.DuckDBPyConnection) -> Optional[Result]:
+        m = _RE_SET_TIME_ZONE.match(sql)
+        if m:
+            zone = "UTC" if m.group(2) else (m.group(1) if m.group(1) is not None else m.group(3))
+            self.set_time_zone(cur, zone)
+            return Result(pa.table({}))
+        m = _RE_CREATE_VOLUME.match(sql)
+        if m:
+            parts = _split_name(m.group(2))
+            if len(parts) != 3:
+                raise SqlError("A volume name must be catalog.schema.volume.", "42601", "INVALID_VOLUME_NAME")
+            if self.on_create_volume is not None:
+                self.on_create_volume("/Volumes/" + "/".join(parts))
+            return Result(pa.table({}))
         m = _RE_DESCRIBE_DETAIL.match(sql)
         if m:
             return self._describe_detail(cur, _split_name(m.group(1)))
@@ -450,11 +518,18 @@ class Engine:
             return Result(pa.table({"col_name": [c[0] for c in cols]}), ["VARCHAR"])
         m = _RE_DESCRIBE.match(sql)
         if m and m.group(1).upper() not in ("DETAIL", "TABLE", "EXTENDED"):
-            cols = self._columns(cur, _split_name(m.group(1)))
+            parts = _split_name(m.group(1))
+            cols = self._columns(cur, parts)
+            rows = [(c[0], databricks_type_name(c[1]), None) for c in cols]
+            clustered = self.clustering.get(".".join(self._resolve(cur, parts)).lower())
+            if clustered:  # as Databricks shows a liquid clustered table
+                types = dict((c[0].lower(), databricks_type_name(c[1])) for c in cols)
+                rows += [("# Clustering Information", "", ""), ("# col_name", "data_type", "comment")]
+                rows += [(c, types.get(c.lower(), ""), None) for c in clustered]
             t = pa.table({
-                "col_name": [c[0] for c in cols],
-                "data_type": [databricks_type_name(c[1]) for c in cols],
-                "comment": pa.array([None] * len(cols), pa.string()),
+                "col_name": [r[0] for r in rows],
+                "data_type": [r[1] for r in rows],
+                "comment": pa.array([r[2] for r in rows], pa.string()),
             })
             return Result(t, ["VARCHAR"] * 3)
         m = _RE_SHOW_TABLES.match(sql)
@@ -503,16 +578,19 @@ class Engine:
         cols = self._columns(cur, parts)
         n = cur.execute(f"SELECT count(*) FROM {_q(cat)}.{_q(sch)}.{_q(tbl)}").fetchone()[0]
         size = int(n * max(1, len(cols)) * 12)
-        now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+        now = _dt.datetime.now(_dt.timezone.utc)
         t = pa.table({
             "format": ["delta"], "id": [f"{cat}.{sch}.{tbl}"], "name": [f"{cat}.{sch}.{tbl}"],
             "description": pa.array([None], pa.string()), "location": [f"duckdb:///{cat}/{sch}/{tbl}"],
-            "createdAt": pa.array([now], pa.timestamp("us")), "lastModified": pa.array([now], pa.timestamp("us")),
-            "partitionColumns": ["[]"], "numFiles": pa.array([max(1, n // 1_000_000 + 1) if n else 0], pa.int64()),
+            "createdAt": pa.array([now], pa.timestamp("us", tz="UTC")),
+            "lastModified": pa.array([now], pa.timestamp("us", tz="UTC")),
+            "partitionColumns": ["[]"],
+            "clusteringColumns": [json.dumps(self.clustering.get(f"{cat}.{sch}.{tbl}".lower(), []))], "numFiles": pa.array([max(1, n // 1_000_000 + 1) if n else 0], pa.int64()),
             "sizeInBytes": pa.array([size], pa.int64()), "properties": ["{}"],
             "minReaderVersion": pa.array([1], pa.int32()), "minWriterVersion": pa.array([2], pa.int32()),
         })
-        types = ["VARCHAR"] * 5 + ["TIMESTAMP", "TIMESTAMP", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR", "INTEGER", "INTEGER"]
+        types = ["VARCHAR"] * 5 + ["TIMESTAMP WITH TIME ZONE"] * 2 + ["VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR", "INTEGER",
+                                   "INTEGER"]
         return Result(t, types)
 
 

@@ -15,7 +15,9 @@ Serves what ``databricks-sdk``'s ``WorkspaceClient().files`` sends (``databricks
 
 Errors are JSON ``{"error_code": ..., "message": ...}`` with the HTTP status the SDK maps to its exception classes
 (401 ``UNAUTHENTICATED``, 403 ``PERMISSION_DENIED``, 404 ``NOT_FOUND``, 409 ``ALREADY_EXISTS``, 5xx).
-Paths must start with ``/Volumes/<catalog>/<schema>/<volume>/``. Faults: :meth:`FilesStore.fail_next` (the next N
+Paths must start with ``/Volumes/<catalog>/<schema>/<volume>/``, and, as on Databricks, the volume must exist
+(:meth:`FilesStore.create_volume`, or ``CREATE VOLUME`` over SQL): else 404 ``NOT_FOUND``; a caller whose access to
+a volume was revoked (:meth:`FilesStore.revoke`) gets 403 ``PERMISSION_DENIED``. Faults: :meth:`FilesStore.fail_next` (the next N
 calls, optionally of one HTTP method) and :attr:`FilesStore.unavailable` (every call, until set to None).
 """
 
@@ -62,6 +64,10 @@ class FilesStore:
 
     files: dict[str, _File] = field(default_factory=dict)
     directories: set[str] = field(default_factory=set)
+    #: ``/Volumes/<catalog>/<schema>/<volume>`` that exist (other volume paths answer 404)
+    volumes: set[str] = field(default_factory=set)
+    #: volume -> identities refused (403); ``"*"`` refuses everyone
+    revoked: dict[str, set[str]] = field(default_factory=dict)
     #: Every call answers this HTTP status (e.g. 503, 403) while set: the Files API down or access revoked.
     unavailable: Optional[int] = None
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -73,6 +79,16 @@ class FilesStore:
         """The next ``count`` calls (only ``method`` ones, e.g. ``"DELETE"``, when given) answer ``status``."""
         with self._lock:
             self._faults.append(_Fault(status, method, count))
+
+    def create_volume(self, volume: str) -> None:
+        """Make ``/Volumes/<catalog>/<schema>/<volume>`` exist (what ``CREATE VOLUME`` does)."""
+        with self._lock:
+            self.volumes.add(_volume_of(volume))
+
+    def revoke(self, volume: str, identity: str = "*") -> None:
+        """Refuse ``identity`` (everyone by default) on ``volume`` with 403, as a missing ``READ/WRITE VOLUME`` grant."""
+        with self._lock:
+            self.revoked.setdefault(_volume_of(volume), set()).add(identity)
 
     def put(self, path: str, data: bytes) -> None:
         """Create a file directly (no HTTP), its parent directories too."""
@@ -95,8 +111,8 @@ class FilesStore:
             return sum(1 for m, k in self.calls if m == method and k == kind)
 
     # ---- HTTP ----
-    def handle(self, method: str, raw_path: str, body: bytes) -> Optional[Reply]:
-        """Answer a Files API request, or None when the path is not a Files API path."""
+    def handle(self, method: str, raw_path: str, body: bytes, identity: str = "") -> Optional[Reply]:
+        """Answer a Files API request made by ``identity``, or None when the path is not a Files API path."""
         parts = urlsplit(raw_path)
         if parts.path.startswith(FILES_PREFIX + "/"):
             kind, path = "files", unquote(parts.path[len(FILES_PREFIX):])
@@ -112,6 +128,13 @@ class FilesStore:
                 return _error(status, f"injected HTTP {status}")
             if not _volume_path(path):
                 return _error(400, f"path must be /Volumes/<catalog>/<schema>/<volume>/...: {path}")
+            volume = _volume_of(path)
+            if volume not in self.volumes:
+                return _error(404, f"Volume '{volume[len('/Volumes/'):].replace('/', '.')}' does not exist.")
+            refused = self.revoked.get(volume, set())
+            if "*" in refused or identity in refused:
+                return _error(403, f"User does not have READ VOLUME / WRITE VOLUME on Volume "
+                                   f"'{volume[len('/Volumes/'):].replace('/', '.')}'.")
             path = path.rstrip("/") if kind == "directories" else path
             if kind == "files":
                 return self._file(method, path, query, body)
@@ -199,6 +222,10 @@ class FilesStore:
 def _volume_path(path: str) -> bool:
     parts = path.strip("/").split("/")
     return len(parts) >= 4 and parts[0] == "Volumes" and all(parts[:4])
+
+
+def _volume_of(path: str) -> str:
+    return "/" + "/".join(path.strip("/").split("/")[:4])
 
 
 def _error(status: int, message: str) -> Reply:

@@ -45,6 +45,7 @@ class OAuthServer:
         self.rejections = 0
         self.scopes_requested: list[str] = []
         self._tokens: dict[str, float] = {}  # access token -> expiry (time.time())
+        self._clients_of: dict[str, str] = {}  # access token -> the client id it was issued to
         self._lock = threading.Lock()
 
     # ---- HTTP hooks (return None when the path is not an OAuth path) ----
@@ -88,6 +89,7 @@ class OAuthServer:
         token = "fake-oauth-" + secrets.token_hex(16)
         with self._lock:
             self._tokens[token] = time.time() + self.token_ttl_s
+            self._clients_of[token] = client_id or ""
             self.tokens_issued += 1
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl_s,
                      "scope": form.get("scope") or "all-apis"}
@@ -99,6 +101,11 @@ class OAuthServer:
         with self._lock:
             expiry = self._tokens.get(authorization[len("Bearer "):])
         return expiry is not None and expiry > time.time()
+
+    def client_of(self, authorization: Optional[str]) -> Optional[str]:
+        """The client id an issued ``Bearer`` token was given to (None when unknown)."""
+        with self._lock:
+            return self._clients_of.get((authorization or "").removeprefix("Bearer "))
 
     def expire_all(self) -> None:
         """Expire every issued token (simulates the end of their lifetime)."""

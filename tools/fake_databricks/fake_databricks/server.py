@@ -3,6 +3,11 @@
 One HTTP POST carries one Thrift call (``TBinaryProtocol``). Statements run synchronously inside
 ``ExecuteStatement``; the reply carries ``directResults`` (status, metadata and the first page of rows), further
 pages are served by ``FetchResults``. Rows are sent as ``COLUMN_BASED_SET`` (TColumn + nulls bitmap).
+
+A ``TIMESTAMP`` value is sent with its offset in the session's time zone (``2026-12-05 10:00:00+00:00``), so the
+connector returns a time-zone-aware ``datetime`` as it does against Databricks (whose Arrow timestamps carry the
+session zone); a ``TIMESTAMP_NTZ`` value stays naive. The session time zone is the ``TIMEZONE`` session parameter,
+else ``SET TIME ZONE``, else the warehouse's default (``WarehouseServer.time_zone``).
 """
 
 from __future__ import annotations
@@ -95,10 +100,10 @@ def _schema(result: Result) -> ttypes.TTableSchema:
     return ttypes.TTableSchema(columns=cols)
 
 
-def _format(value: Any, type_id: int) -> Any:
+def _format(value: Any, type_id: int, zone: Any = None) -> Any:
     if type_id == _T.TIMESTAMP_TYPE:
-        if isinstance(value, _dt.datetime) and value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        if isinstance(value, _dt.datetime) and value.tzinfo is not None and zone is not None:
+            value = value.astimezone(zone)
         return value.isoformat(sep=" ") if isinstance(value, (_dt.datetime, _dt.date)) else str(value)
     if type_id == _T.DATE_TYPE:
         return value.isoformat() if isinstance(value, _dt.date) else str(value)
@@ -109,8 +114,8 @@ def _format(value: Any, type_id: int) -> Any:
     return value
 
 
-def _columns(result: Result, start: int, stop: int) -> list[ttypes.TColumn]:
-    """Encode rows ``start:stop`` of a result as Thrift TColumns with null bitmaps."""
+def _columns(result: Result, start: int, stop: int, zone: Any = None) -> list[ttypes.TColumn]:
+    """Encode rows ``start:stop`` of a result as Thrift TColumns with null bitmaps (instants shown in ``zone``)."""
     out = []
     table = result.table.slice(start, stop - start)
     for col, duck_type in zip(table.columns, result.duck_types):
@@ -120,7 +125,7 @@ def _columns(result: Result, start: int, stop: int) -> list[ttypes.TColumn]:
         nulls = np.packbits(is_null, bitorder="little").tobytes()
         values = col.to_pylist()
         if fld == "stringVal":
-            values = [default if v is None else (v if isinstance(v, str) and type_id == _T.STRING_TYPE else _format(v, type_id)) for v in values]
+            values = [default if v is None else (v if isinstance(v, str) and type_id == _T.STRING_TYPE else _format(v, type_id, zone)) for v in values]
         else:
             values = [default if v is None else v for v in values]
             if fld == "doubleVal":
@@ -138,6 +143,21 @@ class _Session:
     cursor: duckdb.DuckDBPyConnection
     lock: threading.Lock = field(default_factory=threading.Lock)
     statement_timeout_s: Optional[float] = None  # the STATEMENT_TIMEOUT session parameter, as Databricks SQL has it
+    identity: str = ""  # who opened the session (the token's principal), for the statement log
+
+
+def _session_parameter(configuration: Optional[dict], name: str) -> Optional[str]:
+    for key, value in (configuration or {}).items():
+        if str(key).upper() == name:
+            return str(value)
+    return None
+
+
+def _zone(cursor: duckdb.DuckDBPyConnection) -> Any:
+    from zoneinfo import ZoneInfo
+
+    name = cursor.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+    return _dt.timezone.utc if name.upper() in ("UTC", "ETC/UTC", "GMT") else ZoneInfo(name)
 
 
 def _statement_timeout(configuration: Optional[dict]) -> Optional[float]:
@@ -155,13 +175,15 @@ def _statement_timeout(configuration: Optional[dict]) -> Optional[float]:
 class _Operation:
     result: Result
     offset: int = 0
+    zone: Any = None
 
 
 class ThriftHandler(TCLIService.Iface):
     """Implements the TCLIService calls the connector makes, against an :class:`Engine`."""
 
-    def __init__(self, engine: Engine, page_rows: int, on_statement: Callable[[str], None]) -> None:
+    def __init__(self, engine: Engine, page_rows: int, on_statement: Callable[[str, str], None]) -> None:
         self.engine = engine
+        self.time_zone = "UTC"  # the warehouse's default session time zone (its TIMEZONE configuration)
         self.page_rows = page_rows
         self.on_statement = on_statement
         self.sessions: dict[bytes, _Session] = {}
@@ -173,11 +195,13 @@ class ThriftHandler(TCLIService.Iface):
     def OpenSession(self, req: ttypes.TOpenSessionReq) -> ttypes.TOpenSessionResp:
         handle = _guid()
         cur = self.engine.cursor()
+        self.engine.set_time_zone(cur, _session_parameter(req.configuration, "TIMEZONE") or self.time_zone)
         ns = req.initialNamespace
         if ns and (ns.catalogName or ns.schemaName):
             self.engine.use(cur, ns.catalogName, ns.schemaName)
         with self._lock:
-            self.sessions[handle.guid] = _Session(cur, statement_timeout_s=_statement_timeout(req.configuration))
+            self.sessions[handle.guid] = _Session(cur, statement_timeout_s=_statement_timeout(req.configuration),
+                                                  identity=getattr(self.local, "identity", ""))
         return ttypes.TOpenSessionResp(
             status=_OK,
             serverProtocolVersion=ttypes.TProtocolVersion.SPARK_CLI_SERVICE_PROTOCOL_V8,
@@ -218,8 +242,9 @@ class ThriftHandler(TCLIService.Iface):
                 for p in (req.parameters or [])
             ]
             with sess.lock:
-                self.on_statement(req.statement)
+                self.on_statement(req.statement, getattr(self.local, "identity", "") or sess.identity)
                 result = self._execute_bounded(sess, req.statement, params)
+                zone = _zone(sess.cursor)
         except SqlError as e:
             logger.info("statement failed: %s", e)
             status = ttypes.TGetOperationStatusResp(
@@ -234,7 +259,7 @@ class ThriftHandler(TCLIService.Iface):
         n = result.table.num_rows
         first = min(n, page)
         has_more = first < n
-        op = _Operation(result, offset=first)
+        op = _Operation(result, offset=first, zone=zone)
         if has_more:
             with self._lock:
                 self.operations[handle.guid] = op
@@ -244,7 +269,7 @@ class ThriftHandler(TCLIService.Iface):
                 numModifiedRows=result.modified_rows),
             resultSetMetadata=self._metadata(result),
             resultSet=ttypes.TFetchResultsResp(status=_OK, hasMoreRows=has_more, results=ttypes.TRowSet(
-                startRowOffset=0, rows=[], columns=_columns(result, 0, first))),
+                startRowOffset=0, rows=[], columns=_columns(result, 0, first, zone))),
             closeOperation=None if has_more else ttypes.TCloseOperationResp(status=_OK),
         )
         return ttypes.TExecuteStatementResp(status=_OK, operationHandle=op_handle, directResults=direct)
@@ -303,7 +328,7 @@ class ThriftHandler(TCLIService.Iface):
         op.offset = stop
         return ttypes.TFetchResultsResp(
             status=_OK, hasMoreRows=stop < op.result.table.num_rows,
-            results=ttypes.TRowSet(startRowOffset=start, rows=[], columns=_columns(op.result, start, stop)),
+            results=ttypes.TRowSet(startRowOffset=start, rows=[], columns=_columns(op.result, start, stop, op.zone)),
             resultSetMetadata=self._metadata(op.result) if req.includeResultSetMetadata else None)
 
     def CloseOperation(self, req: ttypes.TCloseOperationReq) -> ttypes.TCloseOperationResp:
@@ -422,12 +447,12 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        auth = self.headers.get("Authorization")
-        if auth != f"Bearer {owner.token}" and not (owner.oauth is not None and owner.oauth.accepts(auth)):
+        identity = owner.identify(self.headers.get("Authorization"))
+        if identity is None:
             self._send(401, b'{"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}',
                        {"Content-Type": "application/json"})
             return True
-        status, reply, headers = owner.files.handle(method, self.path, body)
+        status, reply, headers = owner.files.handle(method, self.path, body, identity=identity)
         if method == "HEAD":  # no body, but the real length of what GET would send
             self.send_response(status)
             for k, v in headers.items():
@@ -449,7 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0].rstrip("/") != owner.http_path.rstrip("/"):
             self._send(404, b"Not Found", {"x-databricks-reason-phrase": "No such warehouse"})
             return
-        if auth != f"Bearer {owner.token}" and not (owner.oauth is not None and owner.oauth.accepts(auth)):
+        identity = owner.identify(auth)
+        if identity is None:
             self._send(401, b"Unauthorized", {"x-databricks-reason-phrase": "Invalid access token.",
                                                "Content-Type": "text/plain"})
             return
@@ -468,6 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
         owner.handler.local.fault = fault
+        owner.handler.local.identity = identity
         try:
             itrans = TTransport.TMemoryBuffer(body)
             otrans = TTransport.TMemoryBuffer()
@@ -475,6 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = otrans.getvalue()
         finally:
             owner.handler.local.fault = None
+            owner.handler.local.identity = ""
         if fault is not None and fault.delay:
             owner.stopping.wait(fault.delay)
         if fault is not None and fault.drop_after_execute:
@@ -504,6 +532,12 @@ class WarehouseServer:
 
         self.files = FilesStore()  # the Files API's volume files
         self.statements: list[str] = []
+        #: (statement, identity) per ExecuteStatement: who ran it (see :meth:`identify`; never the token itself)
+        self.statement_log: list[tuple[str, str]] = []
+        #: user access tokens (as Databricks Apps forwards them in X-Forwarded-Access-Token) -> the user's email
+        self.user_tokens: dict[str, str] = {}
+        #: how the query history names the principal of ``token`` (a personal token or the app's service principal)
+        self.token_identity = "service-principal"
         self.method_counts: collections.Counter[str] = collections.Counter()
         self.user_agents: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
@@ -513,9 +547,22 @@ class WarehouseServer:
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
-    def _record_statement(self, sql: str) -> None:
+    def _record_statement(self, sql: str, identity: str = "") -> None:
         with self._stats_lock:
             self.statements.append(sql)
+            self.statement_log.append((sql, identity))
+
+    def identify(self, authorization: Optional[str]) -> Optional[str]:
+        """The principal an ``Authorization`` header stands for, or None when it is not accepted: the workspace token
+        (:attr:`token_identity`), a user token (its email), or an OAuth token this server issued (its client id)."""
+        if authorization == f"Bearer {self.token}":
+            return self.token_identity
+        bearer = (authorization or "").removeprefix("Bearer ")
+        if authorization and authorization.startswith("Bearer ") and bearer in self.user_tokens:
+            return self.user_tokens[bearer]
+        if self.oauth is not None and self.oauth.accepts(authorization):
+            return self.oauth.client_of(authorization) or "service-principal"
+        return None
 
     @property
     def base_url(self) -> str:
