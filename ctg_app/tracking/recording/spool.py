@@ -1,10 +1,11 @@
 """The local SQLite spool: events are durable here before a tracked call returns; the flush ships them later.
 
 The schema is created and versioned by :data:`MIGRATIONS` (``PRAGMA user_version``) with sqlite-utils; the request path
-is one prepared ``INSERT`` and its commit on a per-thread connection (WAL, ``synchronous=NORMAL`` by default, a busy
-timeout), with no thread hand-off and no network. Many threads and processes may write at once.
+(:meth:`Spool.commit`) is one prepared ``INSERT`` and its commit on a per-thread connection (WAL, ``synchronous=NORMAL``
+by default), no network; when several threads of a process record at once, one commits for all of them
+(:mod:`~ctg_app.tracking.recording.group_commit`). Many threads and processes may write at once.
 
-Verbs: :meth:`Spool.append` (request path), :meth:`Spool.rows`, :meth:`Spool.counts`, :meth:`Spool.has_event`,
+Verbs: :meth:`Spool.commit` (request path), :meth:`Spool.append` (one insert, no grouping), :meth:`Spool.rows`, :meth:`Spool.counts`, :meth:`Spool.has_event`,
 :meth:`Spool.undelivered_rows` and :meth:`Spool.scan` (reading). The delivery verbs (claim, ack, release, purge) live
 in ``ctg_app.tracking.delivery.leases.Delivery`` on the same table; no other module writes SQL against it.
 """
@@ -37,6 +38,7 @@ from ctg_app.tracking.recording.event import (  # noqa: F401 - the states are re
     Event,
     Field,
 )
+from ctg_app.tracking.recording.group_commit import GroupCommit
 from ctg_app.tracking.recording.integrity import FileIdentity, identity_of, is_corruption
 
 log = logging.getLogger(__name__)
@@ -130,10 +132,6 @@ MMAP_BYTES = 1 << 30
 #: file that was moved or deleted are not lost: they are salvaged from this very connection when it notices.
 IDENTITY_CHECK_S = 0.02
 SCHEMA_VERSION = len(MIGRATIONS)
-#: SQLite's own wait per attempt on the request path: its busy handler sleeps 1, 2, 5, 10 … ms between polls, so under
-#: steady contention from many writers a single 100 ms wait polls only ~8 times and can starve; the recorder instead
-#: retries attempts this short until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (default 100 ms) has passed (see ``Tracker``).
-REQUEST_LOCK_POLL_MS = 2
 
 
 _fork_generation = 0
@@ -191,18 +189,21 @@ class Spool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._orphans: list[sqlite3.Connection] = []  # old files whose salvage failed, retried by reconcile()
+        self._group: GroupCommit | None = None
+        self._group_generation = -1
 
     @classmethod
     def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
         """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout).
 
-        ``request_path=True`` (the recorder): each attempt waits only :data:`REQUEST_LOCK_POLL_MS` for a lock and the
-        recorder gives up after ``TRACKING_REQUEST_LOCK_WAIT_MS``, so a held spool costs a tracked call a dropped, counted
-        event instead of a multi-second stall; flush and CLI paths keep ``TRACKING_SPOOL_BUSY_TIMEOUT_MS`` (as does
-        opening a connection, once per thread, which may have to wait for another process creating the schema)."""
+        ``request_path=True`` (the recorder): a write waits at most ``TRACKING_REQUEST_LOCK_WAIT_MS`` for the lock
+        (SQLite's own busy handler; :meth:`commit` bounds each event by it), so a held spool costs a tracked call a
+        dropped, counted event instead of a multi-second stall; flush and CLI paths keep
+        ``TRACKING_SPOOL_BUSY_TIMEOUT_MS`` (as does opening a connection, once per thread, which may have to wait for
+        another process creating the schema)."""
         busy_ms = settings.spool_busy_timeout_ms
-        if request_path:  # SQLite polls a held lock with growing sleeps; the recorder re-polls finely up to the bound
-            busy_ms = min(busy_ms, REQUEST_LOCK_POLL_MS)
+        if request_path:
+            busy_ms = min(busy_ms, settings.request_lock_wait_ms)
         return cls(settings.spool_path, synchronous=settings.spool_synchronous, busy_timeout_ms=busy_ms,
                    setup_busy_timeout_ms=settings.spool_busy_timeout_ms)
 
@@ -220,7 +221,7 @@ class Spool:
         if conn is None or local.generation != _fork_generation:
             conn, local.identity, local.file_id = self._open()
             local.conn, local.generation, local.mapped = conn, _fork_generation, False
-            local.checked_at = time.monotonic()
+            local.checked_at, local.busy_ms = time.monotonic(), self.busy_timeout_ms
         else:
             now = time.monotonic()
             if now - local.checked_at >= IDENTITY_CHECK_S:
@@ -343,7 +344,7 @@ class Spool:
         local.conn = None
         conn, local.identity, local.file_id = self._open()
         local.conn, local.generation, local.mapped = conn, _fork_generation, False
-        local.checked_at = time.monotonic()
+        local.checked_at, local.busy_ms = time.monotonic(), self.busy_timeout_ms
         if old is None or old_id is None:
             return conn
         try:
@@ -356,14 +357,35 @@ class Spool:
                             self.path, record.event, record.salvaged, record.lost_undelivered)
         except Exception:  # noqa: BLE001 - keep the old file open: reconcile() retries
             log.warning("could not salvage the rows of the %s spool file yet", event, exc_info=True)
+            self._keep_for_retry(old, moved_to)
             self._orphans.append(old)
             return conn
         old.close()
         return conn
 
-    def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> None:
+    def _keep_for_retry(self, old: sqlite3.Connection, moved_to: Path | None) -> None:
+        """A salvage failed: make sure a later process can retry it. The old file is on disk under ``moved_to`` when
+        it was quarantined; a deleted or replaced one is reachable only through ``old``, so it is copied next to the
+        spool first (``VACUUM INTO``: a read). The file's path goes on the persistent retry list."""
+        keep = moved_to
+        if keep is None:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            keep = self.path.with_name(f"{self.path.name}.orphan-{stamp}-{os.getpid()}-{threading.get_ident()}")
+            try:
+                old.execute("VACUUM INTO ?", (str(keep),))
+            except sqlite3.Error:
+                log.warning("could not copy the unsalvaged spool file to %s: only this process can retry it", keep,
+                            exc_info=True)
+                return
+        try:
+            integrity.note_for_retry(self.path, keep)
+        except OSError:
+            log.warning("could not note %s for a later salvage", keep, exc_info=True)
+
+    def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> bool:
         """Salvage a quarantined file by name; when even its schema cannot be read (a damaged header), from a copy
-        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`)."""
+        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`). False when the file
+        cannot be opened at all."""
         copy: Path | None = None
         try:
             source = sqlite3.connect(path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
@@ -374,7 +396,7 @@ class Spool:
                     source = sqlite3.connect(copy, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
         except sqlite3.Error:
             log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
-            return
+            return False
         try:
             with self._patient(dest):
                 integrity.salvage(source, dest, source_key=integrity.source_id(source, identity),
@@ -383,6 +405,7 @@ class Spool:
             source.close()
             if copy is not None:
                 integrity.remove_copy(copy)
+        return True
 
     @contextmanager
     def _patient(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -397,6 +420,7 @@ class Spool:
             yield
         finally:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            self._local.busy_ms = self.busy_timeout_ms
 
     def reconcile(self) -> list[integrity.SourceRecord]:
         """Bring in what other processes left outside the spool: rows a slow writer added to a quarantined file after
@@ -408,6 +432,7 @@ class Spool:
             old = self._orphans.pop()
             integrity.salvage(old, conn, source_key=integrity.source_id(old, None), event="replaced", path=None)
             old.close()
+        self._retry_listed(conn)
         for record in integrity.registry(conn):
             if record.event != "quarantined" or not record.path:
                 continue
@@ -419,6 +444,21 @@ class Spool:
                 self._salvage_file(Path(record.path), conn, (st.st_dev, st.st_ino))
         self._absorb_side_drops(conn)
         return integrity.registry(conn)
+
+    def _retry_listed(self, conn: sqlite3.Connection) -> None:
+        """Salvage the files on the persistent retry list (failed salvages of any process, dead or alive); a copy
+        made for the list (``.orphan-``) is deleted once salvaged."""
+        for listed in integrity.listed_for_retry(self.path):
+            if listed.exists():
+                try:
+                    if not self._salvage_file(listed, conn, None):
+                        continue
+                except Exception:  # noqa: BLE001 - stays listed for the next reconcile
+                    log.warning("salvage of %s failed again; retried later", listed, exc_info=True)
+                    continue
+                if ".orphan-" in listed.name:
+                    integrity.remove_copy(listed)
+            integrity.drop_from_retry(self.path, listed)
 
     def _absorb_side_drops(self, conn: sqlite3.Connection) -> None:
         side = drops_file(self.path)
@@ -458,6 +498,31 @@ class Spool:
                 raise
             self.recover(exc)
             self.connection().execute(_INSERT, event)
+
+    def commit(self, event: Event) -> None:
+        """Insert one event and return once it is committed (durable), waiting for the write lock at most the busy
+        timeout; threads of this process committing at the same moment share one transaction
+        (:class:`~ctg_app.tracking.recording.group_commit.GroupCommit`). The request path's append."""
+        group = self._group
+        if group is None or self._group_generation != _fork_generation:
+            group = self._new_group()
+        group.commit(event)
+
+    def _new_group(self) -> GroupCommit:
+        with self._lock:
+            if self._group is None or self._group_generation != _fork_generation:
+                self._group = GroupCommit(connection=self.connection, insert_sql=_INSERT,
+                                          write_wait_s=self.busy_timeout_ms / 1000, is_corruption=is_corruption,
+                                          recover=self.recover, set_busy_ms=self._set_busy_ms)
+                self._group_generation = _fork_generation
+            return self._group
+
+    def _set_busy_ms(self, busy_ms: int) -> None:
+        """Set this thread's connection busy timeout (its connection is open: the caller just got it)."""
+        local = self._local
+        if local.busy_ms != busy_ms:
+            local.conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+            local.busy_ms = busy_ms
 
     # ----- reading -------------------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ import atexit
 import itertools
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -124,12 +123,9 @@ class Tracker:
             self._details_json(details) if details else "{}",
             ),
         )
-        try:
-            self.spool.append(event)
-        except sqlite3.OperationalError as exc:  # only when the spool was locked: not on the common path
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY and its extended codes
-                raise
-            self._append_when_free(event)
+        # Committed before this returns; a spool held by another process costs at most TRACKING_REQUEST_LOCK_WAIT_MS,
+        # then the event is dropped and counted by the guard. Threads recording at once share one commit.
+        self.spool.commit(event)
         if health.dropped_events:
             self._persist_dropped()
         if self.debug:
@@ -139,18 +135,6 @@ class Tracker:
     def _name(self, value: object, limit: int = MAX_NAME) -> str:
         """A short text field (action, operation, error type, user) made safe: redacted, escaped, bounded."""
         return self.redact(value, limit) or "?"
-
-    def _append_when_free(self, event: Event) -> None:
-        """Retry a locked append in short attempts until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (100 ms) has passed, then
-        give up (the guard counts the event as dropped): a request never stalls on a spool another process holds."""
-        deadline = time.monotonic() + self.settings.request_lock_wait_ms / 1000
-        while True:
-            try:
-                self.spool.append(event)
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
 
     def _details_json(self, details: Mapping[str, Any]) -> str:
         safe = {self._name(key): _bounded(value, self.redact)
