@@ -79,3 +79,36 @@ def test_under_heavy_contention_every_event_is_stored_or_counted(tmp_path):
     counted = spool.counters().get("dropped_unwritable", 0) + in_memory
     assert stored + counted == 4 * 2 * per_thread, (stored, counted)
     print(f"stored {stored}, dropped and counted {counted}")
+
+
+def test_threads_sharing_a_commit_return_only_once_their_event_is_committed(tmp_path):
+    """Group commit: eight threads of one process record at once; each event a call returned is already visible to
+    another connection (committed) at that moment, and none is lost."""
+    import sqlite3
+    import threading
+
+    from ctg_app.settings import Settings
+    from ctg_app.tracking import Tracker
+
+    path = tmp_path / "spool.sqlite3"
+    tracker = Tracker(Settings(spool_path=path, request_lock_wait_ms=30_000))
+    tracker.record("app_start")
+    missing: list[str] = []
+    go = threading.Barrier(8)
+
+    def run() -> None:
+        reader = sqlite3.connect(path, timeout=30)
+        go.wait()
+        for _ in range(150):
+            event = tracker.record("execute_sql")
+            if reader.execute("SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)).fetchone() is None:
+                missing.append(event.event_id)
+        reader.close()
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert missing == []
+    assert len(Spool(path).rows()) == 1 + 8 * 150

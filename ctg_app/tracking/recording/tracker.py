@@ -148,9 +148,10 @@ class Tracker:
         dropped = health.take_dropped()
         try:
             self.spool.add_to_counter(DROPPED_COUNTER, dropped)
-        except Exception:
-            health.dropped_events += dropped  # try again next time
-            raise
+        except Exception:  # noqa: BLE001 - e.g. the lock is taken: this call's own event is committed already
+            health.give_back(dropped)  # try again next time
+            log.debug("could not persist %d dropped events yet", dropped, exc_info=True)
+            return
         log.warning("%d tracking events were lost while the spool was unavailable (counted in the spool)", dropped)
 
     def record_error(self, exc: BaseException, *, operation: str | None, duration_ms: float | None = None,
