@@ -8,7 +8,9 @@ event has committed (acknowledged means committed), or raises.
 
 Waiting for SQLite's write lock is left to SQLite's own busy handler, with the connection's ``busy_timeout`` set to
 what is left of the earliest deadline in the batch, so no event waits longer than the request-path bound
-(``TRACKING_REQUEST_LOCK_WAIT_MS``); an event whose deadline passed in the queue fails with
+(``TRACKING_REQUEST_LOCK_WAIT_MS``, counted from when the lock was found taken or the event was queued; the time a
+corrupt file takes to be quarantined and salvaged is not lock waiting and does not count); an event whose deadline
+passed in the queue fails with
 :class:`RequestWaitExceeded` (the recorder's guard counts it as dropped). Fewer, larger transactions mean fewer
 writers contending for the lock across processes: that is what keeps many writers near raw SQLite speed.
 """
@@ -83,11 +85,14 @@ class GroupCommit:
             if slot is None:
                 if self._try_alone(event):
                     return
-                slot = _Slot(event, deadline)
+                slot = _Slot(event, time.monotonic() + self._wait_s)  # the bound counts from finding the lock taken
                 with mutex:
                     self._queue.insert(0, slot)
             while slot.state == _PENDING:  # a lock wait that timed out leaves later deadlines queued: go again
                 self._lead()
+                with mutex:
+                    if slot.state == _PENDING and slot not in self._queue:  # cannot happen; never spin on it
+                        slot.state, slot.error = _FAILED, RuntimeError("event left the commit queue unwritten")
         finally:
             with mutex:
                 self._busy = False
@@ -128,8 +133,18 @@ class GroupCommit:
         except sqlite3.DatabaseError as exc:
             if not self._is_corruption(exc):
                 raise
-            self._recover(exc)
+            self._recover_file(exc)
             return False
+
+    def _recover_file(self, exc: BaseException) -> None:
+        """Quarantine a corrupt file and salvage it (the spool's ``recover``). That is not waiting for the lock: the
+        queued events' deadlines move on by the time it took, as the old file's rows are copied."""
+        began = time.monotonic()
+        self._recover(exc)
+        took = time.monotonic() - began
+        with self._cond:
+            for s in self._queue:
+                s.deadline += took
 
     def _lead(self) -> None:
         """Wait for the write lock (SQLite's busy handler, bounded by the earliest deadline queued), then write every
@@ -141,7 +156,7 @@ class GroupCommit:
             if not self._is_corruption(exc):
                 self._fail_all(exc)
                 return
-            self._recover(exc)
+            self._recover_file(exc)
             try:
                 self._lead_once()
             except BaseException as again:  # noqa: BLE001 - handed to every caller of the batch
@@ -172,10 +187,10 @@ class GroupCommit:
             conn.executemany(self._insert, [s.event for s in batch])
             conn.execute("COMMIT")
         except BaseException:
+            with self._cond:  # back in the queue first: whatever happens next fails or writes them, never strands them
+                self._queue[:0] = batch
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            with self._cond:
-                self._queue[:0] = batch
             raise
         for s in batch:
             s.state = _DONE

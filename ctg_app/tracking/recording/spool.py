@@ -348,6 +348,9 @@ class Spool:
         if old is None or old_id is None:
             return conn
         try:
+            # the old connection may carry the request path's no-wait busy timeout (GroupCommit): reading it for the
+            # salvage must wait like the salvage's writes do
+            old.execute(f"PRAGMA busy_timeout = {self.setup_busy_timeout_ms}")
             with self._patient(conn):
                 record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
             if record.unreadable_file and moved_to is not None:  # e.g. a damaged header: try a rebuilt copy
