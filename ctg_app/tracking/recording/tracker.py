@@ -10,6 +10,7 @@ import atexit
 import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -123,9 +124,15 @@ class Tracker:
             self._details_json(details) if details else "{}",
             ),
         )
-        # Committed before this returns; a spool held by another process costs at most TRACKING_REQUEST_LOCK_WAIT_MS,
-        # then the event is dropped and counted by the guard. Threads recording at once share one commit.
-        self.spool.commit(event)
+        # Committed before this returns. A held lock: SQLite's busy handler waits the first half of
+        # TRACKING_REQUEST_LOCK_WAIT_MS inside this INSERT, fine attempts the rest; past it the guard counts a drop.
+        try:
+            self.spool.append(event)
+        except sqlite3.OperationalError as exc:  # only when the spool was locked: not on the common path
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY and its extended codes
+                raise
+            left_ms = self.settings.request_lock_wait_ms - self.spool.busy_timeout_ms  # the handler waited that long
+            self.spool.append_until(event, time.monotonic() + max(0, left_ms) / 1000)
         if health.dropped_events:
             self._persist_dropped()
         if self.debug:
