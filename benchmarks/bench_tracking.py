@@ -1,13 +1,19 @@
-"""Benchmark of the tracking request path: how much does ``@tracked`` cost over the SQLite floor?
+"""Benchmark of the tracking request path: ``@tracked`` against plain SQLite, side by side in one run.
 
-Prints, in one run (figures are only comparable within a run on this shared machine):
-  (a) a bare function call, (b) a raw sqlite3 insert + commit of the same row into the same schema (WAL, NORMAL) — the
-  floor, (c) a ``@tracked`` call; p50/p99 of each and the ratio c/b;
-  then aggregate events/s of 4 processes x 2 threads with (d) raw inserts and (e) ``@tracked`` calls, the ratio e/d and
-  the row counts checked.
-The last line is a summary with the three ratios. Targets: p50(c) <= 1.3 x p50(b), p99(c) <= 2 ms, e/d >= 0.75, 0 lost.
+The floor ("raw") is a plain sqlite3 ``INSERT`` in autocommit mode (its own commit) of a prebuilt event row into a
+spool file with the same table and indexes (WAL, synchronous=NORMAL, busy_timeout 5 s): no tracking code at all.
+"Tracked" is a ``@tracked`` no-op function recording into its own spool through the real recorder (default settings:
+the 100 ms request-path bound).
 
-Usage: python benchmarks/bench_tracking.py [--calls 20000] [--per-thread 3000] [--rounds 5]
+For 1, 2x2 and 4x2 writers (processes x threads, all starting at one instant, ``--per-thread`` calls each) it runs raw
+and tracked alternately ``--reps`` times (the order flips every repetition, so machine noise hits both; the single
+writer alternates blocks of 100 calls within one process) and prints,
+per writer count, the medians of both and, side by side:
+  throughput ratio = tracked events/s / raw events/s      (target >= 0.90 for 4x2)
+  p50 ratio        = tracked per-call p50 / raw p50        (target <= 1.30 for 1 writer)
+plus the rows lost (acknowledged but not in the spool, drops included; target 0).
+
+Usage: python benchmarks/bench_tracking.py [--per-thread 1000] [--reps 5]
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctg_app.settings import Settings  # noqa: E402
-from ctg_app.tracking import Actions, Spool, Tracker, set_tracker, tracked  # noqa: E402
+from ctg_app.tracking import Actions, Spool, Tracker, health, set_tracker, tracked  # noqa: E402
 from ctg_app.tracking.recording.event import Event, new_id_and_timestamp  # noqa: E402
 from ctg_app.tracking.recording.spool import _INSERT  # noqa: E402
 
-PROCESSES, THREADS = 4, 2
+CONFIGS = ((1, 1), (2, 2), (4, 2))  # (processes, threads)
 
 
 def sample_row() -> Event:
@@ -40,7 +46,6 @@ def sample_row() -> Event:
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:
-    Spool(path).connection()  # same schema and indexes as the real spool
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -48,133 +53,142 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def use_spool(path: Path) -> None:
-    set_tracker(Tracker(Settings(spool_path=path)))
-
-
 @tracked(Actions.EXECUTE_SQL)
 def tracked_noop() -> int:
     return 1
 
 
-def noop() -> int:
-    return 1
-
-
-def percentiles(samples_ns: list[int]) -> tuple[float, float]:
-    qs = statistics.quantiles(samples_ns, n=100, method="inclusive")
-    return statistics.median(samples_ns) / 1000, qs[98] / 1000  # microseconds
-
-
-def latency(workdir: Path, calls: int) -> dict[str, tuple[float, float]]:
-    """(a), (b), (c) measured in alternating blocks so machine noise hits all three alike."""
-    conn = raw_connection(workdir / "raw.sqlite3")
-    use_spool(workdir / "tracked.sqlite3")
-    row = sample_row()
-    timings: dict[str, list[int]] = {"a": [], "b": [], "c": []}
-    clock = time.perf_counter_ns
-    bodies = {"a": noop, "b": lambda: conn.execute(_INSERT, row), "c": tracked_noop}
-    for body in bodies.values():  # warm-up
-        for _ in range(200):
-            body()
-    block = 500
-    for _ in range(max(1, calls // block)):
-        for name, body in bodies.items():
-            out = timings[name]
-            for _ in range(block):
-                start = clock()
-                body()
-                out.append(clock() - start)
-    return {name: percentiles(values) for name, values in timings.items()}
-
-
-def _worker(kind: str, path: str, per_thread: int, start_evt, results) -> None:
-    spool_path = Path(path)
+def _worker(kind: str, path: str, threads: int, per_thread: int, ready, start_evt, results) -> None:
     if kind == "tracked":
-        use_spool(spool_path)
-        tracked_noop()  # open and migrate before the clock starts (one event per process, subtracted below)
-    conns = [raw_connection(spool_path) for _ in range(THREADS)] if kind == "raw" else []
+        set_tracker(Tracker(Settings(spool_path=Path(path))))
+        tracked_noop()  # open the connection before the clock starts (one event per process, subtracted below)
+    conns = [raw_connection(Path(path)) for _ in range(threads)] if kind == "raw" else []
+    samples: list[list[int]] = [[] for _ in range(threads)]
     errors: list[BaseException] = []
+    clock = time.perf_counter_ns
 
     def run(i: int) -> None:
+        out = samples[i]
         try:
             if kind == "raw":
-                row, conn = sample_row(), conns[i]
+                row, execute = sample_row(), conns[i].execute
                 for _ in range(per_thread):
-                    conn.execute(_INSERT, row)
+                    began = clock()
+                    execute(_INSERT, row)
+                    out.append(clock() - began)
             else:
                 for _ in range(per_thread):
+                    began = clock()
                     tracked_noop()
+                    out.append(clock() - began)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    ready.release()
     start_evt.wait()
     began = time.time()
-    for t in threads:
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join()
-    results.put((began, time.time(), repr(errors[0]) if errors else None))
+    ended = time.time()
+    results.put((began, ended, [s for part in samples for s in part], health.dropped_events,
+                 repr(errors[0]) if errors else None))
 
 
-def throughput(workdir: Path, kind: str, per_thread: int) -> tuple[float, int, int]:
-    """Aggregate events/s of PROCESSES x THREADS writers; returns (events/s, rows found, rows expected)."""
-    workdir.mkdir(exist_ok=True)
-    path = workdir / f"concurrent-{kind}.sqlite3"
-    Spool(path).connection()
+def run_once(workdir: Path, kind: str, processes: int, threads: int, per_thread: int) -> tuple[float, float, int]:
+    """One run of ``processes`` x ``threads`` writers: (events/s, per-call p50 in us, events lost)."""
+    path = workdir / f"{kind}-{processes}x{threads}-{time.monotonic_ns()}.sqlite3"
+    Spool(path).connection()  # the same schema and indexes for both
     ctx = mp.get_context("fork")
-    start_evt, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(kind, str(path), per_thread, start_evt, results))
-             for _ in range(PROCESSES)]
+    ready, start_evt, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(kind, str(path), threads, per_thread, ready, start_evt, results))
+             for _ in range(processes)]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # let every process open its connections
+    for _ in procs:
+        ready.acquire()
+    time.sleep(0.1)
     start_evt.set()
     spans = [results.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
-    failures = [err for _, _, err in spans if err]
+    failures = [err for *_, err in spans if err]
     if failures:
         raise SystemExit(f"{kind} writers failed: {failures[0]}")
-    elapsed = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
-    expected = PROCESSES * THREADS * per_thread
-    kept_warmup = PROCESSES if kind == "tracked" else 0
-    found = sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()[0] - kept_warmup
-    return expected / elapsed, found, expected
+    elapsed = max(s[1] for s in spans) - min(s[0] for s in spans)
+    expected = processes * threads * per_thread
+    warmup = processes if kind == "tracked" else 0
+    found = sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()[0] - warmup
+    p50 = statistics.median(s for span in spans for s in span[2]) / 1000
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return expected / elapsed, p50, expected - found
+
+
+def run_single(workdir: Path, calls: int) -> dict[str, tuple[float, float, int]]:
+    """One writer, raw and tracked in one process in alternating blocks of 100 calls (so a noisy moment hits both):
+    per kind (events/s over its own blocks, per-call p50 in us, events lost)."""
+    raw_path, tr_path = workdir / f"raw-1-{time.monotonic_ns()}.sqlite3", workdir / f"tracked-1-{time.monotonic_ns()}.sqlite3"
+    Spool(raw_path).connection()
+    conn = raw_connection(raw_path)
+    set_tracker(Tracker(Settings(spool_path=tr_path)))
+    tracked_noop()  # opens the connection (subtracted below)
+    row = sample_row()
+    bodies = {"raw": lambda: conn.execute(_INSERT, row), "tracked": tracked_noop}
+    samples: dict[str, list[int]] = {"raw": [], "tracked": []}
+    clock = time.perf_counter_ns
+    for block in range(max(1, calls // 100)):
+        for kind in (("raw", "tracked") if block % 2 == 0 else ("tracked", "raw")):
+            body, out = bodies[kind], samples[kind]
+            for _ in range(100):
+                began = clock()
+                body()
+                out.append(clock() - began)
+    set_tracker(None)
+    result = {}
+    for kind, path, extra in (("raw", raw_path, 0), ("tracked", tr_path, 1)):
+        found = sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()[0] - extra
+        result[kind] = (len(samples[kind]) / (sum(samples[kind]) / 1e9), statistics.median(samples[kind]) / 1000,
+                        len(samples[kind]) - found)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=20000, help="calls per latency series")
-    parser.add_argument("--per-thread", type=int, default=3000, help="events per writer thread")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of (d) and (e)")
+    parser.add_argument("--per-thread", type=int, default=1000, help="calls per writer thread")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (raw and tracked alternate)")
     args = parser.parse_args()
+    lines = []
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         workdir = Path(tmp)
-        lat = latency(workdir, args.calls)
-        for name, label in (("a", "bare call"), ("b", "raw sqlite3 insert+commit"), ("c", "@tracked call")):
-            p50, p99 = lat[name]
-            print(f"({name}) {label:<28} p50 {p50:8.1f} us   p99 {p99:8.1f} us")
-        ratio_cb = lat["c"][0] / lat["b"][0]
-        print(f"p50 ratio c/b = {ratio_cb:.2f} (target <= 1.30); p99(c) = {lat['c'][1] / 1000:.2f} ms (target <= 2 ms)")
-        rates: dict[str, list[float]] = {"raw": [], "tracked": []}
-        lost = 0
-        for round_number in range(args.rounds):  # alternate d and e so a noisy moment does not favour one
-            for kind in ("raw", "tracked"):
-                rate, found, expected = throughput(workdir / f"r{round_number}", kind, args.per_thread)
-                rates[kind].append(rate)
-                lost += expected - found
-        raw_rate, tr_rate = statistics.median(rates["raw"]), statistics.median(rates["tracked"])
-        total = PROCESSES * THREADS * args.per_thread
-        print(f"(d) raw      {PROCESSES}x{THREADS} writers: median {raw_rate:9.0f} events/s over {args.rounds} rounds "
-              f"of {total} events ({', '.join(f'{r:.0f}' for r in rates['raw'])})")
-        print(f"(e) @tracked {PROCESSES}x{THREADS} writers: median {tr_rate:9.0f} events/s over {args.rounds} rounds "
-              f"of {total} events ({', '.join(f'{r:.0f}' for r in rates['tracked'])})")
-        print(f"rows lost across all rounds: {lost}")
-        ratio_ed = tr_rate / raw_rate
-        print(f"SUMMARY p50 c/b={ratio_cb:.2f} p99(c)={lat['c'][1] / 1000:.3f}ms e/d={ratio_ed:.2f} lost={lost} "
-              f"(cpus={os.cpu_count()})")
+        for processes, threads in CONFIGS:
+            runs: dict[str, list[tuple[float, float, int]]] = {"raw": [], "tracked": []}
+            for rep in range(args.reps):
+                if processes * threads == 1:
+                    for kind, figures in run_single(workdir, args.per_thread).items():
+                        runs[kind].append(figures)
+                    continue
+                order = ("raw", "tracked") if rep % 2 == 0 else ("tracked", "raw")
+                for kind in order:
+                    runs[kind].append(run_once(workdir, kind, processes, threads, args.per_thread))
+            raw_rate = statistics.median(r[0] for r in runs["raw"])
+            tr_rate = statistics.median(r[0] for r in runs["tracked"])
+            raw_p50 = statistics.median(r[1] for r in runs["raw"])
+            tr_p50 = statistics.median(r[1] for r in runs["tracked"])
+            lost = sum(r[2] for r in runs["tracked"])
+            raw_lost = sum(r[2] for r in runs["raw"])
+            label = "1" if processes * threads == 1 else f"{processes}x{threads}"
+            lines.append(
+                f"{label:>4} writers: raw {raw_rate:7.0f} ev/s p50 {raw_p50:6.1f} us | tracked {tr_rate:7.0f} ev/s "
+                f"p50 {tr_p50:6.1f} us | throughput ratio {tr_rate / raw_rate:.2f}  p50 ratio {tr_p50 / raw_p50:.2f}"
+                f" | lost {lost} (raw {raw_lost})")
+            print(lines[-1], flush=True)
+    print(f"SUMMARY (medians of {args.reps} interleaved reps, {args.per_thread} calls/thread, "
+          f"cpus={os.cpu_count()}):")
+    for line in lines:
+        print("  " + line)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from ctg_app.tracking.recording.spool import (
 log = logging.getLogger(__name__)
 
 CAP_COUNTER = "dropped_cap"  # undelivered rows deleted by the size cap (persistent)
+CAP_CHUNK_ROWS = 200  # rows the size cap deletes per transaction (a few ms of the write lock)
 META_LAST_SUCCESS = "flush.last_success_at"
 META_LAST_DELIVERED = "flush.last_delivered"
 META_LAST_ERROR = "flush.last_error"
@@ -202,27 +204,33 @@ class Delivery:
         return count
 
     def used_bytes(self) -> int:
-        """Bytes of the spool's pages in use (free pages, which SQLite reuses, do not count)."""
+        """Bytes the spool's rows need: per table and index, the bytes in use on its pages rounded up to whole pages
+        (SQLite's ``dbstat``; a read, so no writer waits on it). Pages left partly empty by deletions, and free pages,
+        which SQLite reuses, do not count. Without ``dbstat``: the pages in use."""
         conn = self.spool.connection()
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return pages * page_size
+        try:
+            per_tree = conn.execute("SELECT SUM(pgsize - unused) FROM dbstat GROUP BY name").fetchall()
+        except sqlite3.OperationalError:  # SQLite built without the dbstat table
+            pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+            return pages * page_size
+        return sum(-(-int(used or 0) // page_size) * page_size for (used,) in per_tree)
 
     @survives_corruption
     def enforce_cap(self, max_bytes: int) -> CapResult:
         """Keep the spool under ``max_bytes``, dropping only what it must.
 
-        Deleted rows leave index pages partly empty, so page counts overstate what the remaining rows need: the
-        indexes are rebuilt packed (``REINDEX``) before anything is measured, and again after each deletion, so each
-        round deletes the excess measured in bytes per row of a packed spool. The oldest delivered rows go first; if
-        still over, the oldest undelivered rows (pending or dead) - never rows another flusher holds a live lease on
-        (they are on the wire and may well be delivered) - each counted persistently in ``counters.dropped_cap``, in
-        the same transaction that deletes it, and logged at WARNING.
+        Bytes are measured as :meth:`used_bytes` (what the rows need, a read), so deletions need no ``REINDEX``:
+        that held the write lock for seconds on a large spool, longer than a tracked call waits
+        (``TRACKING_REQUEST_LOCK_WAIT_MS``), so every event recorded meanwhile was dropped. Rows are deleted at most
+        :data:`CAP_CHUNK_ROWS` per transaction. The oldest delivered rows go first; if still over, the oldest
+        undelivered rows (pending or dead) - never rows another flusher holds a live lease on (they are on the wire
+        and may well be delivered) - each counted persistently in ``counters.dropped_cap``, in the same transaction
+        that deletes it, and logged at WARNING.
         """
         before = self.used_bytes()
         if before <= max_bytes:
             return CapResult(bytes_before=before, bytes_after=before)
-        self._compact()
         # parked rows are safe in their segment on the park volume: local copies, as delivered ones are
         purged = self._shrink(max_bytes, f"state IN ('{STATE_DELIVERED}', '{STATE_PARKED}')")
         dropped = 0
@@ -240,31 +248,35 @@ class Delivery:
                         after, max_bytes)
         return CapResult(purged, dropped, before, after)
 
-    def _compact(self) -> None:
-        """Rebuild the indexes packed (only when over the cap: it holds the write lock for a moment)."""
-        with self.spool.transaction("IMMEDIATE") as conn:
-            conn.execute(f"REINDEX {TABLE}")
-
     def _shrink(self, max_bytes: int, where: str, counter: str | None = None) -> int:
         deleted = 0
-        for _ in range(8):  # each round deletes the measured excess; the next measures again after compacting
+        for _ in range(8):  # each round deletes the measured excess; the next measures again
             used = self.used_bytes()
             if used <= max_bytes:
                 break
-            with self.spool.transaction("IMMEDIATE") as conn:
-                total = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
-                per_row = used / max(total, 1)
-                excess = max(1, -(-(used - max_bytes) // max(1, int(per_row))))
-                count = conn.execute(
-                    f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq LIMIT :n)",
-                    {"n": excess, **self._due_params(time.time(), False)},
-                ).rowcount
-                if counter and count:
-                    conn.execute(_COUNTER_UPSERT, (counter, count))
+            conn = self.spool.connection()
+            total = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
+            per_row = used / max(total, 1)
+            excess = max(1, -(-(used - max_bytes) // max(1, int(per_row))))
+            count = 0
+            while count < excess:  # short transactions: a tracked call never waits long for the lock
+                began = time.monotonic()
+                with self.spool.transaction("IMMEDIATE") as conn:
+                    step = conn.execute(
+                        f"DELETE FROM {TABLE} WHERE seq IN (SELECT seq FROM {TABLE} WHERE {where} ORDER BY seq "
+                        f"LIMIT :n)", {"n": min(CAP_CHUNK_ROWS, excess - count), **self._due_params(time.time(), False)},
+                    ).rowcount
+                    if counter and step:
+                        conn.execute(_COUNTER_UPSERT, (counter, step))
+                count += step
+                if step == 0:
+                    break
+                # leave the lock free as long as it was held: writers waiting in SQLite's busy handler (which
+                # polls at growing intervals) find it free instead of starving behind back-to-back chunks
+                time.sleep(max(0.001, time.monotonic() - began))
             deleted += count
             if count == 0:
                 break
-            self._compact()
         return deleted
 
     # ----- the legacy four-column table ----------------------------------------------------------------------------

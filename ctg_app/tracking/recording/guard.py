@@ -43,6 +43,11 @@ class TrackingHealth:
             dropped, self.dropped_events = self.dropped_events, 0
             return dropped
 
+    def give_back(self, dropped: int) -> None:
+        """Return a count taken by :meth:`take_dropped` that could not be persisted (it is tried again later)."""
+        with self._lock:
+            self.dropped_events += dropped
+
     def snapshot(self) -> dict[str, Any]:
         """A copy of the counters for display."""
         with self._lock:

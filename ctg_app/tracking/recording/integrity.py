@@ -142,6 +142,43 @@ def set_aside_orphaned_sidecars(path: Path) -> list[Path]:
     return moved
 
 
+def retry_list(path: Path) -> Path:
+    """``<spool>.salvage-pending``: files whose salvage failed, one path a line, retried by ``Spool.reconcile`` in any
+    later process (the in-memory list dies with the process that failed)."""
+    return Path(f"{path}.salvage-pending")
+
+
+def note_for_retry(path: Path, source: Path) -> None:
+    """Add ``source`` to the spool's :func:`retry_list` (one ``O_APPEND`` write)."""
+    fd = os.open(retry_list(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (str(source) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def listed_for_retry(path: Path) -> list[Path]:
+    """The files on the spool's :func:`retry_list`, each once, in the order they were noted."""
+    try:
+        lines = retry_list(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [Path(line) for line in dict.fromkeys(line for line in lines if line.strip())]
+
+
+def drop_from_retry(path: Path, done: Path) -> None:
+    """Remove ``done`` from the spool's :func:`retry_list` (rewritten under the exclusive spool lock)."""
+    with spool_lock(path, exclusive=True):
+        rest = [p for p in listed_for_retry(path) if p != done]
+        target = retry_list(path)
+        if not rest:
+            target.unlink(missing_ok=True)
+            return
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text("".join(f"{p}\n" for p in rest))
+        os.replace(tmp, target)
+
+
 _MAGIC = b"SQLite format 3\x00"
 _PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)  # SQLite's default first
 

@@ -1,8 +1,9 @@
 """The local SQLite spool: events are durable here before a tracked call returns; the flush ships them later.
 
 The schema is created and versioned by :data:`MIGRATIONS` (``PRAGMA user_version``) with sqlite-utils; the request path
-is one prepared ``INSERT`` and its commit on a per-thread connection (WAL, ``synchronous=NORMAL`` by default, a busy
-timeout), with no thread hand-off and no network. Many threads and processes may write at once.
+(:meth:`Spool.append`) is one prepared ``INSERT`` and its commit on a per-thread connection (WAL, ``synchronous=NORMAL``
+by default, SQLite's own busy handler bounded by the busy timeout), with no thread hand-off and no network. Many
+threads and processes may write at once.
 
 Verbs: :meth:`Spool.append` (request path), :meth:`Spool.rows`, :meth:`Spool.counts`, :meth:`Spool.has_event`,
 :meth:`Spool.undelivered_rows` and :meth:`Spool.scan` (reading). The delivery verbs (claim, ack, release, purge) live
@@ -130,10 +131,20 @@ MMAP_BYTES = 1 << 30
 #: file that was moved or deleted are not lost: they are salvaged from this very connection when it notices.
 IDENTITY_CHECK_S = 0.02
 SCHEMA_VERSION = len(MIGRATIONS)
-#: SQLite's own wait per attempt on the request path: its busy handler sleeps 1, 2, 5, 10 … ms between polls, so under
-#: steady contention from many writers a single 100 ms wait polls only ~8 times and can starve; the recorder instead
-#: retries attempts this short until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (default 100 ms) has passed (see ``Tracker``).
-REQUEST_LOCK_POLL_MS = 2
+
+
+#: The request path's wait for a held write lock, in two phases (chosen by ``benchmarks/bench_tracking.py``, see the
+#: README): SQLite's own busy handler for the first half of the bound - it sleeps 1, 2, 5, 10, 15, 20 ms between
+#: polls, cheap and fast when the lock frees soon, but a writer unlucky at its few polls starves behind writers that
+#: take the lock back at once - then attempts of this many ms (SQLite sleeps 1 ms between polls) until the bound, so
+#: a writer kept waiting that long polls often enough to get its turn. Handler alone: ~0.04 % of events dropped under
+#: 8 writers; 2 ms attempts alone: 0.66-0.75x raw throughput; both: ~0.9x and none dropped.
+REQUEST_TAIL_POLL_MS = 2
+
+
+def request_busy_ms(request_lock_wait_ms: int) -> int:
+    """The busy timeout of the request path's connections: the first phase of ``request_lock_wait_ms``."""
+    return max(1, int(request_lock_wait_ms) // 2)
 
 
 _fork_generation = 0
@@ -196,13 +207,15 @@ class Spool:
     def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
         """The spool the settings name (``TRACKING_SPOOL_PATH``, its synchronous mode and busy timeout).
 
-        ``request_path=True`` (the recorder): each attempt waits only :data:`REQUEST_LOCK_POLL_MS` for a lock and the
-        recorder gives up after ``TRACKING_REQUEST_LOCK_WAIT_MS``, so a held spool costs a tracked call a dropped, counted
-        event instead of a multi-second stall; flush and CLI paths keep ``TRACKING_SPOOL_BUSY_TIMEOUT_MS`` (as does
-        opening a connection, once per thread, which may have to wait for another process creating the schema)."""
+        ``request_path=True`` (the recorder): a write waits for the lock in SQLite's own busy handler for the first
+        half of ``TRACKING_REQUEST_LOCK_WAIT_MS`` (:func:`request_busy_ms`), the recorder polls finely for the rest
+        (see ``Tracker``), so a held spool costs a tracked call a
+        dropped, counted event instead of a multi-second stall; flush and CLI paths keep
+        ``TRACKING_SPOOL_BUSY_TIMEOUT_MS`` (as does opening a connection, once per thread, which may have to wait for
+        another process creating the schema)."""
         busy_ms = settings.spool_busy_timeout_ms
-        if request_path:  # SQLite polls a held lock with growing sleeps; the recorder re-polls finely up to the bound
-            busy_ms = min(busy_ms, REQUEST_LOCK_POLL_MS)
+        if request_path:
+            busy_ms = min(busy_ms, request_busy_ms(settings.request_lock_wait_ms))
         return cls(settings.spool_path, synchronous=settings.spool_synchronous, busy_timeout_ms=busy_ms,
                    setup_busy_timeout_ms=settings.spool_busy_timeout_ms)
 
@@ -347,6 +360,9 @@ class Spool:
         if old is None or old_id is None:
             return conn
         try:
+            # the old connection has the request path's short busy timeout: reading it for the salvage must wait like
+            # the salvage's writes do
+            old.execute(f"PRAGMA busy_timeout = {self.setup_busy_timeout_ms}")
             with self._patient(conn):
                 record = integrity.salvage(old, conn, source_key=old_id, event=event, path=moved_to)
             if record.unreadable_file and moved_to is not None:  # e.g. a damaged header: try a rebuilt copy
@@ -356,14 +372,35 @@ class Spool:
                             self.path, record.event, record.salvaged, record.lost_undelivered)
         except Exception:  # noqa: BLE001 - keep the old file open: reconcile() retries
             log.warning("could not salvage the rows of the %s spool file yet", event, exc_info=True)
+            self._keep_for_retry(old, moved_to)
             self._orphans.append(old)
             return conn
         old.close()
         return conn
 
-    def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> None:
+    def _keep_for_retry(self, old: sqlite3.Connection, moved_to: Path | None) -> None:
+        """A salvage failed: make sure a later process can retry it. The old file is on disk under ``moved_to`` when
+        it was quarantined; a deleted or replaced one is reachable only through ``old``, so it is copied next to the
+        spool first (``VACUUM INTO``: a read). The file's path goes on the persistent retry list."""
+        keep = moved_to
+        if keep is None:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            keep = self.path.with_name(f"{self.path.name}.orphan-{stamp}-{os.getpid()}-{threading.get_ident()}")
+            try:
+                old.execute("VACUUM INTO ?", (str(keep),))
+            except sqlite3.Error:
+                log.warning("could not copy the unsalvaged spool file to %s: only this process can retry it", keep,
+                            exc_info=True)
+                return
+        try:
+            integrity.note_for_retry(self.path, keep)
+        except OSError:
+            log.warning("could not note %s for a later salvage", keep, exc_info=True)
+
+    def _salvage_file(self, path: Path, dest: sqlite3.Connection, identity: FileIdentity | None) -> bool:
         """Salvage a quarantined file by name; when even its schema cannot be read (a damaged header), from a copy
-        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`)."""
+        with the header rebuilt (:func:`~ctg_app.tracking.recording.integrity.rebuilt_copy`). False when the file
+        cannot be opened at all."""
         copy: Path | None = None
         try:
             source = sqlite3.connect(path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
@@ -374,7 +411,7 @@ class Spool:
                     source = sqlite3.connect(copy, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
         except sqlite3.Error:
             log.warning("quarantined spool %s cannot be opened for salvage", path, exc_info=True)
-            return
+            return False
         try:
             with self._patient(dest):
                 integrity.salvage(source, dest, source_key=integrity.source_id(source, identity),
@@ -383,6 +420,7 @@ class Spool:
             source.close()
             if copy is not None:
                 integrity.remove_copy(copy)
+        return True
 
     @contextmanager
     def _patient(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -408,6 +446,7 @@ class Spool:
             old = self._orphans.pop()
             integrity.salvage(old, conn, source_key=integrity.source_id(old, None), event="replaced", path=None)
             old.close()
+        self._retry_listed(conn)
         for record in integrity.registry(conn):
             if record.event != "quarantined" or not record.path:
                 continue
@@ -419,6 +458,21 @@ class Spool:
                 self._salvage_file(Path(record.path), conn, (st.st_dev, st.st_ino))
         self._absorb_side_drops(conn)
         return integrity.registry(conn)
+
+    def _retry_listed(self, conn: sqlite3.Connection) -> None:
+        """Salvage the files on the persistent retry list (failed salvages of any process, dead or alive); a copy
+        made for the list (``.orphan-``) is deleted once salvaged."""
+        for listed in integrity.listed_for_retry(self.path):
+            if listed.exists():
+                try:
+                    if not self._salvage_file(listed, conn, None):
+                        continue
+                except Exception:  # noqa: BLE001 - stays listed for the next reconcile
+                    log.warning("salvage of %s failed again; retried later", listed, exc_info=True)
+                    continue
+                if ".orphan-" in listed.name:
+                    integrity.remove_copy(listed)
+            integrity.drop_from_retry(self.path, listed)
 
     def _absorb_side_drops(self, conn: sqlite3.Connection) -> None:
         side = drops_file(self.path)
@@ -458,6 +512,27 @@ class Spool:
                 raise
             self.recover(exc)
             self.connection().execute(_INSERT, event)
+
+    def append_until(self, event: Event, deadline: float) -> None:
+        """:meth:`append` retried in attempts of :data:`REQUEST_TAIL_POLL_MS` while the lock is taken, until
+        ``deadline`` (``time.monotonic()``); then the last ``SQLITE_BUSY`` is raised."""
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                current = self.connection()
+                if current is not conn:  # first attempt, or the file was followed and the connection is new
+                    conn = current
+                    conn.execute(f"PRAGMA busy_timeout = {REQUEST_TAIL_POLL_MS}")
+                try:
+                    self.append(event)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                        raise
+        finally:
+            current = getattr(self._local, "conn", None)
+            if current is not None:
+                current.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
 
     # ----- reading -------------------------------------------------------------------------------------------------
 

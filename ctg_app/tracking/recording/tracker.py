@@ -124,12 +124,15 @@ class Tracker:
             self._details_json(details) if details else "{}",
             ),
         )
+        # Committed before this returns. A held lock: SQLite's busy handler waits the first half of
+        # TRACKING_REQUEST_LOCK_WAIT_MS inside this INSERT, fine attempts the rest; past it the guard counts a drop.
         try:
             self.spool.append(event)
         except sqlite3.OperationalError as exc:  # only when the spool was locked: not on the common path
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY and its extended codes
                 raise
-            self._append_when_free(event)
+            left_ms = self.settings.request_lock_wait_ms - self.spool.busy_timeout_ms  # the handler waited that long
+            self.spool.append_until(event, time.monotonic() + max(0, left_ms) / 1000)
         if health.dropped_events:
             self._persist_dropped()
         if self.debug:
@@ -139,18 +142,6 @@ class Tracker:
     def _name(self, value: object, limit: int = MAX_NAME) -> str:
         """A short text field (action, operation, error type, user) made safe: redacted, escaped, bounded."""
         return self.redact(value, limit) or "?"
-
-    def _append_when_free(self, event: Event) -> None:
-        """Retry a locked append in short attempts until ``TRACKING_REQUEST_LOCK_WAIT_MS`` (100 ms) has passed, then
-        give up (the guard counts the event as dropped): a request never stalls on a spool another process holds."""
-        deadline = time.monotonic() + self.settings.request_lock_wait_ms / 1000
-        while True:
-            try:
-                self.spool.append(event)
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
 
     def _details_json(self, details: Mapping[str, Any]) -> str:
         safe = {self._name(key): _bounded(value, self.redact)
@@ -164,9 +155,10 @@ class Tracker:
         dropped = health.take_dropped()
         try:
             self.spool.add_to_counter(DROPPED_COUNTER, dropped)
-        except Exception:
-            health.dropped_events += dropped  # try again next time
-            raise
+        except Exception:  # noqa: BLE001 - e.g. the lock is taken: this call's own event is committed already
+            health.give_back(dropped)  # try again next time
+            log.debug("could not persist %d dropped events yet", dropped, exc_info=True)
+            return
         log.warning("%d tracking events were lost while the spool was unavailable (counted in the spool)", dropped)
 
     def record_error(self, exc: BaseException, *, operation: str | None, duration_ms: float | None = None,
