@@ -38,6 +38,15 @@ def _daily(fig: go.Figure, days: int | None) -> go.Figure:
     return fig
 
 
+def _readable(fig: go.Figure) -> go.Figure:
+    """The legend in one row under the plot (on the right it covered the error-rate axis), and category labels
+    (action names) tilted so they do not overlap on a phone."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0, "title": None})
+    if fig.layout.xaxis.type != "date":
+        fig.update_xaxes(tickangle=-45, automargin=True)
+    return fig
+
+
 def _counts(fig: go.Figure, values: pd.Series) -> go.Figure:
     """Counts start at zero and, when small, tick in whole numbers."""
     fig.update_yaxes(rangemode="tozero")
@@ -262,19 +271,22 @@ def _render_panels(board) -> None:
     _pending_caption(stats, dau)
     left, right = st.columns(2)
     frame = dau.frame.sort_values("date")
-    left.plotly_chart(_counts(_daily(px.line(frame, x="date", y="active_users", markers=True,
-                                             title="Daily active users"), days), frame["active_users"]), key="chart_dau")
+    dau_chart = px.line(frame, x="date", y="active_users", markers=True, title="Daily active users",
+                        labels={"date": "Day", "active_users": "Active users"})
+    left.plotly_chart(_counts(_daily(dau_chart, days), frame["active_users"]), key="chart_dau")
     popular = panel("popular_actions").frame
-    right.plotly_chart(_counts(px.bar(popular, x="action", y="count", title="Actions"), popular["count"]),
-                       key="chart_actions")
+    actions_chart = px.bar(popular, x="action", y="count", title="Actions", labels={"action": "Action", "count": "Events"})
+    right.plotly_chart(_readable(_counts(actions_chart, popular["count"])), key="chart_actions")
 
     left, right = st.columns(2)
     trend = panel("error_trend").frame
     fig = go.Figure()
     fig.add_bar(x=trend["date"], y=trend["errors"], name="errors")
     fig.add_scatter(x=trend["date"], y=trend["error_rate"], name="error rate", yaxis="y2", mode="lines+markers")
-    fig.update_layout(title="Errors per day", yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%"})
-    left.plotly_chart(_counts(_daily(fig, days), trend["errors"]), key="chart_errors")
+    fig.update_layout(title="Errors per day", yaxis={"title": "Errors"},
+                      yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "title": "Error rate",
+                              "rangemode": "tozero"})
+    left.plotly_chart(_readable(_counts(_daily(fig, days), trend["errors"])), key="chart_errors")
     funnel = panel("funnel").frame
     right.plotly_chart(go.Figure(go.Funnel(y=funnel["action"], x=funnel["users"], textinfo="value+percent initial"))
                        .update_layout(title="Question → download funnel (users)"), key="chart_funnel")
@@ -283,8 +295,10 @@ def _render_panels(board) -> None:
     if not pct.empty:
         long = pct.melt(id_vars=["action"], value_vars=["p50_ms", "p95_ms"], var_name="percentile",
                         value_name="ms")
-        st.plotly_chart(px.bar(long, x="action", y="ms", color="percentile", barmode="group",
-                               title="Duration per action (ms)"), key="chart_durations")
+        long["percentile"] = long["percentile"].map({"p50_ms": "median", "p95_ms": "95th percentile"})
+        st.plotly_chart(_readable(px.bar(long, x="action", y="ms", color="percentile", barmode="group",
+                                         labels={"action": "Action", "ms": "Milliseconds"},
+                                         title="Duration per action (ms)")), key="chart_durations")
     else:
         st.caption("No durations recorded in this window.")
 
@@ -352,19 +366,26 @@ def _engagement(panel, board, days: int) -> None:
     left, right = st.columns(2)
     if not active.empty:
         long = active.melt(id_vars=["date"], value_vars=["dau", "wau", "mau"], var_name="users", value_name="count")
-        left.plotly_chart(_counts(_daily(px.line(long, x="date", y="count", color="users", markers=True,
-                                                 title="Daily / weekly / monthly active users"), days),
-                                  long["count"]), key="chart_active_users")
+        long["users"] = long["users"].map({"dau": "daily", "wau": "weekly", "mau": "monthly"})
+        left.plotly_chart(_readable(_counts(_daily(px.line(long, x="date", y="count", color="users", markers=True,
+                                                           labels={"date": "Day", "count": "Active users"},
+                                                           title="Daily / weekly / monthly active users"), days),
+                                            long["count"])), key="chart_active_users")
     new = panel("new_returning", app).frame
     if not new.empty:
         long = new.melt(id_vars=["date"], value_vars=["new_users", "returning_users"], var_name="users",
                         value_name="count")
-        right.plotly_chart(_counts(_daily(px.bar(long, x="date", y="count", color="users",
-                                                 title="New and returning users"), days), long["count"]),
-                           key="chart_new_returning")
+        long["users"] = long["users"].map({"new_users": "new", "returning_users": "returning"})
+        right.plotly_chart(_readable(_counts(_daily(px.bar(long, x="date", y="count", color="users",
+                                                           labels={"date": "Day", "count": "Users"},
+                                                           title="New and returning users"), days),
+                                             long["count"])), key="chart_new_returning")
     if not sessions.empty:
         st.plotly_chart(_counts(_daily(px.bar(sessions, x="date", y="sessions", title="Sessions per day",
-                                              hover_data=["avg_duration_s", "questions_per_session"]), days),
+                                              hover_data=["avg_duration_s", "questions_per_session"],
+                                              labels={"date": "Day", "sessions": "Sessions",
+                                                      "avg_duration_s": "Average duration (s)",
+                                                      "questions_per_session": "Questions per session"}), days),
                                 sessions["sessions"]), key="chart_sessions")
     funnel = panel("session_funnel", app).frame
     left, right = st.columns(2)
