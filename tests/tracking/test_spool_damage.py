@@ -31,8 +31,12 @@ def _unlink_spool(path: Path, suffixes: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file-only", "with-wal-and-shm"])
 def test_a_spool_deleted_three_times_under_three_writers_loses_nothing_uncounted(tmp_path, suffixes):
     path = tmp_path / "spool.sqlite3"
-    per_writer = 1500
-    writers = [start_writer(path, threads=1, count=per_writer) for _ in range(3)]
+    per_writer, thresholds = 1500, (300, 700, 1100)
+    # Each writer stops at each threshold until the test has deleted the spool (a gate file): the deletions always
+    # fall while all three are alive, mid-stream, with their connections on the file - not after they have exited
+    # (a loaded machine made the readers lag that far, and a file deleted when nobody has it open is simply gone).
+    gates = {"WRITER_GATES": ",".join(map(str, thresholds)), "WRITER_GATE_DIR": str(tmp_path)}
+    writers = [start_writer(path, threads=1, count=per_writer, **gates) for _ in range(3)]
     progress = [0] * len(writers)
     outputs: list[list[str]] = [[] for _ in writers]
 
@@ -46,11 +50,14 @@ def test_a_spool_deleted_three_times_under_three_writers_loses_nothing_uncounted
     for reader in readers:
         reader.start()
     deletions = 0
-    for threshold in (300, 700, 1100):  # delete the live spool three times while every writer is mid-stream
-        while min(progress) < threshold and any(w.poll() is None for w in writers):
+    for threshold in thresholds:
+        while min(progress) < threshold:
+            assert all(w.poll() is None for w in writers), "a writer exited before the deletion"
             threading.Event().wait(0.005)
+        assert max(progress) == threshold  # every writer is held at the gate
         _unlink_spool(path, suffixes)
         deletions += 1
+        (tmp_path / f"gate-{threshold}").touch()
     for writer, reader in zip(writers, readers):
         writer.wait(timeout=240)
         reader.join(timeout=30)

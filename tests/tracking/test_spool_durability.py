@@ -13,10 +13,12 @@ from ctg_app.tracking import Spool
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_writer(path: Path, threads: int, count: int, extra: list[str] = ()) -> subprocess.Popen:
+def start_writer(path: Path, threads: int, count: int, extra: list[str] = (), **env: str) -> subprocess.Popen:
+    import os
+
     return subprocess.Popen(
         [sys.executable, "-m", "tests.tracking.spool_writer", str(path), str(threads), str(count), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env} if env else None,
     )
 
 
