@@ -41,8 +41,11 @@ def _daily(fig: go.Figure, days: int | None) -> go.Figure:
 def _readable(fig: go.Figure) -> go.Figure:
     """The legend in one row under the plot (on the right it covered the error-rate axis), and category labels
     (action names) tilted so they do not overlap on a phone."""
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0, "title": None})
-    if fig.layout.xaxis.type != "date":
+    if fig.layout.xaxis.type == "date":
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0, "title": None})
+    else:  # tilted labels take the room under the plot: the legend goes above it, right-aligned
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1,
+                                  "title": None})
         fig.update_xaxes(tickangle=-45, automargin=True)
     return fig
 
@@ -275,7 +278,8 @@ def _render_panels(board) -> None:
                         labels={"date": "Day", "active_users": "Active users"})
     left.plotly_chart(_counts(_daily(dau_chart, days), frame["active_users"]), key="chart_dau")
     popular = panel("popular_actions").frame
-    actions_chart = px.bar(popular, x="action", y="count", title="Actions", labels={"action": "Action", "count": "Events"})
+    actions_chart = px.bar(popular, x="action", y="count", title="Actions",
+                           labels={"action": "Action", "count": "Events"})
     right.plotly_chart(_readable(_counts(actions_chart, popular["count"])), key="chart_actions")
 
     left, right = st.columns(2)
