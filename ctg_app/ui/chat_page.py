@@ -236,7 +236,7 @@ def render() -> None:
             action = Actions.LLM_ERROR if isinstance(exc, LlmConfigError) else Actions.DATABASE_ERROR
             track_error(current_user(), action, exc)
         return
-    typed = st.chat_input("Ask about projects, budgets, costs or hours"  # fits a 390 px phone)
+    typed = st.chat_input("Ask about projects, budgets, costs or hours")  # short enough for a 390 px phone
     with st.spinner("Working on it…"):
         act.run_pending(assistant, typed)
     turns = conv.history(st.session_state)
