@@ -74,6 +74,26 @@ def test_a_spool_deleted_three_times_under_three_writers_loses_nothing_uncounted
         [f["event"] for f in status["spool_files"]].count("replaced") >= 1
 
 
+
+@pytest.mark.parametrize("suffixes", [("",), ("", "-wal", "-shm")], ids=["file-only", "with-wal-and-shm"])
+def test_a_spool_deleted_after_a_worker_threads_last_write_is_salvaged_when_the_thread_ends(tmp_path, suffixes):
+    """The last events a worker thread commits go into a file deleted before the thread ends: no identity check
+    follows (the thread makes no more calls), and its connection would die with it. They are salvaged at its end."""
+    from tests.tracking.test_spool_integrity import event_keys, finish, start, wait_paused
+
+    path, go = tmp_path / "spool.sqlite3", tmp_path / "go"
+    writer = start(path, "t", 300, 0, go, WRITER_IN_THREAD="1")
+    wait_paused(writer)
+    _unlink_spool(path, suffixes)
+    go.touch()
+    _, dropped = finish(writer)
+    status = Delivery(Spool(path)).status()
+    live = event_keys(path) if path.exists() else set()
+    print(f"SUMMARY deleted after a worker thread's last write: live {len(live)}/300, pending {status['pending']}, "
+          f"counted {status['dropped'] + dropped}, files {[(f['event'], f['salvaged']) for f in status['spool_files']]}")
+    assert live == {("t", i) for i in range(300)}
+    assert [f["event"] for f in status["spool_files"]] == ["deleted"]
+
 def _fill(path: Path, count: int, parked: int = 0) -> None:
     from ctg_app.settings import Settings
     from ctg_app.tracking import Tracker

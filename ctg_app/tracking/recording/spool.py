@@ -186,6 +186,32 @@ def survives_corruption(method: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
+class _Watch:
+    """Kept in a thread's slot next to its connection. When the slot is freed - the thread ended, or the process is
+    exiting - and the connection's file was deleted or replaced since its last identity check, the connection is handed
+    to the spool's retired list instead of closing with the thread: the rows the thread committed last are in that
+    file and nobody else can reach them. :meth:`Spool.salvage_retired` salvages them (on the next identity check of
+    any thread, at exit, or in ``reconcile``). One ``stat`` per thread end; nothing on the request path."""
+
+    __slots__ = ("conn", "identity", "file_id", "path", "retired", "generation", "armed")
+
+    def __init__(self, conn: sqlite3.Connection, identity: FileIdentity | None, file_id: str, path: Path,
+                 retired: list[tuple[sqlite3.Connection, str, str]]) -> None:
+        self.conn, self.identity, self.file_id, self.path, self.retired = conn, identity, file_id, path, retired
+        self.generation, self.armed = _fork_generation, True
+
+    def __del__(self) -> None:
+        if not self.armed or self.generation != _fork_generation:  # replaced, closed, or inherited across fork
+            return
+        self.armed = False
+        try:
+            now = identity_of(self.path)
+            if now != self.identity and self.path.parent.exists():
+                self.retired.append((self.conn, self.file_id, "deleted" if now is None else "replaced"))
+        except Exception:  # noqa: BLE001 - a finaliser must not raise
+            pass
+
+
 class Spool:
     """A spool file. Cheap to construct; connections are opened lazily, one per thread (and per process after fork)."""
 
@@ -202,6 +228,8 @@ class Spool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._orphans: list[sqlite3.Connection] = []  # old files whose salvage failed, retried by reconcile()
+        # connections of ended threads whose file was deleted or replaced (see _Watch), salvaged by salvage_retired()
+        self._retired: list[tuple[sqlite3.Connection, str, str]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings, *, request_path: bool = False) -> Spool:
@@ -231,16 +259,36 @@ class Spool:
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None or local.generation != _fork_generation:
+            self._disarm()
             conn, local.identity, local.file_id = self._open()
             local.conn, local.generation, local.mapped = conn, _fork_generation, False
             local.checked_at = time.monotonic()
+            local.watch = _Watch(conn, local.identity, local.file_id, self.path, self._retired)
         else:
             now = time.monotonic()
             if now - local.checked_at >= IDENTITY_CHECK_S:
                 local.checked_at = now
                 if identity_of(self.path) != local.identity:
                     conn = self._follow(None, None)
+                if self._retired:
+                    self.salvage_retired()
         return conn
+
+    def _disarm(self) -> None:
+        watch = getattr(self._local, "watch", None)
+        if watch is not None:
+            watch.armed = False
+            self._local.watch = None
+
+    def salvage_retired(self) -> None:
+        """Salvage the rows of ended threads' connections whose file was deleted or replaced after their last
+        identity check (see :class:`_Watch`) into the file now at the path. The tracker calls this at exit."""
+        while self._retired:
+            try:
+                old, old_id, event = self._retired.pop()
+            except IndexError:  # another thread took the last one
+                return
+            self._salvage_old(old, old_id, self.connection(), event, None)
 
     def check_identity(self) -> None:
         """Check now that this thread's connection still uses the file at the path (follow and salvage if not).
@@ -324,6 +372,7 @@ class Spool:
     def close(self) -> None:
         """Close this thread's connection (other threads' connections close when their threads end)."""
         conn = getattr(self._local, "conn", None)
+        self._disarm()
         if conn is not None:
             conn.close()
             self._local.conn = None
@@ -354,11 +403,19 @@ class Spool:
         if event is None:
             event = "deleted" if identity_of(self.path) is None else "replaced"
         local.conn = None
+        self._disarm()
         conn, local.identity, local.file_id = self._open()
         local.conn, local.generation, local.mapped = conn, _fork_generation, False
         local.checked_at = time.monotonic()
+        local.watch = _Watch(conn, local.identity, local.file_id, self.path, self._retired)
         if old is None or old_id is None:
             return conn
+        return self._salvage_old(old, old_id, conn, event, moved_to)
+
+    def _salvage_old(self, old: sqlite3.Connection, old_id: str, conn: sqlite3.Connection, event: str,
+                     moved_to: Path | None) -> sqlite3.Connection:
+        """Salvage the rows of the file ``old`` still reads into ``conn`` (the current file); close ``old`` when done,
+        else keep it for a retry."""
         try:
             # the old connection has the request path's short busy timeout: reading it for the salvage must wait like
             # the salvage's writes do
@@ -441,6 +498,7 @@ class Spool:
         its salvage, salvages that failed earlier, and drop counts written at exit to ``<spool>.drops`` while the spool
         was unwritable. Returns the registry of salvaged files (``flush-spool --status`` shows it). The flush and
         ``--status`` call this."""
+        self.salvage_retired()
         conn = self.connection()
         while self._orphans:
             old = self._orphans.pop()

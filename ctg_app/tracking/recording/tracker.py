@@ -233,6 +233,7 @@ def _persist_drops_at_exit() -> None:
     if tracker is not None:
         try:  # the last events may have gone into a spool file deleted or moved since the last identity check
             tracker.spool.check_identity()
+            tracker.spool.salvage_retired()  # ... or from a thread that has ended since (its connection is retired)
         except Exception:  # noqa: BLE001 - best effort at exit
             log.debug("spool identity check at exit failed", exc_info=True)
     dropped = health.take_dropped()
