@@ -278,6 +278,10 @@ class SourceRecord:
     unreadable_file: bool = False  # nothing at all could be read (count unknown)
     size: int | None = None
     mtime_ns: int | None = None
+    # The source's counters (drops) as already added to the live spool. A writer that has not noticed the move yet
+    # may count a drop into the old file after its first salvage; each later pass adds what grew since. None: an
+    # entry written before this field existed (its counters were added once, at its first pass).
+    carried: dict[str, int] | None = None
 
     @property
     def lost_undelivered(self) -> int:
@@ -321,9 +325,10 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
             record = _load(dest, source_key)
             if record is None:
                 record = SourceRecord(source_key, event, str(path) if path else None,
-                                      datetime.now(timezone.utc).isoformat(timespec="seconds"))
-                _carry_counters(source, dest)
-            elif event == "quarantined" and record.event != event:  # a follower got here before the quarantiner
+                                      datetime.now(timezone.utc).isoformat(timespec="seconds"), carried={})
+            if first_pass:
+                _carry_counters(source, dest, record)
+            if event == "quarantined" and record.event != event:  # a follower got here before the quarantiner
                 record.event, record.path = event, str(path) if path else record.path
             if first_pass and path is not None:
                 try:
@@ -359,15 +364,22 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
             return record
 
 
-def _carry_counters(source: sqlite3.Connection, dest: sqlite3.Connection) -> None:
-    """The source's persistent counters (drops) are added to the destination's, once (with its first chunk)."""
+def _carry_counters(source: sqlite3.Connection, dest: sqlite3.Connection, record: SourceRecord) -> None:
+    """Add to the destination's counters what the source's persistent counters (drops) gained since the last pass
+    (``record.carried``; all of them on the first). Counters only grow, so a pass reading an older snapshot of the
+    source (another process's connection) adds nothing."""
     try:
         counters = source.execute("SELECT name, value FROM counters").fetchall()
     except sqlite3.DatabaseError:
         return
+    legacy = record.carried is None  # added once already, up to an unknown value: take today's as the baseline
+    carried = dict(record.carried or {})
     for name, value in counters:
         if isinstance(name, str) and isinstance(value, int):
-            _add_counter(dest, name, value)
+            if not legacy and value > carried.get(name, 0):
+                _add_counter(dest, name, value - carried.get(name, 0))
+            carried[name] = max(value, carried.get(name, 0))
+    record.carried = carried
 
 
 # ">= mark + 1", not "> mark": the same seek as _probe, so a start found readable is read from the same page.

@@ -154,6 +154,7 @@ class Tracker:
     def _persist_dropped(self) -> None:
         dropped = health.take_dropped()
         try:
+            self.spool.check_identity()  # a rare path: count into the file now at the path, not one moved aside
             self.spool.add_to_counter(DROPPED_COUNTER, dropped)
         except Exception:  # noqa: BLE001 - e.g. the lock is taken: this call's own event is committed already
             health.give_back(dropped)  # try again next time
