@@ -165,6 +165,30 @@ def test_drops_counted_into_a_quarantined_file_after_its_salvage_are_carried(tmp
     assert Spool(path).counters().get("dropped_unwritable") == 5
     assert Delivery(Spool(path)).status()["dropped"] == status["dropped"]  # a further pass adds nothing twice
 
+def test_a_follow_whose_new_file_cannot_be_opened_yet_lists_the_old_file_for_salvage(tmp_path, monkeypatch):
+    """Opening the new file after a quarantine can fail (SQLITE_BUSY while several processes create it at once; seen
+    as a run where the quarantined file's 1,500 events were never salvaged). The call fails and is counted, and the
+    quarantined file goes on the persistent retry list instead of being forgotten with the old connection."""
+    path = tmp_path / "spool.sqlite3"
+    _fill(path, 10)
+    writer = Spool(path)
+    writer.connection()
+    real_open = Spool._open
+    calls = []
+
+    def busy_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real_open(self)
+
+    monkeypatch.setattr(Spool, "_open", busy_once)
+    with pytest.raises(sqlite3.OperationalError):
+        writer.recover("a test quarantine")
+    monkeypatch.setattr(Spool, "_open", real_open)
+    status = Delivery(Spool(path)).status()
+    assert status["pending"] == 10 and sorted(_tags(path)) == list(range(10))
+
 def test_salvage_keeps_parked_rows_and_their_segment(tmp_path):
     path = tmp_path / "spool.sqlite3"
     _fill(path, 10)

@@ -327,9 +327,18 @@ class Spool:
                     raise
                 found = identity_of(self.path)
         target = integrity.quarantine_file(self.path, found)
-        conn, identity, file_id = self._open()
+        try:
+            conn, identity, file_id = self._open()
+        except Exception:
+            if target is not None:
+                integrity.note_for_retry(self.path, target)
+            raise
         if target is not None:
-            self._salvage_file(target, conn, found)
+            try:
+                self._salvage_file(target, conn, found)
+            except Exception:  # noqa: BLE001 - the new file works; a later reconcile() salvages the old one
+                log.warning("could not salvage %s yet; it is listed for a later salvage", target, exc_info=True)
+                integrity.note_for_retry(self.path, target)
         return conn, identity, file_id
 
     def _connect_and_migrate(self) -> sqlite3.Connection:
@@ -404,7 +413,14 @@ class Spool:
             event = "deleted" if identity_of(self.path) is None else "replaced"
         local.conn = None
         self._disarm()
-        conn, local.identity, local.file_id = self._open()
+        try:
+            conn, local.identity, local.file_id = self._open()
+        except Exception:
+            # e.g. SQLITE_BUSY while several processes create the new file at once: the caller's call fails (and is
+            # counted), but the old file's rows must not be forgotten with the old connection
+            if old is not None and old_id is not None:
+                self._keep_for_retry(old, moved_to)
+            raise
         local.conn, local.generation, local.mapped = conn, _fork_generation, False
         local.checked_at = time.monotonic()
         local.watch = _Watch(conn, local.identity, local.file_id, self.path, self._retired)
