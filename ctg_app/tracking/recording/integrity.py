@@ -328,6 +328,7 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), carried={})
             if first_pass:
                 _carry_counters(source, dest, record)
+                _adopt_registry(source, dest, source_key)
             if event == "quarantined" and record.event != event:  # a follower got here before the quarantiner
                 record.event, record.path = event, str(path) if path else record.path
             if first_pass and path is not None:
@@ -362,6 +363,29 @@ def salvage(source: sqlite3.Connection, dest: sqlite3.Connection, *, source_key:
             raise
         if done:
             return record
+
+
+def _adopt_registry(source: sqlite3.Connection, dest: sqlite3.Connection, own_key: str) -> None:
+    """The source's own registry (files salvaged into it before) moves into the destination with its rows: the rows
+    up to each entry's watermark arrive here too, so a later salvage of one of those files (a copy on the retry list,
+    another process's connection to it) into this file continues from there instead of copying them twice."""
+    try:
+        records = registry(source)
+    except (sqlite3.DatabaseError, TypeError, ValueError):
+        return
+    for theirs in records:
+        if theirs.source == own_key:
+            continue
+        mine = _load(dest, theirs.source)
+        if mine is None:
+            _store(dest, theirs)
+        elif theirs.watermark > mine.watermark or any(
+                v > (mine.carried or {}).get(k, 0) for k, v in (theirs.carried or {}).items()):
+            mine.watermark = max(mine.watermark, theirs.watermark)
+            if theirs.carried:
+                mine.carried = {k: max(v, (mine.carried or {}).get(k, 0))
+                                for k, v in {**theirs.carried, **(mine.carried or {})}.items()}
+            _store(dest, mine)
 
 
 def _carry_counters(source: sqlite3.Connection, dest: sqlite3.Connection, record: SourceRecord) -> None:
