@@ -225,3 +225,21 @@ def test_the_states_are_declared_once():
     assert spool.STATES is event.STATES and integrity.STATES is event.STATES
     assert leases.STATE_PARKED is event.STATE_PARKED
     assert "parked_segment" in integrity.SALVAGE_COLUMNS
+
+
+def test_an_adopted_registry_entry_keeps_the_larger_carried_count(tmp_path):
+    """A file's registry entry arrives twice (in this spool already, and again inside a file salvaged later): the
+    counts already carried are the larger of the two per counter, so a later pass never adds them again."""
+    from ctg_app.tracking.recording import integrity
+
+    dest_path, source_path = tmp_path / "dest.sqlite3", tmp_path / "source.sqlite3"
+    _fill(dest_path, 1)
+    _fill(source_path, 1)
+    dest, source = Spool(dest_path).connection(), Spool(source_path).connection()
+    entry = integrity.SourceRecord("file-a", "deleted", None, "2026-12-05T00:00:00+00:00", watermark=5,
+                                   carried={"dropped_unwritable": 2, "dropped_corrupt": 4})
+    integrity._store(dest, entry)
+    entry.carried = {"dropped_unwritable": 5, "dropped_cap": 1}
+    integrity._store(source, entry)
+    integrity._adopt_registry(source, dest, own_key="file-b")
+    assert integrity._load(dest, "file-a").carried == {"dropped_unwritable": 5, "dropped_corrupt": 4, "dropped_cap": 1}

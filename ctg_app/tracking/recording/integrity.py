@@ -383,8 +383,9 @@ def _adopt_registry(source: sqlite3.Connection, dest: sqlite3.Connection, own_ke
                 v > (mine.carried or {}).get(k, 0) for k, v in (theirs.carried or {}).items()):
             mine.watermark = max(mine.watermark, theirs.watermark)
             if theirs.carried:
-                mine.carried = {k: max(v, (mine.carried or {}).get(k, 0))
-                                for k, v in {**theirs.carried, **(mine.carried or {})}.items()}
+                ours = mine.carried or {}
+                mine.carried = {k: max(theirs.carried.get(k, 0), ours.get(k, 0))
+                                for k in theirs.carried.keys() | ours.keys()}
             _store(dest, mine)
 
 
