@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
@@ -41,8 +41,10 @@ from sqlglot.tokens import TokenType
 
 from ctg_app.errors import SqlValidationError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the data sources import this module's SqlPolicy
     import pandas as pd
+
+    from ctg_app.chatbot.data.source import DataSource
 
 log = logging.getLogger(__name__)
 
@@ -308,32 +310,13 @@ def _first_line(value: object) -> str:
     return (str(value).strip().splitlines() or [""])[0][:200]
 
 
-class PolicedSource(Protocol):
-    """What :class:`GuardedSource` wraps: a data source that runs SQL and says what chat SQL may read from it."""
-
-    dialect: str
-    display_dialect: str
-
-    def run_sql(self, sql: str) -> pd.DataFrame:
-        """Execute one statement and return its rows."""
-        ...
-
-    def describe(self) -> str:
-        """A short human description (no secrets)."""
-        ...
-
-    def sql_policy(self) -> SqlPolicy:
-        """What chat SQL may read from this source."""
-        ...
-
-
 class GuardedSource:
     """A data source that runs only what the read-only policy accepts: every chat query passes :meth:`run`.
 
     :meth:`validate` checks (and caps) without running; :meth:`run` validates and then runs the checked text;
     :meth:`probe` compiles a query on the database (``LIMIT 0``) after the stricter check with columns."""
 
-    def __init__(self, source: PolicedSource) -> None:
+    def __init__(self, source: DataSource) -> None:
         self.source = source
 
     @property
