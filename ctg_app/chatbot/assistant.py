@@ -38,7 +38,7 @@ class Assistant:
     @property
     def data_source(self) -> DataSource:
         """The data source behind the policy."""
-        return self.source.source  # type: ignore[return-value]
+        return self.source.source
 
     @property
     def dialect(self) -> str:

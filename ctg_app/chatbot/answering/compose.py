@@ -165,6 +165,16 @@ class Composed:
     intent: str = ""
 
 
+def _select(columns: list[str], source: str, joins: list[str], where: list[str], *, distinct: bool = False) -> str:
+    """``SELECT columns FROM source``, its joins, and a WHERE of every condition (none: no WHERE)."""
+    sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)} FROM {source}"
+    if joins:
+        sql += " " + " ".join(joins)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql
+
+
 def _project_joins(dims: set[str], has_projects: bool, project_key: str | None) -> list[str]:
     joins = []
     if not has_projects and dims & set(PROJECT_DIMS):
@@ -299,10 +309,7 @@ def _two_windows(spec: Spec, fact: Fact, name: str) -> Composed:
     dims = set(spec.groups) | set(spec.filters) | set(spec.exclude)
     joins = _project_joins(dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
     where.append(f"(({' AND '.join(first)}) OR ({' AND '.join(second)}))")
-    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
-    if joins:
-        sql += " " + " ".join(joins)
-    sql += " WHERE " + " AND ".join(where)
+    sql = _select(select + values, fact.source, joins, where)
     if group_by:
         sql += f" GROUP BY {', '.join(group_by)} ORDER BY {b} DESC"
     return Composed(sql, [], f"{name}.compare" + ("_by_" + "_".join(spec.groups) if spec.groups else ""))
@@ -418,11 +425,7 @@ def _aggregate(spec: Spec, fact: Fact, intent_name: str, extra_dims: frozenset[s
         order = "DESC" if spec.top["desc"] else "ASC"
         values.append(f"ROW_NUMBER() OVER (PARTITION BY {', '.join(per_group)} ORDER BY {fact.value} {order}, "
                       f"{', '.join(group_by)}) AS rank_in_{per}")
-    sql = f"SELECT {', '.join(select + values)} FROM {fact.source}"
-    if joins:
-        sql += " " + " ".join(joins)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    sql = _select(select + values, fact.source, joins, where)
     if group_by:
         sql += " GROUP BY " + ", ".join(group_by)
     if spec.threshold and group_by:
@@ -473,11 +476,7 @@ def _list(spec: Spec) -> Composed:
     if entity == "project" and spec.date_field and spec.time:
         order = "p.start_date" if spec.date_field == "start" else "p.end_date"
     joins = _project_joins(join_dims, fact.source == "projects p", fact.project_key) if fact.project_dims else []
-    sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(cols)} FROM {fact.source}"
-    if joins:
-        sql += " " + " ".join(joins)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    sql = _select(cols, fact.source, joins, where, distinct=distinct)
     sql += f" ORDER BY {order}"
     return Composed(sql, [], f"list_{entity}")
 
@@ -514,11 +513,7 @@ def _pair_by_category(spec: Spec) -> Composed:
         where.append(_in("x.cost_category" if dim == "cost_category" else FILTER_COL[dim], values, negate=True))
     values = ["SUM(x.budget) AS total_budget", "SUM(x.actual) AS total_actual",
               "SUM(x.budget) - SUM(x.actual) AS remaining_budget"]
-    sql = f"SELECT {', '.join(select + values)} FROM {stacked}"
-    if joins:
-        sql += " " + " ".join(joins)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    sql = _select(select + values, stacked, joins, where)
     if select:
         sql += f" GROUP BY {', '.join(select)} ORDER BY remaining_budget ASC"
     return Composed(sql, [], "budget_vs_actual." + ("by_" + "_".join(spec.groups) if spec.groups else "total"))
