@@ -2,8 +2,8 @@
 
 Button and widget callbacks only *note* what the user asked for (``PENDING``: an :class:`Ask`, :class:`Edit`,
 :class:`Suggest`, :class:`Chart` or :class:`Summary` request) or record a one-click event (feedback, columns,
-download); the page script then calls :func:`run_pending` once per run, before it renders. Nothing here renders, so rendering the conversation again can
-never run an operation or record an event. The page itself is :mod:`ctg_app.ui.chat_page`.
+download); the page script then calls :func:`run_pending` once per run, before it renders. Nothing here renders,
+so rendering the conversation again can never run an operation or record an event. The page itself is :mod:`ctg_app.ui.chat_page`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The offline answerer: the answering engine composes SQL that honours every constraint of the question.
 
 When the question means exactly a trained question, the trained SQL is used verbatim; otherwise the engine
-(:mod:`ctg_app.chatbot.answering`) composes SQL from the question's slots (measure, breakdown, filters, periods, rankings), or declines
-with questions it can answer. The engine reads the data's own values (departments, customers, …) through the
+(:mod:`ctg_app.chatbot.answering`) composes SQL from the question's slots (measure, breakdown, filters, periods,
+rankings), or declines with questions it can answer. The engine reads the data's own values (departments, customers, …) through the
 guarded source. Summaries are sentences computed from the whole result; follow-ups are related trained questions.
 No language model and no network are involved.
 """
