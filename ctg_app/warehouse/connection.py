@@ -265,9 +265,8 @@ def profile_config(settings: Settings) -> Any:
         return Config(profile=name, http_timeout_seconds=timeout, retry_timeout_seconds=timeout,
                       product="ctg-app", product_version=app_version())
     except Exception as exc:  # noqa: BLE001 - ValueError("resolve: ... has no NAME profile configured") & co.
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         what = f"Databricks profile {name!r}" if name else "Databricks default authentication"
-        raise WarehouseConfigError(f"{what} cannot be used: {text}") from None
+        raise WarehouseConfigError(f"{what} cannot be used: {_short(exc, 300)}") from None
 
 
 def _with_profile_location(settings: Settings, config: Any) -> Settings:
@@ -470,10 +469,11 @@ def user_agent_entry() -> str:
     return f"ctg-app/{app_version()}"
 
 
-def _short(exc: BaseException) -> str:
-    """First line of an exception's text, at most 200 characters (the SDK's texts carry no secret; redacted later)."""
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """First line of an exception's text, at most ``limit`` characters (the SDK's texts carry no secret; redacted
+    later)."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return text[:200]
+    return text[:limit]
 
 
 def _oauth_error(exc: BaseException) -> BaseException | None:
